@@ -1,0 +1,3 @@
+from mailroom.admin.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Authentication and the Identity every request carries."""

@@ -1,0 +1,67 @@
+"""Password hashing (argon2id) and a short-lived cache of verified credentials, so a client that
+sends Basic credentials on every request does not pay for an argon2 verification each time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+import time
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from mailroom.store.model import Mailbox
+
+_HASHER = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    if not password:
+        raise ValueError("the password must not be empty")
+    return _HASHER.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    if not password_hash:
+        return False
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+class CredentialCache:
+    """Remembers (username, password) pairs that verified, keyed by a salted digest, for ``ttl`` seconds."""
+
+    def __init__(self, ttl: float = 300.0, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._salt = os.urandom(16)
+        self._entries: dict[bytes, tuple[float, Mailbox]] = {}
+        self._lock = threading.Lock()
+
+    def _key(self, username: str, password: str) -> bytes:
+        return hmac.new(self._salt, f"{username.lower()}\0{password}".encode(), hashlib.sha256).digest()
+
+    def get(self, username: str, password: str) -> Mailbox | None:
+        """The mailbox these credentials verified for, if still fresh."""
+        key = self._key(username, password)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] < time.monotonic():
+                self._entries.pop(key, None)
+                return None
+            return entry[1]
+
+    def put(self, username: str, password: str, mailbox: Mailbox) -> None:
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[self._key(username, password)] = (time.monotonic() + self.ttl, mailbox)
+
+    def forget(self, address: str) -> None:
+        with self._lock:
+            for key in [k for k, (_, m) in self._entries.items() if m.address == address]:
+                del self._entries[key]

@@ -1,0 +1,1 @@
+"""Administration: the command-line interface."""

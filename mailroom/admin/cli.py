@@ -1,0 +1,199 @@
+"""The ``mailroom`` command. Every command takes ``--data DIR`` or ``--config FILE``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mailroom.access.passwords import hash_password
+from mailroom.server import config as configuration
+from mailroom.store import Store
+from mailroom.store.errors import StoreError
+
+app = typer.Typer(help="mailroom: a self-hosted messaging server that speaks Exchange Web Services.",
+                  no_args_is_help=True, add_completion=False)
+domain_app = typer.Typer(help="Accepted domains.", no_args_is_help=True)
+mailbox_app = typer.Typer(help="Mailboxes.", no_args_is_help=True)
+db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
+app.add_typer(domain_app, name="domain")
+app.add_typer(mailbox_app, name="mailbox")
+app.add_typer(db_app, name="db")
+console = Console()
+
+DataOpt = Annotated[Path | None, typer.Option("--data", help="Data folder (default: ./data).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
+DatabaseOpt = Annotated[str | None, typer.Option("--database", help="Store URL (sqlite:///... or "
+                                                                     "postgresql+psycopg://...).")]
+
+
+def _config(data: Path | None, config_file: Path | None, **overrides: object) -> configuration.Config:
+    values = {"data_dir": str(data) if data else None, **overrides}
+    try:
+        return configuration.load(config_file, values)
+    except configuration.ConfigError as exc:
+        _fail(str(exc))
+        raise  # unreachable
+
+
+def _store(data: Path | None, config_file: Path | None, database: str | None = None) -> Store:
+    config = _config(data, config_file, database_url=database)
+    if not config["database_url"]:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    return Store.open(config.database_url, pool_size=1)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+    database: DatabaseOpt = None,
+    http: Annotated[str | None, typer.Option("--http", help="HOST:PORT for EWS over HTTP ('' disables).")] = None,
+    https: Annotated[str | None, typer.Option("--https", help="HOST:PORT for EWS over HTTPS ('' disables).")] = None,
+    workers: Annotated[int | None, typer.Option(help="EWS worker threads.")] = None,
+) -> None:
+    """Run the server (SQLite under the data folder, loopback listeners, no configuration needed)."""
+    cfg = _config(data, config, database_url=database, **{"ews.http_listen": http, "ews.https_listen": https,
+                                                           "ews.workers": workers})
+    logging.basicConfig(level=cfg["log_level"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from mailroom.server.app import serve as run
+
+    try:
+        asyncio.run(run(cfg))
+    except (configuration.ConfigError, OSError) as exc:
+        _fail(str(exc))
+
+
+@domain_app.command("add")
+def domain_add(name: str, data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
+    """Accept mail for a domain."""
+    store = _store(data, config, database)
+    try:
+        domain = store.directory.add_domain(name)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"domain {domain.name} added")
+
+
+@domain_app.command("list")
+def domain_list(data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
+    """List accepted domains."""
+    table = Table("Domain", "Created")
+    for domain in _store(data, config, database).directory.domains():
+        table.add_row(domain.name, domain.created)
+    console.print(table)
+
+
+@domain_app.command("remove")
+def domain_remove(name: str, data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
+    """Stop accepting a domain (it must have no mailboxes)."""
+    try:
+        _store(data, config, database).directory.remove_domain(name)
+    except StoreError as exc:
+        _fail(str(exc))
+    console.print(f"domain {name} removed")
+
+
+def _password(password: str | None, password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if password:
+        return password
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@mailbox_app.command("add")
+def mailbox_add(
+    address: str,
+    password: Annotated[str | None, typer.Option(help="Password (prompted for when omitted).")] = None,
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input.")] = False,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    mailbox_database: Annotated[str, typer.Option("--mailbox-database", help="Mailbox database.")] = "DB01",
+    data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None,
+) -> None:
+    """Create a mailbox with Exchange's default folders."""
+    store = _store(data, config, database)
+    try:
+        mailbox = store.directory.add_mailbox(address, hash_password(_password(password, password_stdin)), name,
+                                              mailbox_database)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"mailbox {mailbox.address} added ({mailbox.display_name}, database {mailbox.database_name})")
+
+
+@mailbox_app.command("list")
+def mailbox_list(data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
+    """List mailboxes as a table."""
+    table = Table("Address", "Display name", "Database", "Aliases")
+    for mb in _store(data, config, database).directory.mailboxes():
+        table.add_row(mb.address, mb.display_name, mb.database_name, ", ".join(mb.aliases))
+    console.print(table)
+
+
+@mailbox_app.command("set-password")
+def mailbox_set_password(
+    address: str,
+    password: Annotated[str | None, typer.Option(help="New password (prompted for when omitted).")] = None,
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input.")] = False,
+    data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None,
+) -> None:
+    """Change a mailbox's password."""
+    try:
+        _store(data, config, database).directory.set_password(address, hash_password(_password(password,
+                                                                                                 password_stdin)))
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"password of {address} changed")
+
+
+@mailbox_app.command("alias")
+def mailbox_alias(
+    address: str, alias: str,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the alias instead.")] = False,
+    data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None,
+) -> None:
+    """Add (or --remove) an alias address of a mailbox."""
+    directory = _store(data, config, database).directory
+    try:
+        directory.remove_alias(alias) if remove else directory.add_alias(address, alias)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"alias {alias} {'removed from' if remove else 'added to'} {address}")
+
+
+@mailbox_app.command("remove")
+def mailbox_remove(
+    address: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None,
+) -> None:
+    """Delete a mailbox and everything in it."""
+    if not yes:
+        typer.confirm(f"Delete {address} and all its mail?", abort=True)
+    try:
+        _store(data, config, database).directory.remove_mailbox(address)
+    except StoreError as exc:
+        _fail(str(exc))
+    console.print(f"mailbox {address} removed")
+
+
+@db_app.command("upgrade")
+def db_upgrade(data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
+    """Create or migrate the store's schema to the newest version."""
+    store = _store(data, config, database)
+    console.print(f"{store.backend} store is at the newest schema")
+
+
+def main() -> None:
+    app()

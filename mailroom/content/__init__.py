@@ -1,0 +1,1 @@
+"""Content conversion: bodies, recipients and MIME, shared by EWS and transport."""

@@ -1,0 +1,1 @@
+"""Exchange Web Services: the SOAP codec and one module per operation."""

@@ -1,0 +1,44 @@
+"""Everything one EWS request carries: the store, the Identity, the requested version and the
+caller's time zone. Created per request and passed to the operation explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+
+from mailroom.access.identity import Identity
+from mailroom.store import Store
+from mailroom.store.model import Mailbox
+
+from . import versions
+
+
+@dataclass
+class Context:
+    store: Store
+    identity: Identity
+    version: str = versions.DEFAULT
+    tz: tzinfo = UTC
+    culture: str = "en-US"
+    base_url: str = ""
+    _mailboxes: dict[str, Mailbox] = field(default_factory=dict)
+
+    @property
+    def mailbox(self) -> Mailbox:
+        return self.identity.mailbox
+
+    def at_least(self, minimum: str) -> bool:
+        return versions.at_least(self.version, minimum)
+
+    def mailbox_by_guid(self, guid: str) -> Mailbox | None:
+        if guid == self.mailbox.guid:
+            return self.mailbox
+        if guid not in self._mailboxes:
+            found = self.store.directory.mailbox_by_guid(guid)
+            if found is None:
+                return None
+            self._mailboxes[guid] = found
+        return self._mailboxes[guid]
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)

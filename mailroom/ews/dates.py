@@ -1,0 +1,24 @@
+"""xs:dateTime in and out. Stored values are UTC text; naive request values are read in the
+caller's TimeZoneContext zone, as Exchange does."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+
+from .errors import EWSError
+
+
+def to_utc_text(value: str, tz: tzinfo) -> str:
+    """Normalise an xs:dateTime (or xs:date) to ``YYYY-MM-DDTHH:MM:SSZ``."""
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError as exc:
+        raise EWSError("ErrorInvalidValueForProperty", f"not a valid dateTime: {value!r}") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_utc(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)

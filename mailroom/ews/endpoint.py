@@ -1,0 +1,165 @@
+"""The SOAP envelope: read headers, dispatch to the operation, wrap the response, and turn any
+failure into a SOAP fault that still carries ServerVersionInfo (exchangelib reads the version
+from error responses too)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import tzinfo
+from functools import cache
+from importlib import import_module, resources
+from pkgutil import iter_modules
+
+from lxml import etree
+
+from mailroom.access.identity import Identity
+from mailroom.store import Store
+
+from . import timezones, versions
+from .context import Context
+from .errors import EWSError, SOAPFault
+from .service import OPERATIONS
+from .xml import SOAP, SOAP12, E, M, T, XMLRejected, local, parse, sub, t, to_bytes
+
+log = logging.getLogger(__name__)
+
+
+def load_operations() -> None:
+    package = "mailroom.ews.operations"
+    for info in iter_modules([str(resources.files(package))]):
+        import_module(f"{package}.{info.name}")
+
+
+@cache
+def wsdl_operations() -> frozenset[str]:
+    with resources.files("mailroom.ews").joinpath("schema/Services.wsdl").open("rb") as f:
+        doc = etree.parse(f)
+    wsdl = "{http://schemas.xmlsoap.org/wsdl/}"
+    return frozenset(op.get("name") for op in doc.getroot().iter(f"{wsdl}operation"))
+
+
+@cache
+def error_message_elements() -> frozenset[str]:
+    """ResponseMessage element names the schema allows in ResponseMessages."""
+    from .schema import XS
+
+    with resources.files("mailroom.ews").joinpath("schema/messages.xsd").open("rb") as f:
+        doc = etree.parse(f).getroot()
+    node = doc.find(f"{XS}complexType[@name='ArrayOfResponseMessagesType']")
+    return frozenset(e.get("name") for e in node.iter(f"{XS}element"))
+
+
+class Envelope:
+    """What a request's SOAP header says."""
+
+    def __init__(self, root: etree._Element) -> None:
+        if local(root.tag) != "Envelope" or etree.QName(root).namespace not in (SOAP, SOAP12):
+            raise SOAPFault("ErrorSchemaValidation", "The request is not a SOAP envelope.")
+        self.soap_ns = etree.QName(root).namespace
+        header = root.find(f"{{{self.soap_ns}}}Header")
+        body = root.find(f"{{{self.soap_ns}}}Body")
+        if body is None or len(body) == 0:
+            raise SOAPFault("ErrorSchemaValidation", "The SOAP body is missing or empty.")
+        self.operation = body[0]
+        self.version = versions.DEFAULT
+        self.tz: tzinfo | None = None
+        self.impersonation = False
+        self.culture = "en-US"
+        if header is not None:
+            self._read_header(header)
+
+    def _read_header(self, header: etree._Element) -> None:
+        requested = header.find(t("RequestServerVersion"))
+        if requested is not None:
+            value = requested.get("Version") or ""
+            if not versions.is_known(value):
+                raise SOAPFault("ErrorInvalidServerVersion", f"The specified server version {value!r} is invalid.")
+            self.version = value
+        tzc = header.find(t("TimeZoneContext"))
+        if tzc is not None:
+            definition = tzc.find(t("TimeZoneDefinition"))
+            if definition is not None and definition.get("Id"):
+                self.tz = timezones.zone_for_windows_id(definition.get("Id") or "")
+        culture = header.find(t("MailboxCulture"))
+        if culture is not None and culture.text:
+            self.culture = culture.text.strip()
+        self.impersonation = header.find(t("ExchangeImpersonation")) is not None
+
+
+def process(store: Store, identity: Identity, body: bytes, base_url: str = "") -> tuple[int, bytes]:
+    """Answer one EWS request; returns the HTTP status and the response envelope."""
+    version = versions.DEFAULT
+    try:
+        env = Envelope(parse(body))
+        version = env.version
+        if env.impersonation:
+            raise SOAPFault("ErrorImpersonationDenied",
+                             "The account does not have permission to impersonate the requested user.")
+        op_name = local(env.operation.tag)
+        op_cls = OPERATIONS.get(op_name)
+        if op_cls is None:
+            return _unsupported(op_name, version)
+        if not versions.at_least(version, op_cls.min_version):
+            raise SOAPFault("ErrorInvalidSchemaVersionForMailboxVersion",
+                            f"{op_name} needs RequestServerVersion {op_cls.min_version} or later.")
+        ctx = Context(store=store, identity=identity, version=version, base_url=base_url,
+                      culture=env.culture)
+        if env.tz is not None:
+            ctx.tz = env.tz
+        response = op_cls(ctx).execute(env.operation)
+        return 200, _envelope(response, version)
+    except XMLRejected as exc:
+        return fault(SOAPFault("ErrorSchemaValidation", str(exc)), version)
+    except SOAPFault as exc:
+        return fault(exc, version)
+    except EWSError as exc:
+        return fault(SOAPFault(exc.code, exc.message, fault_code="Client"), version)
+    except Exception:
+        log.exception("EWS request failed")
+        return fault(SOAPFault("ErrorInternalServerError", "An internal server error occurred.",
+                               fault_code="Server"), version)
+
+
+def _unsupported(op_name: str, version: str) -> tuple[int, bytes]:
+    """An operation this server does not implement: a per-item ErrorInvalidOperation when the
+    schema has a response message for it, else a fault; never a bare HTTP 500."""
+    text = f"The {op_name} operation is not supported by this server."
+    message = f"{op_name}ResponseMessage"
+    if op_name in wsdl_operations() and message in error_message_elements():
+        root = etree.Element(f"{{{M}}}{op_name}Response", nsmap={"m": M, "t": T})
+        messages = sub(root, f"{{{M}}}ResponseMessages")
+        msg = sub(messages, f"{{{M}}}{message}", ResponseClass="Error")
+        sub(msg, f"{{{M}}}MessageText", text)
+        sub(msg, f"{{{M}}}ResponseCode", "ErrorInvalidOperation")
+        sub(msg, f"{{{M}}}DescriptiveLinkKey", "0")
+        return 200, _envelope(root, version)
+    return fault(SOAPFault("ErrorInvalidRequest", text), version)
+
+
+def _server_version(header: etree._Element, version: str) -> None:
+    sub(header, t("ServerVersionInfo"), **versions.BUILD, Version=versions.reported(version))
+
+
+def _envelope(response: etree._Element, version: str) -> bytes:
+    root = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"s": SOAP})
+    _server_version(sub(root, f"{{{SOAP}}}Header"), version)
+    sub(root, f"{{{SOAP}}}Body").append(response)
+    return to_bytes(root)
+
+
+def fault(exc: SOAPFault, version: str = versions.DEFAULT) -> tuple[int, bytes]:
+    root = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"s": SOAP, "e": E, "t": T})
+    _server_version(sub(root, f"{{{SOAP}}}Header"), version)
+    body = sub(root, f"{{{SOAP}}}Body")
+    node = sub(body, f"{{{SOAP}}}Fault")
+    code = etree.SubElement(node, "faultcode", nsmap={"a": E})
+    code.text = f"a:{exc.code}" if exc.fault_code == "Client" else "s:Server"
+    sub(node, "faultstring", exc.message)
+    detail = sub(node, "detail")
+    sub(detail, f"{{{E}}}ResponseCode", exc.code)
+    sub(detail, f"{{{E}}}Message", exc.message)
+    if exc.xml_values:
+        xml = sub(detail, t("MessageXml"))
+        for key, value in exc.xml_values.items():
+            sub(xml, t("Value"), value, Name=key)
+    return exc.status, to_bytes(root)

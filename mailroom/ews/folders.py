@@ -1,0 +1,105 @@
+"""Folders in and out of XML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+
+from mailroom.store import ids
+from mailroom.store.model import ExtendedValue, Folder, Mailbox
+
+from .errors import EWSError
+from .extended import ExtendedField, field_for_stored, parse_property, property_element
+from .paths import Shape
+from .schema import FOLDER_ELEMENTS, schema
+from .xml import bool_text, local, sub, t
+
+DEFAULT_CLASS = {"Folder": "IPF.Note", "CalendarFolder": "IPF.Appointment", "ContactsFolder": "IPF.Contact",
+                 "TasksFolder": "IPF.Task", "SearchFolder": "IPF.Note"}
+_DEFAULT_SHAPE = {"FolderId", "DisplayName", "TotalCount", "ChildFolderCount", "UnreadCount",
+                  "DistinguishedFolderId"}
+_ALL_SHAPE = _DEFAULT_SHAPE | {"ParentFolderId", "FolderClass", "EffectiveRights"}
+READ_ONLY = frozenset({"FolderId", "ParentFolderId", "TotalCount", "ChildFolderCount", "UnreadCount",
+                       "EffectiveRights", "DistinguishedFolderId", "ManagedFolderInformation"})
+
+
+def element_name(folder: Folder) -> str:
+    cls = folder.folder_class or ""
+    if cls.startswith("IPF.Appointment"):
+        return "CalendarFolder"
+    if cls.startswith("IPF.Contact"):
+        return "ContactsFolder"
+    if cls.startswith("IPF.Task"):
+        return "TasksFolder"
+    return "Folder"
+
+
+def effective_rights(parent: etree._Element, folder: bool) -> None:
+    rights = sub(parent, t("EffectiveRights"))
+    for name in ("CreateAssociated", "CreateContents", "CreateHierarchy", "Delete", "Modify", "Read"):
+        sub(rights, t(name), bool_text(folder or name not in ("CreateAssociated", "CreateContents",
+                                                             "CreateHierarchy")))
+    sub(rights, t("ViewPrivateItems"), "true")
+
+
+def render(parent: etree._Element, mailbox: Mailbox, folder: Folder, shape: Shape) -> etree._Element:
+    """Append the folder's element, with the properties the shape asks for, in schema order."""
+    name = element_name(folder)
+    node = sub(parent, t(name))
+    wanted = {"FolderId"} if shape.base == "IdOnly" else set(_ALL_SHAPE if shape.base == "AllProperties"
+                                                             else _DEFAULT_SHAPE)
+    wanted |= shape.fields
+    values: dict[str, Any] = {
+        "FolderClass": folder.folder_class, "DisplayName": folder.display_name,
+        "TotalCount": str(folder.total_count), "ChildFolderCount": str(folder.child_folder_count),
+        "UnreadCount": str(folder.unread_count), "DistinguishedFolderId": folder.distinguished_id,
+    }
+    stored = {e.key: e for e in folder.extended}
+    for element in schema().elements(FOLDER_ELEMENTS[name]):
+        key = element.name
+        if key == "ExtendedProperty":
+            for ext in shape.extended:
+                if ext.key in stored:
+                    property_element(node, ext, stored[ext.key])
+            continue
+        if key not in wanted:
+            continue
+        if key == "FolderId":
+            sub(node, t("FolderId"), Id=ids.folder_id(mailbox.guid, folder.id),
+                ChangeKey=ids.change_key(ids.CHANGEKEY_FOLDER, mailbox.database_guid, folder.change_number))
+        elif key == "ParentFolderId":
+            if folder.parent_id is not None:
+                sub(node, t("ParentFolderId"), Id=ids.folder_id(mailbox.guid, folder.parent_id))
+        elif key == "EffectiveRights":
+            effective_rights(node, folder=True)
+        elif values.get(key) is not None:
+            sub(node, t(key), values[key])
+    return node
+
+
+def parse_new(node: etree._Element) -> tuple[str, str | None, list[ExtendedValue]]:
+    """A Folder/CalendarFolder/... element of CreateFolder: display name, class, extended properties."""
+    kind = local(node.tag)
+    if kind not in FOLDER_ELEMENTS:
+        raise EWSError("ErrorInvalidRequest", f"{kind} is not a folder type.")
+    display_name = None
+    folder_class = DEFAULT_CLASS.get(kind)
+    ext: list[ExtendedValue] = []
+    for child in node:
+        name = local(child.tag)
+        if name == "DisplayName":
+            display_name = (child.text or "").strip()
+        elif name == "FolderClass":
+            folder_class = (child.text or "").strip() or None
+        elif name == "ExtendedProperty":
+            ext.append(parse_property(child)[1])
+        elif name in READ_ONLY:
+            raise EWSError("ErrorInvalidPropertySet", f"{name} cannot be set.")
+    if not display_name:
+        raise EWSError("ErrorInvalidRequest", "A folder needs a DisplayName.")
+    return display_name, folder_class, ext
+
+
+def stored_fields(folder: Folder) -> list[tuple[ExtendedField, ExtendedValue]]:
+    return [(field_for_stored(v), v) for v in folder.extended]

@@ -1,0 +1,343 @@
+"""Items in and out of XML, generic over every item type the schema defines.
+
+Incoming item elements become store values: simple-typed properties as Python values,
+complex ones as their serialised element. Outgoing items are written in the schema's element
+order for their type, with the properties the shape asks for.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from lxml import etree
+
+from mailroom.content import body as bodies
+from mailroom.content import recipients
+from mailroom.store import ids
+from mailroom.store.model import Body, Item, Mailbox, NewItem
+
+from . import mapi
+from .context import Context
+from .dates import to_utc_text
+from .errors import EWSError, SOAPFault
+from .extended import parse_property, property_element
+from .folders import effective_rights
+from .paths import Shape
+from .schema import ITEM_ELEMENTS, Element, schema
+from .xml import bool_text, local, parse_fragment, sub, t
+
+DEFAULT_CLASS = {
+    "Message": "IPM.Note", "CalendarItem": "IPM.Appointment", "Contact": "IPM.Contact",
+    "DistributionList": "IPM.DistList", "Task": "IPM.Task", "PostItem": "IPM.Post", "Item": "IPM.Item",
+    "MeetingMessage": "IPM.Schedule.Meeting", "MeetingRequest": "IPM.Schedule.Meeting.Request",
+    "MeetingResponse": "IPM.Schedule.Meeting.Resp.Pos", "MeetingCancellation": "IPM.Schedule.Meeting.Canceled",
+    "SharingMessage": "IPM.Sharing",
+}
+
+# Computed by the server; a client setting them gets ErrorInvalidPropertySet.
+READ_ONLY = frozenset({
+    "ItemId", "ParentFolderId", "DateTimeCreated", "Size", "HasAttachments", "LastModifiedName",
+    "LastModifiedTime", "DisplayCc", "DisplayTo", "DisplayBcc", "EffectiveRights", "IsSubmitted", "IsFromMe",
+    "IsResend", "IsUnmodified", "ResponseObjects", "ConversationId", "UniqueBody", "NormalizedBody", "TextBody",
+    "Preview", "InstanceKey", "StoreEntryId", "WebClientReadFormQueryString", "WebClientEditFormQueryString",
+    "IconIndex", "SortKey", "SearchKey", "MimeContentUTF8",
+})
+BODY_ELEMENTS = frozenset({"Body", "UniqueBody", "NormalizedBody", "TextBody"})
+# Never part of a FindItem row (Exchange returns them only from GetItem).
+NOT_IN_FIND = frozenset({
+    "MimeContent", "Body", "UniqueBody", "NormalizedBody", "TextBody", "Attachments", "ToRecipients",
+    "CcRecipients", "BccRecipients", "ReplyTo", "InternetMessageHeaders", "RequiredAttendees",
+    "OptionalAttendees", "Resources", "ModifiedOccurrences", "DeletedOccurrences", "Members",
+})
+# Left out of the Default shape (asked for by name, or by AllProperties for _ALL_EXTRA).
+_NOT_DEFAULT = frozenset({"MimeContent", "UniqueBody", "NormalizedBody", "TextBody", "Preview", "InstanceKey",
+                          "InternetMessageHeaders"})
+_ALL_EXTRA = frozenset({"Preview", "InstanceKey", "UniqueBody", "InternetMessageHeaders"})
+_VERSION_GATED = {"ConversationId": "Exchange2010", "UniqueBody": "Exchange2010", "Preview": "Exchange2013",
+                  "TextBody": "Exchange2013", "NormalizedBody": "Exchange2013", "InstanceKey": "Exchange2013"}
+
+
+def element_for_class(item_class: str, ctx: Context) -> str:
+    """The element an item of this class is returned as. Classes without a strong EWS type
+    (IPM.Sharing, IPM.InfoPath, custom ones) are Message from Exchange2007_SP1 on, else Item."""
+    c = item_class.lower()
+    if c == "ipm.note" or c.startswith(("ipm.note.", "report.")):
+        return "Message"
+    for prefix, name in (("ipm.appointment", "CalendarItem"), ("ipm.contact", "Contact"),
+                         ("ipm.distlist", "DistributionList"), ("ipm.post", "PostItem"),
+                         ("ipm.schedule.meeting.request", "MeetingRequest"),
+                         ("ipm.schedule.meeting.resp", "MeetingResponse"),
+                         ("ipm.schedule.meeting.canceled", "MeetingCancellation")):
+        if c.startswith(prefix):
+            return name
+    if c == "ipm.task" or c.startswith("ipm.task."):
+        return "Task"
+    return "Message" if ctx.at_least("Exchange2007_SP1") else "Item"
+
+
+# -- reading requests ---------------------------------------------------------------------------
+def element_type(node: etree._Element) -> str:
+    name = local(node.tag)
+    if name not in ITEM_ELEMENTS:
+        raise SOAPFault("ErrorSchemaValidation", f"{name} is not an item type.")
+    return ITEM_ELEMENTS[name]
+
+
+def convert(element: Element, node: etree._Element, ctx: Context) -> Any:
+    """The stored value of one property element."""
+    if element.kind == "list":
+        return [s.text or "" for s in node.findall(t("String"))]
+    if not element.simple:
+        return etree.tostring(node, encoding="unicode")
+    text = (node.text or "").strip()
+    kind = element.kind
+    try:
+        if kind == "bool":
+            if text not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return text in ("true", "1")
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+    except ValueError as exc:
+        raise SOAPFault("ErrorSchemaValidation", f"{element.name}: {text!r} is not a valid value.") from exc
+    if kind == "datetime":
+        return to_utc_text(text, ctx.tz)
+    return node.text or ""
+
+
+def parse_body(node: etree._Element) -> Body:
+    body_type = node.get("BodyType") or "Text"
+    if body_type not in ("HTML", "Text"):
+        raise SOAPFault("ErrorSchemaValidation", f"BodyType {body_type!r} is not valid.")
+    return Body(body_type, node.text or "")
+
+
+def parse_item(node: etree._Element, ctx: Context, attachments_parser: Any = None) -> NewItem:
+    """A new item from its element (CreateItem, UploadItems, an item attachment)."""
+    type_name = element_type(node)
+    new = NewItem(props={"ItemClass": DEFAULT_CLASS[local(node.tag)]})
+    explicit: set[str] = set()
+    mime_node = None
+    for child in node:
+        name = local(child.tag)
+        if name == "MimeContent":
+            mime_node = child
+        elif name == "ExtendedProperty":
+            field, value = parse_property(child)
+            mapi.apply_write(new.props, value) or new.extended.append(value)
+        elif name == "Body":
+            new.body = parse_body(child)
+        elif name == "Attachments":
+            if attachments_parser is None:
+                raise EWSError("ErrorInvalidPropertySet", "Attachments cannot be set here.")
+            new.attachments.extend(attachments_parser(child))
+        elif name in READ_ONLY:
+            raise EWSError("ErrorInvalidPropertySet", f"The property {name} is read-only.")
+        else:
+            element = schema().element(type_name, name)
+            if element is None:
+                raise SOAPFault("ErrorSchemaValidation", f"{name} is not a property of {type_name}.")
+            new.props[name] = convert(element, child, ctx)
+            explicit.add(name)
+    if mime_node is not None:
+        _merge_mime(new, mime_node, explicit_class="ItemClass" in explicit)
+    derive(new.props)
+    return new
+
+
+def _merge_mime(new: NewItem, mime_node: etree._Element, explicit_class: bool) -> None:
+    """Properties come from the MIME message; elements the client also sent win."""
+    from mailroom.content import mime
+
+    try:
+        raw = base64.b64decode(mime_node.text or "", validate=False)
+    except ValueError as exc:
+        raise EWSError("ErrorMimeContentConversionFailed", "MimeContent is not valid base64.") from exc
+    parsed = mime.parse_message(raw)
+    props = dict(parsed.props)
+    props.update({k: v for k, v in new.props.items() if k != "ItemClass" or explicit_class})
+    props.setdefault("ItemClass", new.props["ItemClass"])
+    new.props = props
+    new.body = new.body or parsed.body
+    new.attachments = parsed.attachments + new.attachments
+    new.mime = raw
+
+
+def derive(props: dict[str, Any]) -> None:
+    """Keep the properties the server computes from others in step (DisplayTo, ConversationTopic...)."""
+    for element, display in (("ToRecipients", "DisplayTo"), ("CcRecipients", "DisplayCc"),
+                             ("BccRecipients", "DisplayBcc")):
+        if element in props:
+            props[display] = recipients.display_list(props[element])
+    if "Subject" in props and props.get("Subject") is not None:
+        props["ConversationTopic"] = _topic(props["Subject"])
+
+
+def _topic(subject: str) -> str:
+    text = subject.strip()
+    while True:
+        head, sep, rest = text.partition(":")
+        if sep and head.strip().lower() in ("re", "fw", "fwd", "aw", "wg", "sv", "vs", "tr") and len(head) <= 4:
+            text = rest.strip()
+        else:
+            return text
+
+
+# -- writing responses --------------------------------------------------------------------------
+def conversation_id(item: Item) -> str:
+    topic = (item.props.get("ConversationTopic") or item.props.get("Subject") or "").lower()
+    digest = hashlib.sha256(f"{item.mailbox_id}\0{topic}".encode()).digest()[:16]
+    return base64.b64encode(b"\x01" + digest).decode()
+
+
+def wanted_properties(shape: Shape, type_name: str, ctx: Context, find: bool) -> set[str]:
+    if shape.base == "IdOnly":
+        wanted = {"ItemId"}
+    else:
+        wanted = {e.name for e in schema().elements(type_name)} - _NOT_DEFAULT
+        if shape.base == "AllProperties":
+            wanted |= _ALL_EXTRA
+    wanted |= shape.fields | {i.element for i in shape.indexed}
+    if shape.include_mime:
+        wanted.add("MimeContent")
+    if find:
+        wanted -= NOT_IN_FIND
+    return {w for w in wanted if w not in _VERSION_GATED or ctx.at_least(_VERSION_GATED[w])}
+
+
+def render(parent: etree._Element, mailbox: Mailbox, item: Item, shape: Shape, ctx: Context,
+           find: bool = False, mime: bytes | None = None) -> etree._Element:
+    """Append the item's element with the shape's properties, in schema order."""
+    name = element_for_class(item.item_class, ctx)
+    type_name = ITEM_ELEMENTS[name]
+    node = sub(parent, t(name))
+    wanted = wanted_properties(shape, type_name, ctx, find)
+    props = item.props
+    stored_ext = {e.key: e for e in item.extended}
+    for element in schema().elements(type_name):
+        key = element.name
+        if key == "ExtendedProperty":
+            for field in shape.extended:
+                value = stored_ext.get(field.key) or mapi.read(field, item, mailbox)
+                if value is not None:
+                    property_element(node, field, value)
+            continue
+        if key not in wanted:
+            continue
+        _render_property(node, element, key, item, props, mailbox, shape, ctx, mime)
+    return node
+
+
+def _render_property(node: etree._Element, element: Element, key: str, item: Item, props: dict[str, Any],
+                     mailbox: Mailbox, shape: Shape, ctx: Context, mime: bytes | None) -> None:
+    if key == "ItemId":
+        kind = ids.CHANGEKEY_CALENDAR if item.item_class.startswith("IPM.Appointment") else ids.CHANGEKEY_MESSAGE
+        sub(node, t("ItemId"), Id=ids.item_id(mailbox.guid, item.id),
+            ChangeKey=ids.change_key(kind, mailbox.database_guid, item.change_number))
+    elif key == "ParentFolderId":
+        sub(node, t("ParentFolderId"), Id=ids.folder_id(mailbox.guid, item.folder_id))
+    elif key == "MimeContent":
+        if mime is not None:
+            sub(node, t("MimeContent"), base64.b64encode(mime).decode("ascii"), CharacterSet="UTF-8")
+    elif key in BODY_ELEMENTS:
+        _render_body(node, key, item, shape)
+    elif key == "Attachments":
+        if item.attachments:
+            from .attachments import render_list
+
+            render_list(sub(node, t("Attachments")), mailbox, item)
+    elif key == "EffectiveRights":
+        effective_rights(node, folder=False)
+    elif key == "ConversationId":
+        sub(node, t("ConversationId"), Id=conversation_id(item))
+    elif key == "Preview":
+        if item.body:
+            text = item.body.text if item.body.body_type == "Text" else bodies.html_to_text(item.body.text)
+            sub(node, t("Preview"), bodies.preview(text))
+    elif key == "InstanceKey":
+        sub(node, t("InstanceKey"), base64.b64encode(item.id.to_bytes(8, "big")).decode())
+    elif key in ("IsSubmitted", "IsFromMe", "IsResend"):
+        sub(node, t(key), bool_text(bool(props.get(key, False))))
+    elif key == "IsUnmodified":
+        sub(node, t(key), bool_text(not props.get("IsDraft", False)))
+    elif key == "IsDraft":
+        sub(node, t(key), bool_text(bool(props.get("IsDraft", False))))
+    elif key == "Culture":
+        sub(node, t("Culture"), props.get("Culture") or ctx.culture)
+    elif key == "LastModifiedName":
+        sub(node, t("LastModifiedName"), mailbox.display_name)
+    elif key == "Sensitivity":
+        sub(node, t("Sensitivity"), props.get("Sensitivity") or "Normal")
+    elif key == "ReminderIsSet":
+        sub(node, t("ReminderIsSet"), bool_text(bool(props.get("ReminderIsSet", False))))
+    elif key in ("DisplayTo", "DisplayCc"):
+        sub(node, t(key), props.get(key) or "")
+    elif key in props and props[key] is not None:
+        _render_value(node, element, props[key], shape)
+
+
+def _render_value(node: etree._Element, element: Element, value: Any, shape: Shape) -> None:
+    if element.kind == "list":
+        holder = sub(node, t(element.name))
+        for text in value:
+            sub(holder, t("String"), text)
+    elif not element.simple:
+        fragment = parse_fragment(value)
+        if shape.indexed and any(i.element == element.name for i in shape.indexed) and element.name not in shape.fields:
+            keys = {i.index for i in shape.indexed if i.element == element.name}
+            for entry in list(fragment):
+                if entry.get("Key") not in keys and entry.get("HeaderName") not in keys:
+                    fragment.remove(entry)
+        node.append(fragment)
+    elif isinstance(value, bool):
+        sub(node, t(element.name), bool_text(value))
+    elif isinstance(value, float) and value.is_integer() and element.kind == "int":
+        sub(node, t(element.name), str(int(value)))
+    else:
+        sub(node, t(element.name), str(value))
+
+
+def _render_body(node: etree._Element, key: str, item: Item, shape: Shape) -> None:
+    if item.body is None:
+        if key == "Body":
+            sub(node, t("Body"), "", BodyType="Text")
+        return
+    stored = item.body
+    want = shape.body_type
+    if key == "TextBody":
+        want = "Text"
+    elif key == "NormalizedBody":
+        want = "HTML"
+    if want in ("Best", stored.body_type) or want not in ("HTML", "Text"):
+        body_type, text = stored.body_type, stored.text
+    elif want == "Text":
+        body_type, text = "Text", bodies.html_to_text(stored.text)
+    else:
+        body_type, text = "HTML", bodies.text_to_html(stored.text)
+    sub(node, t(key), text, BodyType=body_type, IsTruncated="false")
+
+
+def attachment_item_xml(new_item_node: etree._Element) -> bytes:
+    """How an item attachment's item is kept: its element, as the client sent it."""
+    return etree.tostring(new_item_node)
+
+
+def parse_stored_item_xml(data: bytes) -> etree._Element:
+    return etree.fromstring(data)
+
+
+
+
+def mime_of(ctx: Context, mailbox: Mailbox, item: Item) -> bytes:
+    """The item's MIME: as it arrived, or generated from its properties and attachments."""
+    from mailroom.content import mime
+
+    stored = ctx.store.items.mime(mailbox, item.id)
+    if stored is not None:
+        return stored
+    attachments = [ctx.store.items.attachment(mailbox, item.id, a.id or 0) for a in item.attachments]
+    return mime.build_message(item.props, item.body, attachments)

@@ -1,0 +1,1 @@
+"""One module per EWS operation; each registers itself with the dispatcher on import."""

@@ -1,0 +1,59 @@
+"""CreateItem: save items (SaveOnly), or send them (SendOnly / SendAndSaveCopy)."""
+
+from lxml import etree
+
+from mailroom.store import ids
+from mailroom.store.model import Folder, Mailbox
+
+from ..attachments import parse_attachments
+from ..errors import EWSError, SOAPFault
+from ..items import parse_item
+from ..sending import send_new
+from ..service import Operation, require
+from ..xml import local, m, sub, t
+
+_DEFAULT_FOLDER = {"CalendarItem": "calendar", "Contact": "contacts", "DistributionList": "contacts",
+                   "Task": "tasks"}
+
+
+class CreateItem(Operation):
+    name = "CreateItem"
+
+    def execute(self, request: etree._Element) -> etree._Element:
+        disposition = request.get("MessageDisposition")
+        if disposition not in (None, "SaveOnly", "SendOnly", "SendAndSaveCopy"):
+            raise SOAPFault("ErrorSchemaValidation", f"MessageDisposition {disposition!r} is not valid.")
+        saved_el = request.find(m("SavedItemFolderId"))
+        root, messages = self.response()
+
+        def one(item_el: etree._Element, msg: etree._Element) -> None:
+            kind = local(item_el.tag)
+            is_message = kind in ("Message", "MeetingMessage", "SharingMessage")
+            if is_message and disposition is None:
+                raise EWSError("ErrorMessageDispositionRequired",
+                               "MessageDisposition is required when creating messages.")
+            new = parse_item(item_el, self.ctx, parse_attachments)
+            items = sub(msg, m("Items"))
+            if is_message and disposition in ("SendOnly", "SendAndSaveCopy"):
+                saved = None
+                if disposition == "SendAndSaveCopy":
+                    saved = self._folder(saved_el, "sentitems")
+                send_new(self.ctx, new, saved)  # Exchange answers a send with an empty Items element
+                return
+            if is_message:
+                new.props.setdefault("IsDraft", True)
+                new.props.setdefault("IsRead", True)
+            mailbox, folder = self._folder(saved_el, _DEFAULT_FOLDER.get(kind, "drafts"))
+            created = self.ctx.store.items.create(mailbox, folder.id, new)
+            node = sub(items, t(kind))
+            sub(node, t("ItemId"), Id=ids.item_id(mailbox.guid, created.id),
+                ChangeKey=ids.change_key(ids.CHANGEKEY_CALENDAR if kind == "CalendarItem" else ids.CHANGEKEY_MESSAGE,
+                                         mailbox.database_guid, created.change_number))
+
+        self.each(messages, list(require(request, m("Items"))), one)
+        return root
+
+    def _folder(self, saved_el: etree._Element | None, default: str) -> tuple[Mailbox, Folder]:
+        if saved_el is not None and len(saved_el):
+            return self.folder_from(saved_el[0])
+        return self.ctx.mailbox, self.ctx.store.folders.distinguished(self.ctx.mailbox, default)

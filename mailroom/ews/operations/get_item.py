@@ -1,0 +1,28 @@
+"""GetItem: items by id, in the shape asked for."""
+
+from lxml import etree
+
+from ..errors import EWSError
+from ..items import mime_of, render
+from ..paths import Shape
+from ..service import Operation, require
+from ..xml import local, m, sub
+
+
+class GetItem(Operation):
+    name = "GetItem"
+
+    def execute(self, request: etree._Element) -> etree._Element:
+        shape = Shape.parse(request.find(m("ItemShape")))
+        want_mime = shape.include_mime or "MimeContent" in shape.fields
+        root, messages = self.response()
+
+        def one(id_el: etree._Element, msg: etree._Element) -> None:
+            if local(id_el.tag) != "ItemId":
+                raise EWSError("ErrorInvalidOperation", f"{local(id_el.tag)} is not supported here yet.")
+            mailbox, item = self.item_from(id_el)
+            mime = mime_of(self.ctx, mailbox, item) if want_mime else None
+            render(sub(msg, m("Items")), mailbox, item, shape, self.ctx, mime=mime)
+
+        self.each(messages, list(require(request, m("ItemIds"))), one)
+        return root

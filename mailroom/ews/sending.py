@@ -1,0 +1,66 @@
+"""Sending from EWS (CreateItem SendOnly/SendAndSaveCopy, SendItem): stamp the sender, build the
+MIME, hand it to delivery, keep the copy in Sent Items."""
+
+from __future__ import annotations
+
+import uuid
+
+from mailroom.content import mime, recipients
+from mailroom.content.recipients import Address
+from mailroom.store.model import Attachment, Folder, Item, Mailbox, NewItem, utcnow
+from mailroom.transport.local import deliver_local
+
+from .context import Context
+from .errors import EWSError
+
+
+def _stamp(ctx: Context, props: dict) -> None:
+    me = ctx.mailbox
+    sender = recipients.build("From", [Address(me.display_name, me.address)], single=True)
+    props.setdefault("From", sender)
+    props["Sender"] = recipients.build("Sender", [Address(me.display_name, me.address)], single=True)
+    props.setdefault("InternetMessageId", f"<{uuid.uuid4().hex}@{me.address.split('@', 1)[1]}>")
+    props.update(DateTimeSent=utcnow(), IsDraft=False, IsRead=True)
+
+
+def _rcpts(props: dict) -> list[str]:
+    found = []
+    for element in ("ToRecipients", "CcRecipients", "BccRecipients"):
+        found += [a.email for a in recipients.parse(props.get(element)) if a.email]
+    if not found:
+        raise EWSError("ErrorInvalidRecipients", "At least one recipient is required.")
+    return found
+
+
+def send_new(ctx: Context, new: NewItem, saved: tuple[Mailbox, Folder] | None) -> Item | None:
+    """Send a message built in this request; returns the saved copy, if one was kept."""
+    _stamp(ctx, new.props)
+    rcpts = _rcpts(new.props)
+    raw = mime.build_message(new.props, new.body, new.attachments) if new.mime is None else new.mime
+    deliver_local(ctx.store, raw, rcpts)
+    if saved is None:
+        return None
+    mailbox, folder = saved
+    return ctx.store.items.create(mailbox, folder.id, NewItem(props=new.props, body=new.body, mime=raw,
+                                                              extended=new.extended, attachments=new.attachments))
+
+
+def send_existing(ctx: Context, mailbox: Mailbox, item: Item, saved: Folder | None) -> None:
+    """Send a saved draft, then move it to ``saved`` (Sent Items) or delete it."""
+    from mailroom.store.model import ItemChanges
+
+    props = dict(item.props)
+    _stamp(ctx, props)
+    rcpts = _rcpts(props)
+    attachments: list[Attachment] = [ctx.store.items.attachment(mailbox, item.id, a.id or 0)
+                                     for a in item.attachments]
+    raw = mime.build_message(props, item.body, attachments)
+    deliver_local(ctx.store, raw, rcpts)
+    if saved is None:
+        ctx.store.items.delete(mailbox, item.id)
+        return
+    changed = {k: props[k] for k in ("From", "Sender", "InternetMessageId", "DateTimeSent", "IsDraft", "IsRead")}
+    ctx.store.items.update(mailbox, item.id, ItemChanges(set_props=changed))
+    ctx.store.items.set_mime(mailbox, item.id, raw)
+    if saved.id != item.folder_id:
+        ctx.store.items.move(mailbox, item.id, saved.id)

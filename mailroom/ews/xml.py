@@ -1,0 +1,96 @@
+"""Namespaces, a hardened parser and small element builders. All XML is built as trees and
+serialised by lxml, never by string formatting."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
+M = "http://schemas.microsoft.com/exchange/services/2006/messages"
+T = "http://schemas.microsoft.com/exchange/services/2006/types"
+E = "http://schemas.microsoft.com/exchange/services/2006/errors"
+NSMAP = {"s": SOAP, "m": M, "t": T}
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False,
+    remove_comments=True, remove_pis=True, collect_ids=False,
+)
+
+
+class XMLRejected(ValueError):
+    """The request body is not XML we accept (malformed, a DTD, entities, too large)."""
+
+
+def parse(data: bytes) -> etree._Element:
+    if len(data) > MAX_BODY_BYTES:
+        raise XMLRejected("request body too large")
+    try:
+        doc = etree.fromstring(data, _PARSER).getroottree()
+    except etree.XMLSyntaxError as exc:
+        raise XMLRejected(f"malformed XML: {exc}") from exc
+    if doc.docinfo.doctype or doc.docinfo.internalDTD is not None:
+        raise XMLRejected("DTDs are not allowed")
+    root = doc.getroot()
+    for el in root.iter(etree.Entity):
+        raise XMLRejected(f"entity references are not allowed ({el})")
+    return root
+
+
+def parse_fragment(text: str) -> etree._Element:
+    """Parse a stored property value (always produced by this server)."""
+    return etree.fromstring(text.encode(), _PARSER)
+
+
+def qn(ns: str, name: str) -> str:
+    return f"{{{ns}}}{name}"
+
+
+def t(name: str) -> str:
+    return f"{{{T}}}{name}"
+
+
+def m(name: str) -> str:
+    return f"{{{M}}}{name}"
+
+
+def sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    el = etree.SubElement(parent, tag, {k: v for k, v in attrs.items() if v is not None})
+    if text is not None:
+        el.text = text
+    return el
+
+
+def el(tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    node = etree.Element(tag, {k: v for k, v in attrs.items() if v is not None}, nsmap=None)
+    if text is not None:
+        node.text = text
+    return node
+
+
+def local(tag: object) -> str:
+    text = str(tag)
+    return text.rsplit("}", 1)[-1]
+
+
+def to_bytes(root: etree._Element) -> bytes:
+    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
+
+
+def text_of(parent: etree._Element, tag: str, default: str | None = None) -> str | None:
+    node = parent.find(tag)
+    if node is None:
+        return default
+    return node.text or ""
+
+
+def xml_bool(value: str | None, default: bool = False) -> bool:
+    if value is None:
+        return default
+    return value.strip().lower() in ("true", "1")
+
+
+def bool_text(value: bool) -> str:
+    return "true" if value else "false"

@@ -1,0 +1,200 @@
+"""Domains, mailbox databases and mailboxes (the directory)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Engine, Row, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import tables as t
+from .default_folders import DEFAULT_FOLDERS
+from .engine import Writer, reading, writing
+from .errors import AlreadyExists, InvalidOperation, NotFound
+from .model import Domain, Mailbox, utcnow
+
+DEFAULT_DATABASE = "DB01"
+
+_MAILBOX_COLUMNS = (
+    t.mailboxes.c.id, t.mailboxes.c.guid, t.mailboxes.c.address, t.mailboxes.c.display_name,
+    t.mailboxes.c.database_id, t.mailbox_databases.c.name, t.mailbox_databases.c.guid,
+)
+
+
+def _mailbox_query():  # noqa: ANN202 - a SQLAlchemy Select
+    return select(*_MAILBOX_COLUMNS).join(t.mailbox_databases,
+                                          t.mailbox_databases.c.id == t.mailboxes.c.database_id)
+
+
+def _mailbox(row: Row, aliases: tuple[str, ...] = ()) -> Mailbox:
+    return Mailbox(id=row[0], guid=row[1], address=row[2], display_name=row[3], database_id=row[4],
+                   database_name=row[5], database_guid=row[6], aliases=aliases)
+
+
+def normalize_address(address: str) -> str:
+    address = address.strip()
+    if address.count("@") != 1 or address.startswith("@") or address.endswith("@") or " " in address:
+        raise ValueError(f"not an e-mail address: {address!r}")
+    return address.lower()
+
+
+class Directory:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- domains -----------------------------------------------------------------------------
+    def add_domain(self, name: str) -> Domain:
+        name = name.strip().lower().rstrip(".")
+        if not name or "@" in name or " " in name or "." not in name:
+            raise ValueError(f"not a domain name: {name!r}")
+        try:
+            with writing(self.engine) as w:
+                created = utcnow()
+                new_id = w.conn.execute(insert(t.domains).values(name=name, created=created)).inserted_primary_key
+        except IntegrityError as exc:
+            raise AlreadyExists(f"domain {name} already exists") from exc
+        return Domain(id=new_id[0], name=name, created=created)
+
+    def domains(self) -> list[Domain]:
+        with reading(self.engine) as conn:
+            rows = conn.execute(select(t.domains).order_by(t.domains.c.name)).all()
+        return [Domain(id=r.id, name=r.name, created=r.created) for r in rows]
+
+    def remove_domain(self, name: str) -> None:
+        with writing(self.engine) as w:
+            domain_id = w.conn.scalar(select(t.domains.c.id).where(t.domains.c.name == name.lower()))
+            if domain_id is None:
+                raise NotFound(f"no domain {name}")
+            used = w.conn.scalar(select(func.count()).where(t.mailboxes.c.domain_id == domain_id))
+            if used:
+                raise InvalidOperation(f"domain {name} still has {used} mailbox(es)")
+            w.conn.execute(delete(t.domains).where(t.domains.c.id == domain_id))
+
+    # -- databases ---------------------------------------------------------------------------
+    def _database_id(self, w: Writer, name: str) -> int:
+        found = w.conn.scalar(select(t.mailbox_databases.c.id).where(t.mailbox_databases.c.name == name))
+        if found is not None:
+            return int(found)
+        return int(w.conn.execute(insert(t.mailbox_databases).values(
+            name=name, guid=str(uuid.uuid4()), last_change=0)).inserted_primary_key[0])
+
+    # -- mailboxes ---------------------------------------------------------------------------
+    def add_mailbox(self, address: str, password_hash: str | None, display_name: str | None = None,
+                    database: str = DEFAULT_DATABASE) -> Mailbox:
+        address = normalize_address(address)
+        domain_name = address.split("@", 1)[1]
+        with writing(self.engine) as w:
+            domain_id = w.conn.scalar(select(t.domains.c.id).where(t.domains.c.name == domain_name))
+            if domain_id is None:
+                raise NotFound(f"domain {domain_name} is not an accepted domain here (mailroom domain add)")
+            if self._taken(w, address):
+                raise AlreadyExists(f"{address} is already in use")
+            database_id = self._database_id(w, database)
+            mailbox_id = w.conn.execute(insert(t.mailboxes).values(
+                guid=str(uuid.uuid4()), database_id=database_id, domain_id=domain_id, address=address,
+                display_name=display_name or address.split("@", 1)[0], password_hash=password_hash,
+                created=utcnow(),
+            )).inserted_primary_key[0]
+            self._create_default_folders(w, mailbox_id, database_id)
+        found = self.mailbox_by_address(address)
+        assert found is not None  # just committed
+        return found
+
+    def _taken(self, w: Writer, address: str) -> bool:
+        return bool(
+            w.conn.scalar(select(func.count()).where(t.mailboxes.c.address == address))
+            or w.conn.scalar(select(func.count()).where(t.aliases.c.address == address))
+        )
+
+    def _create_default_folders(self, w: Writer, mailbox_id: int, database_id: int) -> None:
+        by_name: dict[str, int] = {}
+        now = utcnow()
+        for distinguished, name, folder_class, parent, _hidden in DEFAULT_FOLDERS:
+            parent_id = by_name[parent] if parent else None
+            folder_id = w.conn.execute(insert(t.folders).values(
+                mailbox_id=mailbox_id, parent_id=parent_id, distinguished_id=distinguished, display_name=name,
+                folder_class=folder_class, change_number=0, created=now, modified=now, total_count=0,
+                associated_count=0, unread_count=0, child_folder_count=0, hidden=_hidden,
+            )).inserted_primary_key[0]
+            seq = w.journal(database_id, mailbox_id, "folder", folder_id, "created", parent_id)
+            w.conn.execute(update(t.folders).where(t.folders.c.id == folder_id).values(change_number=seq))
+            if parent_id is not None:
+                w.conn.execute(update(t.folders).where(t.folders.c.id == parent_id)
+                               .values(child_folder_count=t.folders.c.child_folder_count + 1))
+            by_name[distinguished] = folder_id
+
+    def _aliases(self, conn, mailbox_id: int) -> tuple[str, ...]:  # noqa: ANN001
+        return tuple(conn.scalars(select(t.aliases.c.address).where(t.aliases.c.mailbox_id == mailbox_id)
+                                  .order_by(t.aliases.c.address)))
+
+    def mailboxes(self) -> list[Mailbox]:
+        with reading(self.engine) as conn:
+            rows = conn.execute(_mailbox_query().order_by(t.mailboxes.c.address)).all()
+            alias_rows = conn.execute(select(t.aliases.c.mailbox_id, t.aliases.c.address)
+                                      .order_by(t.aliases.c.address)).all()
+        by_mailbox: dict[int, list[str]] = {}
+        for mailbox_id, alias in alias_rows:
+            by_mailbox.setdefault(mailbox_id, []).append(alias)
+        return [_mailbox(r, tuple(by_mailbox.get(r[0], ()))) for r in rows]
+
+    def mailbox_by_address(self, address: str) -> Mailbox | None:
+        """The mailbox whose primary address or alias this is (case-insensitive)."""
+        address = address.strip().lower()
+        with reading(self.engine) as conn:
+            row = conn.execute(_mailbox_query().where(t.mailboxes.c.address == address)).first()
+            if row is None:
+                owner = conn.scalar(select(t.aliases.c.mailbox_id).where(t.aliases.c.address == address))
+                if owner is None:
+                    return None
+                row = conn.execute(_mailbox_query().where(t.mailboxes.c.id == owner)).first()
+            return _mailbox(row, self._aliases(conn, row[0])) if row else None
+
+    def mailbox_by_guid(self, guid: str) -> Mailbox | None:
+        with reading(self.engine) as conn:
+            row = conn.execute(_mailbox_query().where(t.mailboxes.c.guid == guid)).first()
+            return _mailbox(row, self._aliases(conn, row[0])) if row else None
+
+    def password_hash(self, address: str) -> tuple[Mailbox, str | None] | None:
+        mailbox = self.mailbox_by_address(address)
+        if mailbox is None:
+            return None
+        with reading(self.engine) as conn:
+            return mailbox, conn.scalar(select(t.mailboxes.c.password_hash).where(t.mailboxes.c.id == mailbox.id))
+
+    def set_password(self, address: str, password_hash: str) -> None:
+        self._update_mailbox(address, password_hash=password_hash)
+
+    def set_display_name(self, address: str, display_name: str) -> None:
+        self._update_mailbox(address, display_name=display_name)
+
+    def _update_mailbox(self, address: str, **values: str) -> None:
+        mailbox = self._require(address)
+        with writing(self.engine) as w:
+            w.conn.execute(update(t.mailboxes).where(t.mailboxes.c.id == mailbox.id).values(**values))
+
+    def _require(self, address: str) -> Mailbox:
+        mailbox = self.mailbox_by_address(address)
+        if mailbox is None:
+            raise NotFound(f"no mailbox {address}")
+        return mailbox
+
+    def add_alias(self, address: str, alias: str) -> None:
+        mailbox = self._require(address)
+        alias = normalize_address(alias)
+        with writing(self.engine) as w:
+            domain = alias.split("@", 1)[1]
+            if w.conn.scalar(select(t.domains.c.id).where(t.domains.c.name == domain)) is None:
+                raise NotFound(f"domain {domain} is not an accepted domain here")
+            if self._taken(w, alias):
+                raise AlreadyExists(f"{alias} is already in use")
+            w.conn.execute(insert(t.aliases).values(address=alias, mailbox_id=mailbox.id))
+
+    def remove_alias(self, alias: str) -> None:
+        with writing(self.engine) as w:
+            if not w.conn.execute(delete(t.aliases).where(t.aliases.c.address == alias.lower())).rowcount:
+                raise NotFound(f"no alias {alias}")
+
+    def remove_mailbox(self, address: str) -> None:
+        mailbox = self._require(address)
+        with writing(self.engine) as w:
+            w.conn.execute(delete(t.mailboxes).where(t.mailboxes.c.id == mailbox.id))

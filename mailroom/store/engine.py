@@ -1,0 +1,110 @@
+"""Database engines for the two back ends, transactions, and the change journal writer.
+
+Every writing transaction that changes a mailbox appends journal rows; their sequence numbers
+come from a per-database counter row that is bumped inside the same transaction. The counter's
+row lock (PostgreSQL) or the single writer (SQLite ``BEGIN IMMEDIATE``) makes commits happen in
+sequence order, so a reader that has seen N has seen everything up to N.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, insert, update
+from sqlalchemy.pool import NullPool
+
+from . import tables as t
+from .model import utcnow
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{(data_dir / 'mailroom.db').resolve()}"
+
+
+def make_engine(url: str, pool_size: int = 8) -> Engine:
+    """An engine for ``sqlite:///path`` or ``postgresql+psycopg://...``, tuned for this store."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            json_serializer=_dumps,
+            connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+        )
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if url.startswith("postgresql"):
+        return create_engine(url, json_serializer=_dumps, pool_size=pool_size, max_overflow=pool_size,
+                             pool_pre_ping=True)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql+psycopg://...")
+
+
+def make_admin_engine(url: str) -> Engine:
+    """A short-lived engine for one-off admin work (no pool kept open)."""
+    return create_engine(url, poolclass=NullPool) if url.startswith("postgresql") else make_engine(url, 1)
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")  # acknowledge only what is on disk
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A writer takes the lock up front so it never fails upgrading a read lock mid-transaction.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("writer") else "BEGIN")
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn, conn.begin():
+        yield conn
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Writer]:
+    with engine.connect() as conn:
+        conn.execution_options(writer=True)
+        with conn.begin():
+            yield Writer(conn)
+
+
+class Writer:
+    """A writing transaction: the connection plus the journal appender."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.after_commit: list[Callable[[], None]] = []
+
+    def next_change(self, database_id: int) -> int:
+        row = self.conn.execute(
+            update(t.mailbox_databases)
+            .where(t.mailbox_databases.c.id == database_id)
+            .values(last_change=t.mailbox_databases.c.last_change + 1)
+            .returning(t.mailbox_databases.c.last_change)
+        ).one()
+        return int(row[0])
+
+    def journal(self, database_id: int, mailbox_id: int, kind: str, object_id: int, action: str,
+                folder_id: int | None, old_folder_id: int | None = None,
+                old_object_id: int | None = None) -> int:
+        """Record one change; returns its sequence number, which is also the object's new change number."""
+        seq = self.next_change(database_id)
+        self.conn.execute(insert(t.journal).values(
+            database_id=database_id, seq=seq, mailbox_id=mailbox_id, object_kind=kind, object_id=object_id,
+            action=action, folder_id=folder_id, old_folder_id=old_folder_id, old_object_id=old_object_id,
+            committed=utcnow(),
+        ))
+        return seq

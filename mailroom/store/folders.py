@@ -1,0 +1,254 @@
+"""Folders of a mailbox: the hierarchy, counts and folder changes, each journaled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+
+from . import extended
+from . import tables as t
+from .engine import Writer, reading, writing
+from .errors import AlreadyExists, Conflict, InvalidOperation, NotFound
+from .model import ExtendedValue, Folder, Mailbox, utcnow
+from .query import Filter, Page, Sort
+from .sqlquery import FOLDERS
+
+
+def folder_from_row(row: Row) -> Folder:
+    m = row._mapping
+    return Folder(
+        id=m["id"], mailbox_id=m["mailbox_id"], parent_id=m["parent_id"], distinguished_id=m["distinguished_id"],
+        display_name=m["display_name"], folder_class=m["folder_class"], change_number=m["change_number"],
+        created=m["created"], modified=m["modified"], total_count=m["total_count"],
+        associated_count=m["associated_count"], unread_count=m["unread_count"],
+        child_folder_count=m["child_folder_count"], hidden=m["hidden"],
+    )
+
+
+def adjust_counts(conn: Connection, folder_id: int, total: int = 0, unread: int = 0, associated: int = 0) -> None:
+    if total or unread or associated:
+        f = t.folders.c
+        conn.execute(update(t.folders).where(f.id == folder_id).values(
+            total_count=f.total_count + total, unread_count=f.unread_count + unread,
+            associated_count=f.associated_count + associated))
+
+
+class Folders:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- reading -----------------------------------------------------------------------------
+    def get(self, mailbox: Mailbox, folder_id: int, with_extended: bool = True) -> Folder:
+        with reading(self.engine) as conn:
+            return self._get(conn, mailbox, folder_id, with_extended)
+
+    def _get(self, conn: Connection, mailbox: Mailbox, folder_id: int, with_extended: bool = True) -> Folder:
+        row = conn.execute(select(t.folders).where(t.folders.c.id == folder_id,
+                                                   t.folders.c.mailbox_id == mailbox.id)).first()
+        if row is None:
+            raise NotFound(f"folder {folder_id}")
+        folder = folder_from_row(row)
+        if with_extended:
+            folder.extended = extended.load(conn, "folder", [folder.id])[folder.id]
+        return folder
+
+    def distinguished(self, mailbox: Mailbox, name: str) -> Folder:
+        with reading(self.engine) as conn:
+            found = conn.scalar(select(t.folders.c.id).where(t.folders.c.mailbox_id == mailbox.id,
+                                                             t.folders.c.distinguished_id == name))
+            if found is None:
+                raise NotFound(f"distinguished folder {name}")
+            return self._get(conn, mailbox, found)
+
+    def distinguished_ids(self, mailbox: Mailbox) -> dict[str, int]:
+        with reading(self.engine) as conn:
+            rows = conn.execute(select(t.folders.c.distinguished_id, t.folders.c.id).where(
+                t.folders.c.mailbox_id == mailbox.id, t.folders.c.distinguished_id.is_not(None))).all()
+        return {name: folder_id for name, folder_id in rows}
+
+    def find(self, mailbox: Mailbox, parent_id: int, deep: bool, where: Filter | None = None,
+             sort: list[Sort] | None = None, page: Page | Callable[[int], Page] | None = None,
+             extended_keys: bool = False) -> tuple[list[Folder], int]:
+        """Child folders of ``parent_id`` (all descendants when ``deep``), filtered and paged;
+        returns the page and the number of folders in the whole view. ``page`` may be a
+        function of that number."""
+        with reading(self.engine) as conn:
+            self._get(conn, mailbox, parent_id, with_extended=False)
+            scope = self._subtree(conn, mailbox, parent_id) if deep else None
+            f = t.folders.c
+            cond = [f.mailbox_id == mailbox.id, FOLDERS.where(where)]
+            cond.append(f.id.in_(scope) if scope is not None else f.parent_id == parent_id)
+            total = conn.scalar(select(func.count()).select_from(t.folders).where(*cond)) or 0
+            page = page(total) if callable(page) else page or Page()
+            query = select(t.folders).where(*cond).order_by(*FOLDERS.order_by(sort or []), f.display_name, f.id)
+            query = query.offset(page.offset)
+            if page.limit is not None:
+                query = query.limit(page.limit)
+            found = [folder_from_row(r) for r in conn.execute(query)]
+            if deep and not sort:
+                found = _depth_first(found, parent_id)
+            if extended_keys:
+                by_id = extended.load(conn, "folder", [x.id for x in found])
+                for folder in found:
+                    folder.extended = by_id[folder.id]
+        return found, total
+
+    def _subtree(self, conn: Connection, mailbox: Mailbox, parent_id: int) -> list[int]:
+        rows = conn.execute(select(t.folders.c.id, t.folders.c.parent_id)
+                            .where(t.folders.c.mailbox_id == mailbox.id)).all()
+        children: dict[int, list[int]] = {}
+        for folder_id, parent in rows:
+            children.setdefault(parent, []).append(folder_id)
+        found: list[int] = []
+        stack = list(children.get(parent_id, []))
+        while stack:
+            folder_id = stack.pop()
+            found.append(folder_id)
+            stack.extend(children.get(folder_id, []))
+        return found
+
+    # -- writing -----------------------------------------------------------------------------
+    def create(self, mailbox: Mailbox, parent_id: int, display_name: str, folder_class: str | None,
+               ext: list[ExtendedValue] | None = None) -> Folder:
+        with writing(self.engine) as w:
+            self._get(w.conn, mailbox, parent_id, with_extended=False)
+            self._check_name_free(w.conn, parent_id, display_name)
+            now = utcnow()
+            folder_id = w.conn.execute(insert(t.folders).values(
+                mailbox_id=mailbox.id, parent_id=parent_id, display_name=display_name, folder_class=folder_class,
+                change_number=0, created=now, modified=now, total_count=0, associated_count=0, unread_count=0,
+                child_folder_count=0, hidden=False)).inserted_primary_key[0]
+            extended.save(w.conn, "folder", folder_id, ext or [])
+            self._bump_children(w.conn, parent_id, +1)
+            self._touch(w, mailbox, folder_id, "created", parent_id)
+            return self._get(w.conn, mailbox, folder_id)
+
+    def _check_name_free(self, conn: Connection, parent_id: int, name: str, except_id: int | None = None) -> None:
+        f = t.folders.c
+        query = select(f.id).where(f.parent_id == parent_id, func.lower(f.display_name) == name.lower())
+        if except_id is not None:
+            query = query.where(f.id != except_id)
+        if conn.scalar(query) is not None:
+            raise AlreadyExists(f"a folder named {name!r} already exists there")
+
+    def _bump_children(self, conn: Connection, folder_id: int | None, delta: int) -> None:
+        if folder_id is not None:
+            f = t.folders.c
+            conn.execute(update(t.folders).where(f.id == folder_id)
+                         .values(child_folder_count=f.child_folder_count + delta))
+
+    def _touch(self, w: Writer, mailbox: Mailbox, folder_id: int, action: str, parent_id: int | None,
+               old_parent: int | None = None, old_id: int | None = None) -> int:
+        seq = w.journal(mailbox.database_id, mailbox.id, "folder", folder_id, action, parent_id, old_parent, old_id)
+        if action != "deleted":
+            w.conn.execute(update(t.folders).where(t.folders.c.id == folder_id)
+                           .values(change_number=seq, modified=utcnow()))
+        return seq
+
+    def update(self, mailbox: Mailbox, folder_id: int, values: dict[str, Any],
+               set_ext: list[ExtendedValue] | None = None, delete_ext: list[str] | None = None,
+               expected_change: int | None = None) -> Folder:
+        """Change ``display_name`` / ``folder_class`` and extended properties."""
+        with writing(self.engine) as w:
+            folder = self._get(w.conn, mailbox, folder_id, with_extended=False)
+            if expected_change is not None and expected_change != folder.change_number:
+                raise Conflict(f"folder {folder_id} changed since change {expected_change}")
+            if "display_name" in values and folder.parent_id is not None:
+                self._check_name_free(w.conn, folder.parent_id, values["display_name"], except_id=folder_id)
+            allowed = {k: v for k, v in values.items() if k in ("display_name", "folder_class")}
+            if allowed:
+                w.conn.execute(update(t.folders).where(t.folders.c.id == folder_id).values(**allowed))
+            extended.save(w.conn, "folder", folder_id, set_ext or [])
+            extended.remove(w.conn, "folder", folder_id, delete_ext or [])
+            self._touch(w, mailbox, folder_id, "modified", folder.parent_id)
+            return self._get(w.conn, mailbox, folder_id)
+
+    def move(self, mailbox: Mailbox, folder_id: int, to_parent: int) -> Folder:
+        with writing(self.engine) as w:
+            folder = self._get(w.conn, mailbox, folder_id, with_extended=False)
+            if folder.distinguished_id:
+                raise InvalidOperation("a distinguished folder cannot be moved")
+            self._get(w.conn, mailbox, to_parent, with_extended=False)
+            if to_parent == folder_id or to_parent in self._subtree(w.conn, mailbox, folder_id):
+                raise InvalidOperation("a folder cannot be moved into itself")
+            self._check_name_free(w.conn, to_parent, folder.display_name, except_id=folder_id)
+            w.conn.execute(update(t.folders).where(t.folders.c.id == folder_id).values(parent_id=to_parent))
+            self._bump_children(w.conn, folder.parent_id, -1)
+            self._bump_children(w.conn, to_parent, +1)
+            self._touch(w, mailbox, folder_id, "moved", to_parent, old_parent=folder.parent_id)
+            return self._get(w.conn, mailbox, folder_id)
+
+    def copy(self, mailbox: Mailbox, folder_id: int, to_parent: int, copy_items: Any) -> Folder:
+        """Copy the folder and its subtree under ``to_parent``; ``copy_items(w, mailbox, src, dst)``
+        copies the items of one folder (supplied by the item store)."""
+        with writing(self.engine) as w:
+            source = self._get(w.conn, mailbox, folder_id, with_extended=False)
+            self._get(w.conn, mailbox, to_parent, with_extended=False)
+            if to_parent == folder_id or to_parent in self._subtree(w.conn, mailbox, folder_id):
+                raise InvalidOperation("a folder cannot be copied into itself")
+            self._check_name_free(w.conn, to_parent, source.display_name)
+            new_id = self._copy_tree(w, mailbox, source, to_parent, copy_items)
+            return self._get(w.conn, mailbox, new_id)
+
+    def _copy_tree(self, w: Writer, mailbox: Mailbox, source: Folder, to_parent: int, copy_items: Any) -> int:
+        now = utcnow()
+        new_id = w.conn.execute(insert(t.folders).values(
+            mailbox_id=mailbox.id, parent_id=to_parent, display_name=source.display_name,
+            folder_class=source.folder_class, change_number=0, created=now, modified=now, total_count=0,
+            associated_count=0, unread_count=0, child_folder_count=0, hidden=False)).inserted_primary_key[0]
+        extended.copy(w.conn, "folder", source.id, new_id)
+        self._bump_children(w.conn, to_parent, +1)
+        self._touch(w, mailbox, new_id, "copied", to_parent, old_id=source.id)
+        copy_items(w, mailbox, source.id, new_id)
+        children = w.conn.execute(select(t.folders).where(t.folders.c.parent_id == source.id)).all()
+        for row in children:
+            self._copy_tree(w, mailbox, folder_from_row(row), new_id, copy_items)
+        return new_id
+
+    def delete(self, mailbox: Mailbox, folder_id: int, hard: bool, trash_id: int | None) -> None:
+        """Delete the folder and everything under it; with ``hard`` False, move it under
+        ``trash_id`` instead (Deleted Items)."""
+        with writing(self.engine) as w:
+            folder = self._get(w.conn, mailbox, folder_id, with_extended=False)
+            if folder.distinguished_id:
+                raise InvalidOperation("distinguished folders cannot be deleted")
+            if not hard and trash_id is not None and folder.parent_id != trash_id:
+                w.conn.execute(update(t.folders).where(t.folders.c.id == folder_id).values(parent_id=trash_id))
+                self._bump_children(w.conn, folder.parent_id, -1)
+                self._bump_children(w.conn, trash_id, +1)
+                self._touch(w, mailbox, folder_id, "moved", trash_id, old_parent=folder.parent_id)
+                return
+            for sub in reversed([folder_id, *self._subtree(w.conn, mailbox, folder_id)]):
+                w.conn.execute(delete(t.items).where(t.items.c.folder_id == sub))
+                w.conn.execute(delete(t.folders).where(t.folders.c.id == sub))
+                w.journal(mailbox.database_id, mailbox.id, "folder", sub, "deleted", None)
+            self._bump_children(w.conn, folder.parent_id, -1)
+
+    def delete_subfolders(self, w: Writer, mailbox: Mailbox, folder_id: int) -> None:
+        """Hard-delete every folder under ``folder_id`` (EmptyFolder with DeleteSubFolders)."""
+        subtree = self._subtree(w.conn, mailbox, folder_id)
+        for sub in reversed(subtree):
+            w.conn.execute(delete(t.items).where(t.items.c.folder_id == sub))
+            w.conn.execute(delete(t.folders).where(t.folders.c.id == sub))
+            w.journal(mailbox.database_id, mailbox.id, "folder", sub, "deleted", None)
+        if subtree:
+            w.conn.execute(update(t.folders).where(t.folders.c.id == folder_id).values(child_folder_count=0))
+
+
+def _depth_first(found: list[Folder], root_id: int) -> list[Folder]:
+    """Order a deep traversal parent-before-children, siblings by name, as Exchange lists them."""
+    children: dict[int | None, list[Folder]] = {}
+    for folder in found:
+        children.setdefault(folder.parent_id, []).append(folder)
+    ordered: list[Folder] = []
+
+    def walk(parent: int) -> None:
+        for child in children.get(parent, []):
+            ordered.append(child)
+            walk(child.id)
+
+    walk(root_id)
+    seen = {f.id for f in ordered}
+    return ordered + [f for f in found if f.id not in seen]

@@ -1,0 +1,99 @@
+"""Opaque, stable, URL-safe identifiers for folders, items and attachments.
+
+An id is base64url (no padding) of: version byte, kind byte, the mailbox GUID (16 bytes) and the
+row id (8 bytes, big endian); attachment ids add the attachment row id. A move or copy makes a new
+row, so it makes a new id, as Exchange does since 2007 SP1 RU4. The ChangeKey follows Exchange's
+layout (kind, length 22, database GUID, 6-byte change number), base64 encoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import struct
+import uuid
+from dataclasses import dataclass
+
+VERSION = 1
+KIND_FOLDER = ord("F")
+KIND_ITEM = ord("I")
+KIND_ATTACHMENT = ord("A")
+_HEAD = struct.Struct(">BB16sQ")
+
+CHANGEKEY_FOLDER = 1
+CHANGEKEY_MESSAGE = 9
+CHANGEKEY_CALENDAR = 15
+
+
+class MalformedId(ValueError):
+    """The text is not an id this server made."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectId:
+    kind: int
+    mailbox_guid: str
+    row_id: int
+    attachment_id: int = 0
+
+    def encode(self) -> str:
+        raw = _HEAD.pack(VERSION, self.kind, uuid.UUID(self.mailbox_guid).bytes, self.row_id)
+        if self.kind == KIND_ATTACHMENT:
+            raw += struct.pack(">Q", self.attachment_id)
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+    @property
+    def entry_id(self) -> bytes:
+        """The binary form used for EntryId/HexEntryId conversions."""
+        return base64.urlsafe_b64decode(self.encode() + "==")
+
+
+def decode(text: str, kind: int | None = None) -> ObjectId:
+    if not text or len(text) > 200:
+        raise MalformedId(text)
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedId(text) from exc
+    return from_entry_id(raw, kind)
+
+
+def from_entry_id(raw: bytes, kind: int | None = None) -> ObjectId:
+    if len(raw) < _HEAD.size:
+        raise MalformedId(raw.hex())
+    version, found_kind, guid, row_id = _HEAD.unpack_from(raw)
+    expected = _HEAD.size + (8 if found_kind == KIND_ATTACHMENT else 0)
+    if version != VERSION or found_kind not in (KIND_FOLDER, KIND_ITEM, KIND_ATTACHMENT) or len(raw) != expected:
+        raise MalformedId(raw.hex())
+    if kind is not None and found_kind != kind:
+        raise MalformedId(raw.hex())
+    attachment_id = struct.unpack_from(">Q", raw, _HEAD.size)[0] if found_kind == KIND_ATTACHMENT else 0
+    return ObjectId(found_kind, str(uuid.UUID(bytes=guid)), row_id, attachment_id)
+
+
+def folder_id(mailbox_guid: str, row_id: int) -> str:
+    return ObjectId(KIND_FOLDER, mailbox_guid, row_id).encode()
+
+
+def item_id(mailbox_guid: str, row_id: int) -> str:
+    return ObjectId(KIND_ITEM, mailbox_guid, row_id).encode()
+
+
+def attachment_id(mailbox_guid: str, item_row_id: int, attachment_row_id: int) -> str:
+    return ObjectId(KIND_ATTACHMENT, mailbox_guid, item_row_id, attachment_row_id).encode()
+
+
+def change_key(kind: int, database_guid: str, change_number: int) -> str:
+    raw = struct.pack("<II", kind, 22) + uuid.UUID(database_guid).bytes + change_number.to_bytes(6, "big")
+    return base64.b64encode(raw).decode("ascii")
+
+
+def change_number_of(change_key_text: str) -> int:
+    """The change number a ChangeKey carries; MalformedId when it is not one of ours."""
+    try:
+        raw = base64.b64decode(change_key_text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedId(change_key_text) from exc
+    if len(raw) != 30 or struct.unpack_from("<I", raw, 4)[0] != 22:
+        raise MalformedId(change_key_text)
+    return int.from_bytes(raw[24:30], "big")

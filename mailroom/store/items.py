@@ -1,0 +1,400 @@
+"""Items of a mailbox: create, read, find, update, move, copy, delete; attachments and MIME.
+
+Every change updates the folder counters and appends a journal row in the same transaction;
+the journal's sequence number becomes the item's change number (its ChangeKey).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+
+from . import extended
+from . import tables as t
+from .engine import Writer, reading, writing
+from .errors import Conflict, NotFound
+from .folders import Folders, adjust_counts
+from .model import Attachment, Body, Item, ItemChanges, Mailbox, NewItem, utcnow
+from .query import Filter, Page, Sort
+from .sqlquery import ITEM_COLUMNS, ITEMS
+
+# Item properties kept in their own columns (see tables.items); everything else lives in props.
+_COLUMN_OF_PROP = {name: col.key for name, col in ITEM_COLUMNS.items()}
+_PROP_OF_COLUMN = {v: k for k, v in _COLUMN_OF_PROP.items()}
+_SERVER_PROPS = frozenset({"DateTimeCreated", "LastModifiedTime", "Size", "HasAttachments"})
+_LIST_COLUMNS = [c for c in t.items.c if c.key not in ("body",)]
+
+
+def _split_props(props: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    columns: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    for name, value in props.items():
+        if name in _COLUMN_OF_PROP:
+            columns[_COLUMN_OF_PROP[name]] = value
+        else:
+            rest[name] = value
+    return columns, rest
+
+
+def _item_from_row(row: Row) -> Item:
+    m = row._mapping
+    props = dict(m["props"] or {})
+    for column, name in _PROP_OF_COLUMN.items():
+        value = m[column]
+        if value is not None:
+            props[name] = value
+    body = Body(m["body_type"], m["body"]) if "body" in m and m["body_type"] else None
+    return Item(id=m["id"], mailbox_id=m["mailbox_id"], folder_id=m["folder_id"], change_number=m["change_number"],
+                props=props, body=body)
+
+
+def _size(props: dict[str, Any], body: Body | None, mime: bytes | None, attachments: Iterable[Attachment]) -> int:
+    if mime:
+        return len(mime)
+    size = len(json.dumps(props, default=str)) + (len(body.text.encode()) if body else 0)
+    return size + sum(a.size or len(a.content) for a in attachments)
+
+
+class Items:
+    def __init__(self, engine: Engine, folders: Folders) -> None:
+        self.engine = engine
+        self.folders = folders
+
+    # -- reading -----------------------------------------------------------------------------
+    def get(self, mailbox: Mailbox, item_id: int, body: bool = True, mime: bool = False,
+            attachments: bool = True) -> Item:
+        found = self.get_many(mailbox, [item_id], body=body, mime=mime, attachments=attachments)[0]
+        if found is None:
+            raise NotFound(f"item {item_id}")
+        return found
+
+    def get_many(self, mailbox: Mailbox, item_ids: list[int], body: bool = True, mime: bool = False,
+                 attachments: bool = True, with_extended: bool = True) -> list[Item | None]:
+        """The items in the order asked, None where an id is not an item of this mailbox."""
+        with reading(self.engine) as conn:
+            return self._get_many(conn, mailbox, item_ids, body, mime, attachments, with_extended)
+
+    def _get_many(self, conn: Connection, mailbox: Mailbox, item_ids: list[int], body: bool, mime: bool,
+                  attachments: bool, with_extended: bool) -> list[Item | None]:
+        columns = list(t.items.c) if body else _LIST_COLUMNS
+        rows = conn.execute(select(*columns).where(t.items.c.id.in_(item_ids),
+                                                   t.items.c.mailbox_id == mailbox.id)).all()
+        by_id = {r.id: _item_from_row(r) for r in rows}
+        self._load_details(conn, list(by_id.values()), mime, attachments, with_extended)
+        return [by_id.get(i) for i in item_ids]
+
+    def _load_details(self, conn: Connection, found: list[Item], mime: bool, attachments: bool,
+                      with_extended: bool) -> None:
+        ids = [i.id for i in found]
+        if not ids:
+            return
+        if with_extended:
+            ext = extended.load(conn, "item", ids)
+            for item in found:
+                item.extended = ext[item.id]
+        if mime:
+            for item_id, blob in conn.execute(select(t.item_mime).where(t.item_mime.c.item_id.in_(ids))):
+                next(i for i in found if i.id == item_id).mime = bytes(blob)
+        if attachments:
+            by_item = self._attachments(conn, ids, with_content=False)
+            for item in found:
+                item.attachments = by_item.get(item.id, [])
+
+    def find(self, mailbox: Mailbox, folder_id: int, where: Filter | None = None, sort: list[Sort] | None = None,
+             page: Page | Callable[[int], Page] | None = None, associated: bool = False,
+             with_extended: bool = False, with_attachments: bool = False) -> tuple[list[Item], int]:
+        """One page of the folder's items (no bodies) and the number of items in the whole view.
+        ``page`` may be a function of that number (paging from the end, fractional paging).
+        Uses the folder's counters when there is no filter, so the cost follows the page size."""
+        with reading(self.engine) as conn:
+            folder = self.folders._get(conn, mailbox, folder_id, with_extended=False)
+            c = t.items.c
+            cond = [c.folder_id == folder_id, c.is_associated == associated]
+            if where is None:
+                total = folder.associated_count if associated else folder.total_count
+            else:
+                cond.append(ITEMS.where(where))
+                total = conn.scalar(select(func.count()).select_from(t.items).where(*cond)) or 0
+            page = page(total) if callable(page) else page or Page()
+            order = ITEMS.order_by(sort or []) or [c.date_received.desc()]
+            query = select(*_LIST_COLUMNS).where(*cond).order_by(*order, c.id.desc()).offset(page.offset)
+            if page.limit is not None:
+                query = query.limit(page.limit)
+            found = [_item_from_row(r) for r in conn.execute(query)]
+            self._load_details(conn, found, mime=False, attachments=with_attachments, with_extended=with_extended)
+        return found, total
+
+    def mime(self, mailbox: Mailbox, item_id: int) -> bytes | None:
+        with reading(self.engine) as conn:
+            self._require(conn, mailbox, item_id)
+            blob = conn.scalar(select(t.item_mime.c.mime).where(t.item_mime.c.item_id == item_id))
+            return bytes(blob) if blob is not None else None
+
+    def find_by_message_id(self, mailbox: Mailbox, message_id: str) -> list[int]:
+        with reading(self.engine) as conn:
+            return list(conn.scalars(select(t.items.c.id).where(t.items.c.mailbox_id == mailbox.id,
+                                                                t.items.c.message_id == message_id)))
+
+    def _require(self, conn: Connection, mailbox: Mailbox, item_id: int, lock: bool = False) -> Row:
+        query = select(*_LIST_COLUMNS).where(t.items.c.id == item_id, t.items.c.mailbox_id == mailbox.id)
+        if lock and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"item {item_id}")
+        return row
+
+    # -- creating ----------------------------------------------------------------------------
+    def create(self, mailbox: Mailbox, folder_id: int, new: NewItem) -> Item:
+        with writing(self.engine) as w:
+            self.folders._get(w.conn, mailbox, folder_id, with_extended=False)
+            item_id = self._insert(w, mailbox, folder_id, new, "created")
+            return self._get_many(w.conn, mailbox, [item_id], True, False, True, True)[0]  # type: ignore[return-value]
+
+    def _insert(self, w: Writer, mailbox: Mailbox, folder_id: int, new: NewItem, action: str,
+                old_folder: int | None = None, old_id: int | None = None) -> int:
+        now = utcnow()
+        props = {k: v for k, v in new.props.items() if k not in _SERVER_PROPS and v is not None}
+        props.setdefault("ItemClass", "IPM.Note")
+        props.setdefault("DateTimeReceived", now)
+        props.setdefault("IsRead", False)
+        props.setdefault("IsAssociated", False)
+        props.setdefault("Importance", "Normal")
+        created = new.props.get("DateTimeCreated") if action in ("moved", "copied") else None
+        for att in new.attachments:
+            att.size = att.size or len(att.content)
+        columns, rest = _split_props(props)
+        columns.update(
+            mailbox_id=mailbox.id, folder_id=folder_id, change_number=0, date_created=created or now,
+            last_modified=now, size=_size(props, new.body, new.mime, new.attachments),
+            has_attachments=any(not a.is_inline for a in new.attachments),
+            body_type=new.body.body_type if new.body else None, body=new.body.text if new.body else None,
+            props=rest,
+        )
+        item_id = int(w.conn.execute(insert(t.items).values(**columns)).inserted_primary_key[0])
+        if new.mime is not None:
+            w.conn.execute(insert(t.item_mime).values(item_id=item_id, mime=new.mime))
+        extended.save(w.conn, "item", item_id, new.extended)
+        for att in new.attachments:
+            self._insert_attachment(w.conn, item_id, att)
+        is_read, associated = bool(props["IsRead"]), bool(props["IsAssociated"])
+        adjust_counts(w.conn, folder_id, total=0 if associated else 1, associated=1 if associated else 0,
+                      unread=0 if is_read or associated else 1)
+        seq = w.journal(mailbox.database_id, mailbox.id, "item", item_id, action, folder_id, old_folder, old_id)
+        w.conn.execute(update(t.items).where(t.items.c.id == item_id).values(change_number=seq))
+        return item_id
+
+    # -- updating ----------------------------------------------------------------------------
+    def update(self, mailbox: Mailbox, item_id: int, changes: ItemChanges,
+               expected_change: int | None = None) -> Item:
+        """Apply ``changes``; with ``expected_change`` set, refuse (Conflict) when the item changed since."""
+        with writing(self.engine) as w:
+            row = self._require(w.conn, mailbox, item_id, lock=True)
+            if expected_change is not None and expected_change != row.change_number:
+                raise Conflict(f"item {item_id} changed since change {expected_change}")
+            self._apply(w, mailbox, row, changes)
+            return self._get_many(w.conn, mailbox, [item_id], True, False, True, True)[0]  # type: ignore[return-value]
+
+    def _apply(self, w: Writer, mailbox: Mailbox, row: Row, changes: ItemChanges) -> None:
+        item = _item_from_row(row)
+        props = dict(item.props)
+        for name in changes.delete_props:
+            props.pop(name, None)
+        props.update({k: v for k, v in changes.set_props.items() if k not in _SERVER_PROPS})
+        columns, rest = _split_props(props)
+        for name in changes.delete_props:
+            if name in _COLUMN_OF_PROP and name not in ("ItemClass", "IsRead", "IsAssociated", "Importance"):
+                columns[_COLUMN_OF_PROP[name]] = None
+        columns.pop("date_created", None)
+        columns.update(props=rest, last_modified=utcnow())
+        if changes.body is not None:
+            columns.update(body_type=changes.body.body_type, body=changes.body.text)
+        elif changes.delete_body:
+            columns.update(body_type=None, body=None)
+        w.conn.execute(update(t.items).where(t.items.c.id == item.id).values(**columns))
+        extended.save(w.conn, "item", item.id, changes.set_extended)
+        extended.remove(w.conn, "item", item.id, changes.delete_extended)
+        if not changes.keep_mime:
+            w.conn.execute(delete(t.item_mime).where(t.item_mime.c.item_id == item.id))
+        was_read, now_read = bool(row.is_read), bool(props.get("IsRead"))
+        if was_read != now_read and not row.is_associated:
+            adjust_counts(w.conn, item.folder_id, unread=-1 if now_read else 1)
+        action = "read" if set(changes.set_props) == {"IsRead"} and not changes.set_extended else "modified"
+        self._touch(w, mailbox, item.id, action, item.folder_id)
+
+    def _touch(self, w: Writer, mailbox: Mailbox, item_id: int, action: str, folder_id: int) -> int:
+        seq = w.journal(mailbox.database_id, mailbox.id, "item", item_id, action, folder_id)
+        w.conn.execute(update(t.items).where(t.items.c.id == item_id).values(change_number=seq))
+        return seq
+
+    def set_mime(self, mailbox: Mailbox, item_id: int, mime: bytes) -> None:
+        with writing(self.engine) as w:
+            self._require(w.conn, mailbox, item_id)
+            w.conn.execute(delete(t.item_mime).where(t.item_mime.c.item_id == item_id))
+            w.conn.execute(insert(t.item_mime).values(item_id=item_id, mime=mime))
+
+    def mark_all_read(self, mailbox: Mailbox, folder_id: int, is_read: bool) -> int:
+        """Set IsRead on every item of the folder; returns how many changed."""
+        with writing(self.engine) as w:
+            self.folders._get(w.conn, mailbox, folder_id, with_extended=False)
+            c = t.items.c
+            changed = list(w.conn.scalars(select(c.id).where(c.folder_id == folder_id, c.is_associated.is_(False),
+                                                             c.is_read.is_(not is_read))))
+            for item_id in changed:
+                w.conn.execute(update(t.items).where(c.id == item_id).values(is_read=is_read))
+                self._touch(w, mailbox, item_id, "read", folder_id)
+            adjust_counts(w.conn, folder_id, unread=-len(changed) if is_read else len(changed))
+            return len(changed)
+
+    # -- moving, copying, deleting -------------------------------------------------------------
+    def move(self, mailbox: Mailbox, item_id: int, to_folder: int) -> Item:
+        """Move to ``to_folder``; the moved item gets a new id (Exchange 2007 SP1 RU4 semantics)."""
+        with writing(self.engine) as w:
+            new_id = self._move(w, mailbox, item_id, to_folder)
+            return self._get_many(w.conn, mailbox, [new_id], True, False, True, True)[0]  # type: ignore[return-value]
+
+    def _move(self, w: Writer, mailbox: Mailbox, item_id: int, to_folder: int) -> int:
+        self.folders._get(w.conn, mailbox, to_folder, with_extended=False)
+        row = self._require(w.conn, mailbox, item_id, lock=True)
+        new_id = self._copy_row(w, mailbox, row, to_folder, "moved")
+        for table in (t.attachments, t.extended_properties):
+            w.conn.execute(update(table).where(table.c.item_id == item_id).values(item_id=new_id))
+        w.conn.execute(update(t.item_mime).where(t.item_mime.c.item_id == item_id).values(item_id=new_id))
+        self._delete_row(w, mailbox, row, journal=False)
+        return new_id
+
+    def copy(self, mailbox: Mailbox, item_id: int, to_folder: int) -> Item:
+        with writing(self.engine) as w:
+            self.folders._get(w.conn, mailbox, to_folder, with_extended=False)
+            row = self._require(w.conn, mailbox, item_id)
+            new_id = self._copy_with_details(w, mailbox, row, to_folder)
+            return self._get_many(w.conn, mailbox, [new_id], True, False, True, True)[0]  # type: ignore[return-value]
+
+    def copy_folder_items(self, w: Writer, mailbox: Mailbox, from_folder: int, to_folder: int) -> None:
+        rows = w.conn.execute(select(t.items).where(t.items.c.folder_id == from_folder)).all()
+        for row in rows:
+            self._copy_with_details(w, mailbox, row, to_folder)
+
+    def _copy_with_details(self, w: Writer, mailbox: Mailbox, row: Row, to_folder: int) -> int:
+        new_id = self._copy_row(w, mailbox, row, to_folder, "copied")
+        extended.copy(w.conn, "item", row.id, new_id)
+        for att in self._attachments(w.conn, [row.id], with_content=True).get(row.id, []):
+            self._insert_attachment(w.conn, new_id, att)
+        blob = w.conn.scalar(select(t.item_mime.c.mime).where(t.item_mime.c.item_id == row.id))
+        if blob is not None:
+            w.conn.execute(insert(t.item_mime).values(item_id=new_id, mime=blob))
+        return new_id
+
+    def _copy_row(self, w: Writer, mailbox: Mailbox, row: Row, to_folder: int, action: str) -> int:
+        values = {k: v for k, v in row._mapping.items() if k not in ("id", "folder_id", "change_number")}
+        if "body" not in values:
+            full = w.conn.execute(select(t.items.c.body).where(t.items.c.id == row.id)).first()
+            values["body"] = full[0] if full else None
+        values.update(folder_id=to_folder, change_number=0, last_modified=utcnow())
+        new_id = int(w.conn.execute(insert(t.items).values(**values)).inserted_primary_key[0])
+        associated = bool(values["is_associated"])
+        adjust_counts(w.conn, to_folder, total=0 if associated else 1, associated=1 if associated else 0,
+                      unread=0 if values["is_read"] or associated else 1)
+        seq = w.journal(mailbox.database_id, mailbox.id, "item", new_id, action, to_folder, row.folder_id, row.id)
+        w.conn.execute(update(t.items).where(t.items.c.id == new_id).values(change_number=seq))
+        return new_id
+
+    def delete(self, mailbox: Mailbox, item_id: int) -> None:
+        """Remove the item for good (HardDelete)."""
+        with writing(self.engine) as w:
+            self._delete_row(w, mailbox, self._require(w.conn, mailbox, item_id, lock=True))
+
+    def move_or_delete(self, mailbox: Mailbox, item_id: int, to_folder: int | None) -> int | None:
+        """Soft delete: move to ``to_folder`` (Deleted Items / Recoverable Items), or delete when
+        the item is already there or ``to_folder`` is None. Returns the new id if moved."""
+        with writing(self.engine) as w:
+            row = self._require(w.conn, mailbox, item_id, lock=True)
+            if to_folder is None or row.folder_id == to_folder:
+                self._delete_row(w, mailbox, row)
+                return None
+            return self._move(w, mailbox, item_id, to_folder)
+
+    def _delete_row(self, w: Writer, mailbox: Mailbox, row: Row, journal: bool = True) -> None:
+        w.conn.execute(delete(t.items).where(t.items.c.id == row.id))
+        associated = bool(row.is_associated)
+        adjust_counts(w.conn, row.folder_id, total=0 if associated else -1, associated=-1 if associated else 0,
+                      unread=0 if row.is_read or associated else -1)
+        if journal:
+            w.journal(mailbox.database_id, mailbox.id, "item", row.id, "deleted", row.folder_id)
+
+    def empty_folder(self, mailbox: Mailbox, folder_id: int, delete_subfolders: bool,
+                     to_folder: int | None = None) -> None:
+        """Delete every item of the folder (or move them to ``to_folder``), and optionally its subfolders."""
+        with writing(self.engine) as w:
+            self.folders._get(w.conn, mailbox, folder_id, with_extended=False)
+            rows = w.conn.execute(select(*_LIST_COLUMNS).where(t.items.c.folder_id == folder_id,
+                                                               t.items.c.is_associated.is_(False))).all()
+            for row in rows:
+                if to_folder is not None and to_folder != folder_id:
+                    self._move(w, mailbox, row.id, to_folder)
+                else:
+                    self._delete_row(w, mailbox, row)
+            if delete_subfolders:
+                self.folders.delete_subfolders(w, mailbox, folder_id)
+
+    # -- attachments ---------------------------------------------------------------------------
+    def _attachments(self, conn: Connection, item_ids: list[int], with_content: bool) -> dict[int, list[Attachment]]:
+        a = t.attachments.c
+        columns = [c for c in t.attachments.c if with_content or c.key != "content"]
+        found: dict[int, list[Attachment]] = {}
+        for row in conn.execute(select(*columns).where(a.item_id.in_(item_ids)).order_by(a.id)):
+            m = row._mapping
+            found.setdefault(m["item_id"], []).append(Attachment(
+                kind=m["kind"], name=m["name"], content_type=m["content_type"], content_id=m["content_id"],
+                content_location=m["content_location"], is_inline=m["is_inline"],
+                is_contact_photo=m["is_contact_photo"], content=bytes(m["content"]) if with_content else b"",
+                id=m["id"], item_id=m["item_id"], size=m["size"], last_modified=m["last_modified"]))
+        return found
+
+    def _insert_attachment(self, conn: Connection, item_id: int, att: Attachment) -> int:
+        att.last_modified = att.last_modified or utcnow()
+        return int(conn.execute(insert(t.attachments).values(
+            item_id=item_id, kind=att.kind, name=att.name, content_type=att.content_type,
+            content_id=att.content_id, content_location=att.content_location, is_inline=att.is_inline,
+            is_contact_photo=att.is_contact_photo, size=att.size or len(att.content),
+            last_modified=att.last_modified, content=att.content)).inserted_primary_key[0])
+
+    def attachment(self, mailbox: Mailbox, item_id: int, attachment_id: int) -> Attachment:
+        with reading(self.engine) as conn:
+            self._require(conn, mailbox, item_id)
+            for att in self._attachments(conn, [item_id], with_content=True).get(item_id, []):
+                if att.id == attachment_id:
+                    return att
+        raise NotFound(f"attachment {attachment_id}")
+
+    def add_attachment(self, mailbox: Mailbox, item_id: int, att: Attachment) -> tuple[Attachment, Item]:
+        """Attach to the item; returns the stored attachment and the item with its new change number."""
+        with writing(self.engine) as w:
+            row = self._require(w.conn, mailbox, item_id, lock=True)
+            att.size = att.size or len(att.content)
+            att.id = self._insert_attachment(w.conn, item_id, att)
+            att.item_id = item_id
+            self._refresh_after_attachments(w, mailbox, row)
+            item = self._get_many(w.conn, mailbox, [item_id], False, False, True, False)[0]
+            return att, item  # type: ignore[return-value]
+
+    def delete_attachment(self, mailbox: Mailbox, item_id: int, attachment_id: int) -> Item:
+        with writing(self.engine) as w:
+            row = self._require(w.conn, mailbox, item_id, lock=True)
+            deleted = w.conn.execute(delete(t.attachments).where(t.attachments.c.id == attachment_id,
+                                                                 t.attachments.c.item_id == item_id)).rowcount
+            if not deleted:
+                raise NotFound(f"attachment {attachment_id}")
+            self._refresh_after_attachments(w, mailbox, row)
+            return self._get_many(w.conn, mailbox, [item_id], False, False, True, False)[0]  # type: ignore[return-value]
+
+    def _refresh_after_attachments(self, w: Writer, mailbox: Mailbox, row: Row) -> None:
+        a = t.attachments.c
+        rows = w.conn.execute(select(a.size, a.is_inline).where(a.item_id == row.id)).all()
+        w.conn.execute(update(t.items).where(t.items.c.id == row.id).values(
+            has_attachments=any(not inline for _, inline in rows), last_modified=utcnow()))
+        w.conn.execute(delete(t.item_mime).where(t.item_mime.c.item_id == row.id))
+        self._touch(w, mailbox, row.id, "modified", row.folder_id)

@@ -1,0 +1,176 @@
+"""The relational schema shared by every back end (SQLite and PostgreSQL).
+
+Datetimes are stored as ISO 8601 UTC text (``2026-01-02T03:04:05Z``): it sorts correctly,
+reads the same on both back ends and matches how item properties are kept in ``props``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import BYTEA, JSONB
+
+metadata = MetaData()
+
+Blob = LargeBinary().with_variant(BYTEA(), "postgresql")
+Json = JSON().with_variant(JSONB(), "postgresql")
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite only autoincrements INTEGER keys
+
+mailbox_databases = Table(
+    "mailbox_databases",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("guid", String(36), nullable=False, unique=True),
+    # The last change number handed out in this database; bumped inside each writing transaction,
+    # which also orders commits (the row lock is held until commit).
+    Column("last_change", BigInteger, nullable=False, default=0),
+)
+
+domains = Table(
+    "domains",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created", String(32), nullable=False),
+)
+
+mailboxes = Table(
+    "mailboxes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("guid", String(36), nullable=False, unique=True),
+    Column("database_id", ForeignKey("mailbox_databases.id"), nullable=False),
+    Column("domain_id", ForeignKey("domains.id"), nullable=False),
+    Column("address", String(320), nullable=False, unique=True),
+    Column("display_name", String(256), nullable=False),
+    Column("password_hash", String(256)),
+    Column("created", String(32), nullable=False),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("address", String(320), primary_key=True),
+    Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), nullable=False, index=True),
+)
+
+folders = Table(
+    "folders",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), nullable=False),
+    Column("parent_id", ForeignKey("folders.id", ondelete="CASCADE")),
+    Column("distinguished_id", String(64)),
+    Column("display_name", String(256), nullable=False),
+    Column("folder_class", String(256)),
+    Column("change_number", BigInteger, nullable=False),
+    Column("created", String(32), nullable=False),
+    Column("modified", String(32), nullable=False),
+    Column("total_count", Integer, nullable=False, default=0),
+    Column("associated_count", Integer, nullable=False, default=0),
+    Column("unread_count", Integer, nullable=False, default=0),
+    Column("child_folder_count", Integer, nullable=False, default=0),
+    Column("hidden", Boolean, nullable=False, default=False),
+    UniqueConstraint("mailbox_id", "distinguished_id", name="uq_folders_distinguished"),
+    Index("ix_folders_parent", "parent_id", "display_name"),
+    Index("ix_folders_mailbox", "mailbox_id"),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), nullable=False),
+    Column("folder_id", ForeignKey("folders.id", ondelete="CASCADE"), nullable=False),
+    Column("change_number", BigInteger, nullable=False),
+    Column("item_class", String(256), nullable=False),
+    Column("subject", Text),
+    Column("date_received", String(32)),
+    Column("date_sent", String(32)),
+    Column("date_created", String(32), nullable=False),
+    Column("last_modified", String(32), nullable=False),
+    Column("is_read", Boolean, nullable=False, default=False),
+    Column("is_associated", Boolean, nullable=False, default=False),
+    Column("importance", String(16), nullable=False, default="Normal"),
+    Column("size", Integer, nullable=False, default=0),
+    Column("has_attachments", Boolean, nullable=False, default=False),
+    Column("message_id", String(998)),
+    Column("body_type", String(8)),
+    Column("body", Text),
+    Column("props", Json, nullable=False),
+    Index("ix_items_folder_received", "folder_id", "is_associated", "date_received", "id"),
+    Index("ix_items_folder_created", "folder_id", "is_associated", "date_created", "id"),
+    Index("ix_items_folder_subject", "folder_id", "is_associated", "subject"),
+    Index("ix_items_folder_unread", "folder_id", "is_read"),
+    Index("ix_items_message_id", "mailbox_id", "message_id"),
+)
+
+item_mime = Table(
+    "item_mime",
+    metadata,
+    Column("item_id", ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("mime", Blob, nullable=False),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("item_id", ForeignKey("items.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(8), nullable=False),  # "file" or "item"
+    Column("name", Text),
+    Column("content_type", String(255)),
+    Column("content_id", String(998)),
+    Column("content_location", Text),
+    Column("is_inline", Boolean, nullable=False, default=False),
+    Column("is_contact_photo", Boolean, nullable=False, default=False),
+    Column("size", Integer, nullable=False, default=0),
+    Column("last_modified", String(32), nullable=False),
+    Column("content", Blob),  # file bytes, or the attached item's serialised form
+)
+
+extended_properties = Table(
+    "extended_properties",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("item_id", ForeignKey("items.id", ondelete="CASCADE")),
+    Column("folder_id", ForeignKey("folders.id", ondelete="CASCADE")),
+    Column("prop_key", String(300), nullable=False),
+    Column("prop_type", String(32), nullable=False),
+    Column("value", Json, nullable=False),  # a string, or a list of strings for array types
+    Column("str_value", Text),  # scalar value as text, for restrictions
+    Column("num_value", Double),
+    Index("ix_extprops_item", "item_id", "prop_key"),
+    Index("ix_extprops_folder", "folder_id", "prop_key"),
+)
+
+journal = Table(
+    "journal",
+    metadata,
+    Column("database_id", ForeignKey("mailbox_databases.id"), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("mailbox_id", BigInteger, nullable=False),
+    Column("object_kind", String(8), nullable=False),  # "item" or "folder"
+    Column("object_id", BigInteger, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("folder_id", BigInteger),  # the containing (parent) folder after the change
+    Column("old_folder_id", BigInteger),  # for moves: where it was
+    Column("old_object_id", BigInteger),  # for moves and copies: the source object
+    Column("committed", String(32), nullable=False),
+    Index("ix_journal_mailbox", "mailbox_id", "seq"),
+)
