@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from mailroom.access.auth import CHALLENGE, Authenticator, parse_basic
+from mailroom.access.identity import Identity
 from mailroom.ews import endpoint
 from mailroom.store import Store
 
@@ -29,8 +31,10 @@ _XML = "text/xml; charset=utf-8"
 class EWSServer:
     """Owns the store, the worker threads and the aiohttp application."""
 
-    def __init__(self, store: Store, workers: int = 8) -> None:
+    def __init__(self, store: Store, workers: int = 8,
+                 on_response: Callable[[bytes, int, bytes], None] | None = None) -> None:
         self.store = store
+        self.on_response = on_response  # tests hook in here to validate every response
         self.auth = Authenticator(store)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ews")
         endpoint.load_operations()
@@ -63,8 +67,6 @@ class EWSServer:
         if creds is not None:
             cached = self.auth.cache.get(*creds)
             if cached is not None:
-                from mailroom.access.identity import Identity
-
                 identity = Identity.owner(cached)
             else:
                 identity = await loop.run_in_executor(self.pool, self.auth.authenticate, header)
@@ -75,6 +77,8 @@ class EWSServer:
         base_url = f"{request.scheme}://{request.host}"
         status, payload = await loop.run_in_executor(self.pool, endpoint.process, self.store, identity, body,
                                                      base_url)
+        if self.on_response is not None:
+            self.on_response(body, status, payload)
         return web.Response(status=status, body=payload, headers={"Content-Type": _XML})
 
     def close(self) -> None:
@@ -82,12 +86,15 @@ class EWSServer:
         self.store.close()
 
 
-async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
-    """Run until SIGINT/SIGTERM. Prints the URLs it listens on once every listener is bound."""
+async def serve(config: Config, stop: asyncio.Event | None = None,
+                ready: Callable[[list[str]], None] | None = None,
+                on_response: Callable[[bytes, int, bytes], None] | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or ``stop``). Prints the URLs it listens on once every listener
+    is bound, and hands them to ``ready``."""
     data_dir = config.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(config.database_url, pool_size=config["ews.workers"])
-    server = EWSServer(store, workers=config["ews.workers"])
+    server = EWSServer(store, workers=config["ews.workers"], on_response=on_response)
     runner = web.AppRunner(server.application(), access_log=None, handle_signals=False)
     await runner.setup()
     urls: list[str] = []
@@ -105,12 +112,13 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
     print(f"mailroom ready ({store.backend} store, data in {data_dir.resolve()})", flush=True)
     for url in urls:
         print(f"  EWS  {url}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
     if ready is not None:
-        ready.set()
+        ready(urls)
     try:
         await stop.wait()
     finally:

@@ -1,0 +1,170 @@
+"""Shared fixtures: a store on each back end, the real server on loopback, exchangelib accounts.
+
+Every EWS response a test produces is checked against the official schema; a test that made
+the server send an invalid response fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+from exchangelib import DELEGATE, Account, Configuration, Credentials
+from exchangelib.protocol import BaseProtocol
+from exchangelib.transport import BASIC
+
+from mailroom.access.passwords import hash_password
+from mailroom.server import config as configuration
+from mailroom.server.app import serve
+from mailroom.store import Store
+from mailroom.store.model import Mailbox
+
+from .schema_check import problems
+
+PG_DSN = os.environ.get("MAILROOM_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+PASSWORD = "correct horse battery staple"
+
+
+def _pg_available() -> bool:
+    try:
+        with psycopg.connect(PG_DSN, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str | None]:
+    """A fresh PostgreSQL database for this test run, dropped at the end; None (loudly) when
+    no PostgreSQL is reachable."""
+    if not _pg_available():
+        print("\n*** PostgreSQL is not reachable at", PG_DSN, "- PostgreSQL back-end tests are SKIPPED ***\n")
+        yield None
+        return
+    name = f"mailroom_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = psycopg.conninfo.conninfo_to_dict(PG_DSN)
+    yield f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:" \
+          f"{params.get('port', 5432)}/{name}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'mailroom.db'}"
+    url = request.getfixturevalue("pg_url")
+    if url is None:
+        pytest.skip("PostgreSQL is not reachable (see the notice at the top of the run)")
+    return url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    store = Store.open(store_url, pool_size=4)
+    yield store
+    store.close()
+
+
+def new_domain(store: Store) -> str:
+    domain = f"d{uuid.uuid4().hex[:10]}.example"
+    store.directory.add_domain(domain)
+    return domain
+
+
+def new_mailbox(store: Store, domain: str, local: str = "user", name: str | None = None) -> Mailbox:
+    return store.directory.add_mailbox(f"{local}@{domain}", hash_password(PASSWORD), name)
+
+
+class RunningServer:
+    """The real server, on loopback ports chosen by the OS, in a thread of this process."""
+
+    def __init__(self, store_url: str, data_dir: Path) -> None:
+        self.config = configuration.load(None, {"data_dir": str(data_dir), "database_url": store_url,
+                                                 "ews.http_listen": "127.0.0.1:0", "ews.https_listen": "127.0.0.1:0",
+                                                 "ews.workers": 4})
+        self.urls: list[str] = []
+        self.bad_responses: list[str] = []
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("server did not start")
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            await serve(self.config, stop=self._stop, ready=self._on_ready, on_response=self._check)
+        asyncio.run(main())
+
+    def _on_ready(self, urls: list[str]) -> None:
+        self.urls = urls
+        self._ready.set()
+
+    def _check(self, _request: bytes, _status: int, payload: bytes) -> None:
+        for problem in problems(payload):
+            self.bad_responses.append(problem)
+
+    @property
+    def ews_url(self) -> str:
+        return self.urls[0]
+
+    @property
+    def https_url(self) -> str:
+        return self.urls[1]
+
+    def stop(self) -> None:
+        if self._loop and self._stop:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+
+@pytest.fixture
+def server(store_url: str, tmp_path: Path) -> Iterator[RunningServer]:
+    running = RunningServer(store_url, tmp_path / "data")
+    yield running
+    running.stop()
+    assert not running.bad_responses, "responses that fail the EWS schema:\n" + "\n".join(running.bad_responses)
+
+
+@pytest.fixture
+def server_store(server: RunningServer, store_url: str) -> Iterator[Store]:
+    """A second handle on the running server's store, for setup and for checking stored state."""
+    store = Store.open(store_url, pool_size=2)
+    yield store
+    store.close()
+
+
+def make_account(server: RunningServer, address: str, password: str = PASSWORD) -> Account:
+    BaseProtocol.HTTP_ADAPTER_CLS = requests.adapters.HTTPAdapter
+    config = Configuration(service_endpoint=server.ews_url, credentials=Credentials(address, password),
+                           auth_type=BASIC)
+    return Account(address, config=config, autodiscover=False, access_type=DELEGATE)
+
+
+@pytest.fixture
+def mailbox(server_store: Store) -> Mailbox:
+    domain = new_domain(server_store)
+    return new_mailbox(server_store, domain, "alice", "Alice Example")
+
+
+@pytest.fixture
+def account(server: RunningServer, mailbox: Mailbox) -> Account:
+    return make_account(server, mailbox.address)
