@@ -93,10 +93,10 @@ def new_mailbox(store: Store, domain: str, local: str = "user", name: str | None
 class RunningServer:
     """The real server, on loopback ports chosen by the OS, in a thread of this process."""
 
-    def __init__(self, store_url: str, data_dir: Path) -> None:
+    def __init__(self, store_url: str, data_dir: Path, **settings: object) -> None:
         self.config = configuration.load(None, {"data_dir": str(data_dir), "database_url": store_url,
                                                  "ews.http_listen": "127.0.0.1:0", "ews.https_listen": "127.0.0.1:0",
-                                                 "ews.workers": 4})
+                                                 "ews.workers": 4, **settings})
         self.urls: list[str] = []
         self.bad_responses: list[str] = []
         self._ready = threading.Event()
@@ -104,7 +104,7 @@ class RunningServer:
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
-        if not self._ready.wait(30):
+        if not self._ready.wait(120):
             raise RuntimeError("server did not start")
 
     def _run(self) -> None:

@@ -39,3 +39,15 @@ def parse(response: requests.Response) -> etree._Element:
 def codes(root: etree._Element) -> list[str]:
     """The ResponseCode of every response message, in order."""
     return [c.text for c in root.iterfind(".//m:ResponseCode", NS)]
+
+
+def server_version(root: etree._Element) -> dict[str, str]:
+    """The attributes of the ServerVersionInfo in the response's SOAP header (KeyError-free: {} if absent)."""
+    info = root.find("s:Header/t:ServerVersionInfo", NS)
+    return dict(info.attrib) if info is not None else {}
+
+
+def fault_code(root: etree._Element) -> str | None:
+    """The ResponseCode in a SOAP fault's detail, or None when the body is not a fault."""
+    node = root.find("s:Body/s:Fault/detail/e:ResponseCode", NS)
+    return node.text if node is not None else None

@@ -14,7 +14,7 @@ CHALLENGE = 'Basic realm="mailroom"'
 
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:
-    if not header or not header[:6].lower() == "basic ":
+    if not header or header[:6].lower() != "basic ":
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
@@ -40,11 +40,8 @@ class Authenticator:
             return Identity.owner(cached)
         # Accept the address, or DOMAIN\user as Windows clients send it (user@... or user part).
         login = username.split("\\", 1)[1] if "\\" in username else username
-        found = self.store.directory.password_hash(login)
-        if found is None:
-            return None
-        mailbox, password_hash = found
-        if not verify_password(password_hash, password):
+        mailbox, password_hash = self.store.directory.password_hash(login) or (None, None)
+        if not verify_password(password_hash, password) or mailbox is None:  # verify first: equal timing
             return None
         self.cache.put(username, password, mailbox)
         return Identity.owner(mailbox)

@@ -8,6 +8,7 @@ import hmac
 import os
 import threading
 import time
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -23,11 +24,16 @@ def hash_password(password: str) -> str:
     return _HASHER.hash(password)
 
 
+@cache
+def _decoy_hash() -> str:
+    return _HASHER.hash(os.urandom(16).hex())
+
+
 def verify_password(password_hash: str | None, password: str) -> bool:
-    if not password_hash:
-        return False
+    """Check ``password``; without a hash (no such user, no password set) a decoy hash is
+    verified all the same, so the answer takes as long and says nothing about the user."""
     try:
-        return _HASHER.verify(password_hash, password)
+        return _HASHER.verify(password_hash or _decoy_hash(), password) and bool(password_hash)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -6,11 +6,13 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from alembic.runtime.migration import MigrationContext
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailroom.access.passwords import hash_password
 from mailroom.server import config as configuration
@@ -26,6 +28,7 @@ app.add_typer(domain_app, name="domain")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(db_app, name="db")
 console = Console()
+errors = Console(stderr=True)
 
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Data folder (default: ./data).")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
@@ -39,18 +42,20 @@ def _config(data: Path | None, config_file: Path | None, **overrides: object) ->
         return configuration.load(config_file, values)
     except configuration.ConfigError as exc:
         _fail(str(exc))
-        raise  # unreachable
 
 
 def _store(data: Path | None, config_file: Path | None, database: str | None = None) -> Store:
     config = _config(data, config_file, database_url=database)
-    if not config["database_url"]:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-    return Store.open(config.database_url, pool_size=1)
+    try:
+        if not config["database_url"]:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+        return Store.open(config.database_url, pool_size=1)
+    except (OSError, ValueError, SQLAlchemyError) as exc:
+        _fail(f"cannot open the store at {config.database_url}: {exc}")
 
 
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+def _fail(message: str) -> NoReturn:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(1)
 
 
@@ -192,7 +197,9 @@ def mailbox_remove(
 def db_upgrade(data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
     """Create or migrate the store's schema to the newest version."""
     store = _store(data, config, database)
-    console.print(f"{store.backend} store is at the newest schema")
+    with store.engine.connect() as conn:
+        revision = MigrationContext.configure(conn).get_current_revision()
+    console.print(f"{store.backend} store is at schema revision {revision} (the newest)")
 
 
 def main() -> None:

@@ -1,28 +1,49 @@
 """MIME (RFC 5322/2045) to item properties and back.
 
-A message that arrives as MIME keeps its original bytes for MimeContent; its properties,
-body and attachments are read from it. An item created from properties gets MIME generated on
-demand."""
+A message that arrives as MIME keeps its original bytes for MimeContent; its properties, body and
+attachments are read from it, and an attached message (message/rfc822) becomes an item
+attachment. An item created from properties gets MIME generated on demand. The email package
+does the parsing and the encoding (RFC 2047 headers, RFC 2231 file names, transfer encodings).
+"""
 
 from __future__ import annotations
 
 import email
+import email.parser
 import email.policy
 import email.utils
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from email.message import EmailMessage, Message
 from typing import Any
 
 from lxml import etree
 
-from mailroom.store.model import Attachment, Body
+from mailroom.store.model import Attachment, Body, NewItem
 
-from . import recipients
+from . import recipients, snapshot
+from .body import html_to_text
 from .recipients import Address
+from .snapshot import clean
 
 T = recipients.T
 _PRIORITY = {"1": "High", "2": "High", "3": "Normal", "4": "Low", "5": "Low"}
+_TOKEN = re.compile(r"[A-Za-z0-9!#$&^_.+-]+")  # RFC 2045 type and subtype names
+# Writes headers as they arrived (an attached message keeps its bytes), not refolded.
+_AS_RECEIVED = email.policy.SMTP.clone(refold_source="none")
+_MAX_DEPTH = 8  # attached messages nested deeper than this stay file attachments
+_MAX_PARTS_DEPTH = 64  # multipart nesting followed when looking for attachments
+# What the email package raises on headers or parameters it cannot make sense of.
+_UNREADABLE = (ValueError, IndexError, TypeError, AttributeError, LookupError)
+# How mail clients really mean these labels (the WHATWG encoding rules).
+_CHARSET_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252",
+                    "ascii": "cp1252"}
+# Header text decoded as Latin-1 holds C1 controls where the sender meant Windows-1252.
+_C1 = {i: bytes([i]).decode("cp1252", "replace") for i in range(0x80, 0xA0)}
+_ADDRESS_HEADERS = (("From", "From", True), ("Sender", "Sender", True), ("To", "ToRecipients", False),
+                    ("Cc", "CcRecipients", False), ("Bcc", "BccRecipients", False), ("Reply-To", "ReplyTo", False))
 
 
 @dataclass
@@ -32,144 +53,243 @@ class ParsedMessage:
     attachments: list[Attachment] = field(default_factory=list)
 
 
-def _addresses(header: Any) -> list[Address]:
-    if header is None:
+# -- reading ------------------------------------------------------------------------------------
+def parse_message(raw: bytes, depth: int = 0) -> ParsedMessage:
+    """Properties, body and attachments of a MIME message. Never raises on odd input: what cannot
+    be read is left out, as a mail store must accept whatever arrives."""
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        body_part = _body_part(msg)
+        found = (_attachment(p, depth) for p in _leaves(msg, 0) if p is not body_part)
+        return ParsedMessage(_props(msg), _body(body_part), [a for a in found if a is not None])
+    except RecursionError:  # nesting no real message has: keep what the headers say
+        headers = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw, headersonly=True)
+        return ParsedMessage(_props(headers))
+
+
+def _header(msg: Message, name: str) -> str | None:
+    """A header's decoded value, or its raw text when the email package cannot parse it."""
+    try:
+        value = msg[name]
+        text = None if value is None else str(value)
+    except _UNREADABLE:
+        text = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    return None if text is None else _text(text)
+
+
+def _text(value: str) -> str:
+    """Header text as characters: raw 8-bit bytes are read as UTF-8 (RFC 6532), folding undone."""
+    text = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return clean(" ".join(text.splitlines()).translate(_C1))
+
+
+def _addresses(text: str | None) -> list[Address]:
+    if not text:
         return []
-    found = []
-    for name, addr in email.utils.getaddresses([str(header)]):
-        if addr or name:
-            found.append(Address(name or None, addr or None))
-    return found
+    return [Address(name or None, addr or None) for name, addr in email.utils.getaddresses([text]) if name or addr]
+
+
+def _props(msg: Message) -> dict[str, Any]:
+    props: dict[str, Any] = {"ItemClass": "IPM.Note"}
+    subject = _header(msg, "Subject")
+    if subject is not None:
+        props["Subject"] = subject
+    for header, element, single in _ADDRESS_HEADERS:
+        found = _addresses(_header(msg, header))
+        if found:
+            props[element] = recipients.build(element, found, single)
+    for header, element in (("Message-ID", "InternetMessageId"), ("In-Reply-To", "InReplyTo"),
+                            ("References", "References")):
+        value = " ".join((_header(msg, header) or "").split())
+        if value:
+            props[element] = value
+    sent = _date(_header(msg, "Date"))
+    if sent:
+        props["DateTimeSent"] = sent
+    importance = (_header(msg, "Importance") or "").strip().capitalize()
+    priority = (_header(msg, "X-Priority") or "").strip()
+    if importance in ("Low", "Normal", "High"):
+        props["Importance"] = importance
+    elif priority:
+        props["Importance"] = _PRIORITY.get(priority[:1], "Normal")
+    if _header(msg, "Disposition-Notification-To"):
+        props["IsReadReceiptRequested"] = True
+    if msg.keys():
+        props["InternetMessageHeaders"] = _headers_xml(msg)
+    return props
+
+
+def _date(text: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        sent = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if sent.tzinfo is None:
+        sent = sent.replace(tzinfo=UTC)
+    sent = sent.astimezone(UTC)
+    return sent.strftime("%Y-%m-%dT%H:%M:%SZ") if sent.year >= 1601 else None  # Exchange starts at 1601
 
 
 def _headers_xml(msg: Message) -> str:
+    """InternetMessageHeaders: every header with its value as it arrived (unfolded)."""
     root = etree.Element(f"{{{T}}}InternetMessageHeaders", nsmap={"t": T})
-    for name, value in msg.items():
-        etree.SubElement(root, f"{{{T}}}InternetMessageHeader", HeaderName=name).text = str(value)
+    for name, value in msg.raw_items():
+        etree.SubElement(root, f"{{{T}}}InternetMessageHeader", HeaderName=_text(name)).text = _text(value).strip()
     return etree.tostring(root, encoding="unicode")
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
-    """Properties, body and attachments of a MIME message. Never raises on odd input: what
-    cannot be read is left out, as a mail store must accept whatever arrives."""
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
-    parsed = ParsedMessage()
-    props = parsed.props
-    props["ItemClass"] = "IPM.Note"
-    if msg["Subject"] is not None:
-        props["Subject"] = str(msg["Subject"])
-    for header, element, single in (("From", "From", True), ("Sender", "Sender", True), ("To", "ToRecipients", False),
-                                    ("Cc", "CcRecipients", False), ("Bcc", "BccRecipients", False),
-                                    ("Reply-To", "ReplyTo", False)):
-        found = _addresses(msg[header])
-        if found:
-            props[element] = recipients.build(element, found, single)
-    if msg["Message-ID"]:
-        props["InternetMessageId"] = str(msg["Message-ID"]).strip()
-    if msg["In-Reply-To"]:
-        props["InReplyTo"] = str(msg["In-Reply-To"]).strip()
-    if msg["References"]:
-        props["References"] = " ".join(str(msg["References"]).split())
-    if msg["Date"]:
-        try:
-            sent = email.utils.parsedate_to_datetime(str(msg["Date"]))
-            if sent.tzinfo is None:
-                sent = sent.replace(tzinfo=UTC)
-            props["DateTimeSent"] = sent.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        except (TypeError, ValueError):
-            pass
-    importance = msg.get("Importance")
-    if importance and str(importance).strip().capitalize() in ("Low", "Normal", "High"):
-        props["Importance"] = str(importance).strip().capitalize()
-    elif msg.get("X-Priority"):
-        props["Importance"] = _PRIORITY.get(str(msg["X-Priority"]).strip()[:1], "Normal")
-    if msg.get("Disposition-Notification-To"):
-        props["IsReadReceiptRequested"] = True
-    props["InternetMessageHeaders"] = _headers_xml(msg)
-    parsed.body = _body(msg)
-    parsed.attachments = _attachments(msg)
-    return parsed
-
-
-def _body(msg: Message) -> Body | None:
-    if not isinstance(msg, EmailMessage):
-        return None
+def _body_part(msg: Message) -> Message | None:
     try:
-        part = msg.get_body(preferencelist=("html", "plain"))
-    except (KeyError, LookupError):
-        part = None
+        return msg.get_body(preferencelist=("html", "plain")) if isinstance(msg, EmailMessage) else None
+    except _UNREADABLE:
+        return None
+
+
+def _body(part: Message | None) -> Body | None:
     if part is None:
         return None
-    try:
-        text = part.get_content()
-    except (LookupError, UnicodeDecodeError, AssertionError):
-        payload = part.get_payload(decode=True) or b""
-        text = payload.decode("utf-8", "replace")
-    return Body("HTML" if part.get_content_subtype() == "html" else "Text", str(text))
+    return Body("HTML" if part.get_content_subtype() == "html" else "Text", clean(_decoded_text(part)))
 
 
-def _attachments(msg: Message) -> list[Attachment]:
-    if not isinstance(msg, EmailMessage) or not msg.is_multipart():
-        return []
-    found = []
-    body_part = None
+def _decoded_text(part: Message) -> str:
+    """A text part's content in its declared charset; undeclared or unknown ones are tried as
+    UTF-8 and else read as Windows-1252, which never fails."""
+    data = part.get_payload(decode=True) or b""
     try:
-        body_part = msg.get_body(preferencelist=("html", "plain"))
-    except (KeyError, LookupError):
-        pass
-    for part in msg.walk():
-        if part.is_multipart() or part is body_part:
-            continue
+        charset = (part.get_content_charset() or "us-ascii").lower()
+    except _UNREADABLE:
+        charset = "us-ascii"
+    if charset in _CHARSET_ALIASES:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data.decode(_CHARSET_ALIASES[charset], "replace")
+    try:
+        return data.decode(charset, "replace")
+    except (LookupError, ValueError):  # an unknown charset, or a name no codec could have
+        return data.decode("utf-8", "replace")
+
+
+def _leaves(part: Message, level: int) -> Iterator[Message]:
+    """The parts that are not containers; an attached message counts as one part."""
+    payload = part.get_payload()
+    if part.get_content_maintype() != "multipart" or not isinstance(payload, list):
+        yield part
+    elif level < _MAX_PARTS_DEPTH:
+        for child in payload:
+            yield from _leaves(child, level + 1)
+
+
+def _attachment(part: Message, depth: int) -> Attachment | None:
+    try:
         disposition = part.get_content_disposition()
         filename = part.get_filename()
-        if disposition is None and filename is None and part.get_content_maintype() == "text":
-            continue
-        if part.get_content_type() == "message/rfc822":
-            inner = part.get_payload()
-            content = inner[0].as_bytes() if isinstance(inner, list) and inner else bytes(part.get_payload(decode=True) or b"")
-        else:
-            content = part.get_payload(decode=True) or b""
-        content_id = part.get("Content-ID")
-        found.append(Attachment(
-            kind="file", name=filename or "attachment", content_type=part.get_content_type(),
-            content_id=str(content_id).strip("<> ") if content_id else None,
-            is_inline=disposition == "inline", content=content, size=len(content)))
-    return found
+    except _UNREADABLE:
+        disposition, filename = "attachment", None
+    name = _text(filename) if filename else None
+    inner = part.get_payload()
+    if part.get_content_type() == "message/rfc822" and isinstance(inner, list) and inner:
+        raw = inner[0].as_bytes(policy=_AS_RECEIVED)
+        if depth < _MAX_DEPTH:
+            return _item_attachment(raw, name, depth)
+        return Attachment(kind="file", name=name or "message.eml", content_type="message/rfc822", content=raw)
+    if disposition is None and name is None and part.get_content_maintype() == "text":
+        return None  # an alternative of the body, not an attachment
+    content_id = (_header(part, "Content-ID") or "").strip("<> ") or None
+    return Attachment(
+        kind="file", name=name or "attachment", content_type=_text(part.get_content_type()), content_id=content_id,
+        content_location=_header(part, "Content-Location"),
+        is_inline=disposition == "inline" or (disposition is None and content_id is not None),
+        content=part.get_payload(decode=True) or b"")
 
 
+def _item_attachment(raw: bytes, name: str | None, depth: int) -> Attachment:
+    inner = parse_message(raw, depth + 1)
+    item = NewItem(props=inner.props, body=inner.body, mime=raw, attachments=inner.attachments)
+    return Attachment(kind="item", name=name or inner.props.get("Subject") or "Attached message",
+                      content_type="message/rfc822", content=snapshot.dump(item))
+
+
+# -- writing ------------------------------------------------------------------------------------
 def build_message(props: dict[str, Any], body: Body | None, attachments: list[Attachment]) -> bytes:
-    """MIME for an item that has none stored (created from properties)."""
+    """MIME for an item that has none stored (created from properties): multipart/alternative for
+    an HTML body, related for its inline images, mixed with the attachments."""
     msg = EmailMessage(policy=email.policy.SMTP)
-    for element, header in (("From", "From"), ("Sender", "Sender"), ("ToRecipients", "To"),
-                            ("CcRecipients", "Cc"), ("ReplyTo", "Reply-To")):
-        found = recipients.parse(props.get(element))
+    for header, value in _headers(props):
+        try:
+            msg[header] = value
+        except _UNREADABLE:
+            continue  # a value no header can carry (a stored Message-ID that is not one, say)
+    related = [a for a in attachments if a.is_inline and a.content_id and a.kind == "file"]
+    if body is not None and body.body_type == "HTML":
+        msg.set_content(html_to_text(body.text), cte="quoted-printable")
+        msg.add_alternative(body.text, subtype="html", cte="quoted-printable")
+        html = msg.get_body(preferencelist=("html",))
+        for att in related:
+            _add(html.add_related, att)  # type: ignore[union-attr]
+    else:
+        msg.set_content(body.text if body else "", cte="quoted-printable")
+        related = []
+    for att in attachments:
+        if att not in related:
+            _add(msg.add_attachment, att)
+    for part in msg.iter_parts():
+        _drop_mime_version(part)
+    return msg.as_bytes()
+
+
+def _drop_mime_version(part: Message) -> None:
+    """MIME-Version belongs on the message only; the email package stamps it on every part it makes."""
+    del part["MIME-Version"]
+    if part.get_content_maintype() == "multipart":
+        for child in part.get_payload():
+            _drop_mime_version(child)
+
+
+def _headers(props: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for header, element, _ in _ADDRESS_HEADERS:
+        found = recipients.parse(props.get(element)) if header != "Bcc" else []
         if found:
-            msg[header] = ", ".join(email.utils.formataddr((a.name or "", a.email or "")) for a in found)
+            yield header, ", ".join(_mailbox(a) for a in found)
     if props.get("Subject") is not None:
-        msg["Subject"] = props["Subject"]
+        yield "Subject", _line(props["Subject"])
     sent = props.get("DateTimeSent") or props.get("DateTimeCreated")
     if sent:
-        from datetime import datetime
+        yield "Date", email.utils.format_datetime(datetime.strptime(sent, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC))
+    for element, header in (("InternetMessageId", "Message-ID"), ("InReplyTo", "In-Reply-To"),
+                            ("References", "References")):
+        if props.get(element) and props[element].isascii():  # message ids are ASCII; others cannot be sent
+            yield header, _line(props[element])
+    if props.get("Importance") in ("Low", "High"):
+        yield "Importance", props["Importance"]
+        yield "X-Priority", "5" if props["Importance"] == "Low" else "1"
 
-        msg["Date"] = email.utils.format_datetime(datetime.strptime(sent, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC))
-    if props.get("InternetMessageId"):
-        msg["Message-ID"] = props["InternetMessageId"]
-    if props.get("InReplyTo"):
-        msg["In-Reply-To"] = props["InReplyTo"]
-    if props.get("References"):
-        msg["References"] = props["References"]
-    if props.get("Importance") and props["Importance"] != "Normal":
-        msg["Importance"] = props["Importance"]
-    text = body.text if body else ""
-    if body is not None and body.body_type == "HTML":
-        msg.set_content(text, subtype="html", cte="quoted-printable")
-    else:
-        msg.set_content(text, cte="quoted-printable")
-    for att in attachments:
-        maintype, _, subtype = (att.content_type or "application/octet-stream").partition("/")
-        if maintype == "message" and subtype == "rfc822":
-            maintype, subtype = "application", "octet-stream"
-        msg.add_attachment(att.content, maintype=maintype, subtype=subtype or "octet-stream",
-                           filename=att.name or "attachment", cid=f"<{att.content_id}>" if att.content_id else None,
-                           disposition="inline" if att.is_inline else "attachment")
-    return msg.as_bytes()
+
+def _mailbox(address: Address) -> str:
+    """One mailbox of an address header; the email package encodes a non-ASCII name (RFC 2047)."""
+    spec = f"<{_line(address.email or '')}>"
+    return f'"{email.utils.quote(_line(address.name))}" {spec}' if address.name else spec
+
+
+def _line(text: str) -> str:
+    """One header line's worth of ``text``: line breaks would end the header."""
+    return " ".join(text.splitlines())
+
+
+def _add(add: Any, att: Attachment) -> None:
+    """Add ``att`` with ``add`` (add_attachment or add_related): an item attachment as the
+    message/rfc822 of its item, a file with its own type."""
+    options = {"filename": _line(att.name or "attachment"), "disposition": "inline" if att.is_inline else "attachment"}
+    if att.content_id:
+        options["cid"] = f"<{_line(att.content_id)}>"
+    if att.kind == "item":
+        item = snapshot.load(att.content)
+        raw = item.mime if item.mime is not None else build_message(item.props, item.body, item.attachments)
+        add(email.message_from_bytes(raw, policy=email.policy.SMTP), **options)
+        return
+    maintype, _, subtype = (att.content_type or "").partition("/")
+    if not (_TOKEN.fullmatch(maintype) and _TOKEN.fullmatch(subtype)) or maintype.lower() in ("multipart", "message"):
+        maintype, subtype = "application", "octet-stream"
+    add(att.content, maintype=maintype, subtype=subtype, **options)

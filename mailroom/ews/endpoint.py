@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from datetime import tzinfo
-from functools import cache
 from importlib import import_module, resources
 from pkgutil import iter_modules
 
@@ -15,7 +14,7 @@ from lxml import etree
 from mailroom.access.identity import Identity
 from mailroom.store import Store
 
-from . import timezones, versions
+from . import timezones, versions, wsdl
 from .context import Context
 from .errors import EWSError, SOAPFault
 from .service import OPERATIONS
@@ -30,27 +29,9 @@ def load_operations() -> None:
         import_module(f"{package}.{info.name}")
 
 
-@cache
-def wsdl_operations() -> frozenset[str]:
-    with resources.files("mailroom.ews").joinpath("schema/Services.wsdl").open("rb") as f:
-        doc = etree.parse(f)
-    wsdl = "{http://schemas.xmlsoap.org/wsdl/}"
-    return frozenset(op.get("name") for op in doc.getroot().iter(f"{wsdl}operation"))
-
-
-@cache
-def error_message_elements() -> frozenset[str]:
-    """ResponseMessage element names the schema allows in ResponseMessages."""
-    from .schema import XS
-
-    with resources.files("mailroom.ews").joinpath("schema/messages.xsd").open("rb") as f:
-        doc = etree.parse(f).getroot()
-    node = doc.find(f"{XS}complexType[@name='ArrayOfResponseMessagesType']")
-    return frozenset(e.get("name") for e in node.iter(f"{XS}element"))
-
-
 class Envelope:
-    """What a request's SOAP header says."""
+    """What a request's SOAP header says. ``version`` is the requested version as sent (checked
+    by ``process``, so that even the fault for an unknown one can report the server's version)."""
 
     def __init__(self, root: etree._Element) -> None:
         if local(root.tag) != "Envelope" or etree.QName(root).namespace not in (SOAP, SOAP12):
@@ -71,10 +52,7 @@ class Envelope:
     def _read_header(self, header: etree._Element) -> None:
         requested = header.find(t("RequestServerVersion"))
         if requested is not None:
-            value = requested.get("Version") or ""
-            if not versions.is_known(value):
-                raise SOAPFault("ErrorInvalidServerVersion", f"The specified server version {value!r} is invalid.")
-            self.version = value
+            self.version = requested.get("Version") or ""
         tzc = header.find(t("TimeZoneContext"))
         if tzc is not None:
             definition = tzc.find(t("TimeZoneDefinition"))
@@ -88,17 +66,18 @@ class Envelope:
 
 def process(store: Store, identity: Identity, body: bytes, base_url: str = "") -> tuple[int, bytes]:
     """Answer one EWS request; returns the HTTP status and the response envelope."""
-    version = versions.DEFAULT
+    version: str | None = None  # until the request is read, faults report the newest version
     try:
         env = Envelope(parse(body))
         version = env.version
+        versions.require_known(version)
         if env.impersonation:
             raise SOAPFault("ErrorImpersonationDenied",
                              "The account does not have permission to impersonate the requested user.")
         op_name = local(env.operation.tag)
-        op_cls = OPERATIONS.get(op_name)
+        op_cls = OPERATIONS.get(op_name) if etree.QName(env.operation).namespace == M else None
         if op_cls is None:
-            return _unsupported(op_name, version)
+            return 200, _envelope(_unsupported(env.operation), version)
         if not versions.at_least(version, op_cls.min_version):
             raise SOAPFault("ErrorInvalidSchemaVersionForMailboxVersion",
                             f"{op_name} needs RequestServerVersion {op_cls.min_version} or later.")
@@ -120,34 +99,31 @@ def process(store: Store, identity: Identity, body: bytes, base_url: str = "") -
                                fault_code="Server"), version)
 
 
-def _unsupported(op_name: str, version: str) -> tuple[int, bytes]:
-    """An operation this server does not implement: a per-item ErrorInvalidOperation when the
-    schema has a response message for it, else a fault; never a bare HTTP 500."""
-    text = f"The {op_name} operation is not supported by this server."
-    message = f"{op_name}ResponseMessage"
-    if op_name in wsdl_operations() and message in error_message_elements():
-        root = etree.Element(f"{{{M}}}{op_name}Response", nsmap={"m": M, "t": T})
-        messages = sub(root, f"{{{M}}}ResponseMessages")
-        msg = sub(messages, f"{{{M}}}{message}", ResponseClass="Error")
-        sub(msg, f"{{{M}}}MessageText", text)
-        sub(msg, f"{{{M}}}ResponseCode", "ErrorInvalidOperation")
-        sub(msg, f"{{{M}}}DescriptiveLinkKey", "0")
-        return 200, _envelope(root, version)
-    return fault(SOAPFault("ErrorInvalidRequest", text), version)
+def _unsupported(operation: etree._Element) -> etree._Element:
+    """An operation this server does not implement: a per-item ErrorInvalidOperation in the
+    operation's own response when the schema has room for one (never a bare HTTP 500)."""
+    name = local(operation.tag)
+    if etree.QName(operation).namespace != M or name not in wsdl.operations():
+        raise SOAPFault("ErrorSchemaValidation", f"{name} is not an Exchange Web Services operation.")
+    text = f"The {name} operation is not supported by this server."
+    shape = wsdl.error_shape(name)
+    if shape is None:
+        raise SOAPFault("ErrorInvalidOperation", text)
+    return wsdl.error_response(shape, "ErrorInvalidOperation", text)
 
 
-def _server_version(header: etree._Element, version: str) -> None:
+def _server_version(header: etree._Element, version: str | None) -> None:
     sub(header, t("ServerVersionInfo"), **versions.BUILD, Version=versions.reported(version))
 
 
-def _envelope(response: etree._Element, version: str) -> bytes:
+def _envelope(response: etree._Element, version: str | None) -> bytes:
     root = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"s": SOAP})
     _server_version(sub(root, f"{{{SOAP}}}Header"), version)
     sub(root, f"{{{SOAP}}}Body").append(response)
     return to_bytes(root)
 
 
-def fault(exc: SOAPFault, version: str = versions.DEFAULT) -> tuple[int, bytes]:
+def fault(exc: SOAPFault, version: str | None = None) -> tuple[int, bytes]:
     root = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"s": SOAP, "e": E, "t": T})
     _server_version(sub(root, f"{{{SOAP}}}Header"), version)
     body = sub(root, f"{{{SOAP}}}Body")

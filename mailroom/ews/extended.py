@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 
 from lxml import etree
 
 from mailroom.store.model import ExtendedValue, extended_key
 
+from .dates import to_utc_text
 from .errors import EWSError, SOAPFault
 from .xml import sub, t
 
@@ -34,6 +39,10 @@ KINDS = {
     "Boolean": "bool", "Short": "int", "Integer": "int", "Long": "int", "Float": "float", "Double": "float",
     "Currency": "int", "ApplicationTime": "float", "SystemTime": "datetime", "Binary": "binary",
 }
+# Signed ranges of the integer types ([MS-OXCDATA] 2.11.1).
+_INT_BITS = {"Short": 16, "Integer": 32, "Long": 64, "Currency": 64}
+# Types with no value a client can set or read ([MS-OXWSXPROP]).
+_NO_VALUE = frozenset({"Error", "Null", "Object", "ObjectArray"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +54,18 @@ class ExtendedField:
     attrs: tuple[tuple[str, str], ...]
 
     @property
+    def base_type(self) -> str:
+        """The type of one value (``Integer`` for ``IntegerArray``)."""
+        return self.prop_type.removesuffix("Array")
+
+    @property
     def kind(self) -> str:
-        return KINDS.get(self.prop_type, "string")
+        """How one value compares in restrictions and sorts."""
+        return KINDS.get(self.base_type, "string")
+
+    @property
+    def multi(self) -> bool:
+        return self.prop_type in ARRAY_TYPES
 
     def element(self, parent: etree._Element) -> etree._Element:
         return sub(parent, t("ExtendedFieldURI"), **dict(self.attrs))
@@ -68,7 +87,11 @@ def parse_field(node: etree._Element) -> ExtendedField:
     if tag is not None:
         if dset or set_id or name or prop_id:
             raise EWSError("ErrorInvalidExtendedProperty", "PropertyTag cannot be combined with a property set.")
-        key = extended_key(tag=_int(tag, "PropertyTag"))
+        number = _int(tag, "PropertyTag")
+        if 0x8000 <= number <= 0xFFFE:  # named-property range: only reachable through a property set
+            raise EWSError("ErrorNoPropertyTagForCustomProperties",
+                           "PropertyTag cannot name a custom (named) property; use a property set.")
+        key = extended_key(tag=number)
     else:
         guid = PROPERTY_SETS.get(dset or "") if dset else (set_id or "").lower()
         if not guid or (name is None) == (prop_id is None):
@@ -81,22 +104,54 @@ def parse_field(node: etree._Element) -> ExtendedField:
     return ExtendedField(key, prop_type, attrs)
 
 
-def parse_property(node: etree._Element) -> tuple[ExtendedField, ExtendedValue]:
+def parse_property(node: etree._Element, tz: tzinfo = UTC) -> tuple[ExtendedField, ExtendedValue]:
+    """An ExtendedProperty element; values are checked against the type and kept in the form
+    Exchange returns them (booleans as true/false, SystemTime in UTC, a naive one read in ``tz``)."""
     field_node = node.find(t("ExtendedFieldURI"))
     if field_node is None:
         raise SOAPFault("ErrorSchemaValidation", "ExtendedProperty needs an ExtendedFieldURI.")
     field = parse_field(field_node)
+    if field.prop_type in _NO_VALUE:
+        raise EWSError("ErrorInvalidExtendedProperty", f"A {field.prop_type} property cannot be set.")
     value_node = node.find(t("Value"))
     values_node = node.find(t("Values"))
-    if field.prop_type in ARRAY_TYPES:
-        if values_node is None:
+    if field.multi:
+        if values_node is None or value_node is not None:
             raise EWSError("ErrorInvalidExtendedPropertyValue", "An array property needs Values.")
-        value: str | list[str] = [v.text or "" for v in values_node.findall(t("Value"))]
+        value: str | list[str] = [constant(field, v.text or "", tz) for v in values_node.findall(t("Value"))]
     else:
-        if value_node is None:
+        if value_node is None or values_node is not None:
             raise EWSError("ErrorInvalidExtendedPropertyValue", "A single-valued property needs Value.")
-        value = value_node.text or ""
+        value = constant(field, value_node.text or "", tz)
     return field, ExtendedValue(field.key, field.prop_type, value)
+
+
+def constant(field: ExtendedField, text: str, tz: tzinfo = UTC) -> str:
+    """One value of ``field`` in its stored text form; ErrorInvalidExtendedPropertyValue if it is not one."""
+    base = field.base_type
+    try:
+        if base == "Boolean":
+            if text.strip().lower() not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return "true" if text.strip().lower() in ("true", "1") else "false"
+        if base in _INT_BITS:
+            number, bits = int(text), _INT_BITS[base]
+            if not -(1 << (bits - 1)) <= number < 1 << (bits - 1):
+                raise ValueError(text)
+            return str(number)
+        if base in ("Float", "Double", "ApplicationTime"):
+            float(text)
+            return text.strip()
+        if base == "SystemTime":
+            return to_utc_text(text, tz)
+        if base == "Binary":
+            base64.b64decode(text, validate=True)
+        elif base == "CLSID":
+            uuid.UUID(text)
+    except (ValueError, binascii.Error, EWSError) as exc:
+        raise EWSError("ErrorInvalidExtendedPropertyValue",
+                       f"{text!r} is not a valid {base} value.") from exc
+    return text
 
 
 def property_element(parent: etree._Element, field: ExtendedField, value: ExtendedValue) -> None:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from lxml import etree
 
-from mailroom.store import ids
+from mailroom.store import Store, ids
 from mailroom.store.model import ExtendedValue, Folder, Mailbox
 
-from .errors import EWSError
+from .errors import EWSError, SOAPFault
 from .extended import ExtendedField, field_for_stored, parse_property, property_element
 from .paths import Shape
 from .schema import FOLDER_ELEMENTS, schema
-from .xml import bool_text, local, sub, t
+from .xml import bool_text, local, m, sub, t
 
 DEFAULT_CLASS = {"Folder": "IPF.Note", "CalendarFolder": "IPF.Appointment", "ContactsFolder": "IPF.Contact",
                  "TasksFolder": "IPF.Task", "SearchFolder": "IPF.Note"}
@@ -22,6 +23,9 @@ _DEFAULT_SHAPE = {"FolderId", "DisplayName", "TotalCount", "ChildFolderCount", "
 _ALL_SHAPE = _DEFAULT_SHAPE | {"ParentFolderId", "FolderClass", "EffectiveRights"}
 READ_ONLY = frozenset({"FolderId", "ParentFolderId", "TotalCount", "ChildFolderCount", "UnreadCount",
                        "EffectiveRights", "DistinguishedFolderId", "ManagedFolderInformation"})
+# Where each DisposalType puts what it deletes: the dumpster (Recoverable Items), Deleted Items,
+# or nowhere (HardDelete removes it for good).
+_DISPOSAL = {"HardDelete": None, "SoftDelete": "recoverableitemsdeletions", "MoveToDeletedItems": "deleteditems"}
 
 
 def element_name(folder: Folder) -> str:
@@ -103,3 +107,49 @@ def parse_new(node: etree._Element) -> tuple[str, str | None, list[ExtendedValue
 
 def stored_fields(folder: Folder) -> list[tuple[ExtendedField, ExtendedValue]]:
     return [(field_for_stored(v), v) for v in folder.extended]
+
+
+def render_id(msg: etree._Element, mailbox: Mailbox, folder: Folder) -> None:
+    """The ``m:Folders`` answer of CreateFolder, UpdateFolder, MoveFolder and CopyFolder: the
+    folder's id with its new ChangeKey."""
+    render(sub(msg, m("Folders")), mailbox, folder, Shape("IdOnly"))
+
+
+def target_folder(resolve: Callable[[etree._Element], tuple[Mailbox, Folder]], holder: etree._Element,
+                  missing: str) -> tuple[Mailbox, Folder]:
+    """The folder a ParentFolderId or ToFolderId names; one that does not exist is reported with
+    ``missing`` (ErrorParentFolderNotFound, ErrorToFolderNotFound)."""
+    if len(holder) != 1:
+        raise SOAPFault("ErrorSchemaValidation", f"{local(holder.tag)} needs exactly one folder id.")
+    try:
+        return resolve(holder[0])
+    except EWSError as err:
+        if err.code != "ErrorFolderNotFound":
+            raise
+        raise EWSError(missing, err.message) from err
+
+
+def disposal(request: etree._Element) -> str:
+    """The request's required DeleteType attribute (DeleteFolder, EmptyFolder, DeleteItem)."""
+    value = request.get("DeleteType") or ""
+    if value not in _DISPOSAL:
+        raise SOAPFault("ErrorSchemaValidation", f"DeleteType {value!r} is not valid.")
+    return value
+
+
+def trash_id(store: Store, mailbox: Mailbox, delete_type: str, source: int | None = None) -> int | None:
+    """The folder a delete of ``delete_type`` moves things to; None when they are removed for good.
+    What is deleted to Deleted Items from a folder already in there (``source``) goes to the
+    dumpster instead, as on Exchange."""
+    name = _DISPOSAL[delete_type]
+    if name is None:
+        return None
+    known = store.folders.distinguished_ids(mailbox)
+    if name == "deleteditems" and source is not None and _inside(store, mailbox, source, known[name]):
+        name = _DISPOSAL["SoftDelete"]
+    return known[name]
+
+
+def _inside(store: Store, mailbox: Mailbox, folder_id: int, ancestor: int) -> bool:
+    below, _ = store.folders.find(mailbox, ancestor, deep=True)
+    return folder_id == ancestor or any(f.id == folder_id for f in below)

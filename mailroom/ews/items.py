@@ -56,7 +56,10 @@ _NOT_DEFAULT = frozenset({"MimeContent", "UniqueBody", "NormalizedBody", "TextBo
                           "InternetMessageHeaders"})
 _ALL_EXTRA = frozenset({"Preview", "InstanceKey", "UniqueBody", "InternetMessageHeaders"})
 _VERSION_GATED = {"ConversationId": "Exchange2010", "UniqueBody": "Exchange2010", "Preview": "Exchange2013",
-                  "TextBody": "Exchange2013", "NormalizedBody": "Exchange2013", "InstanceKey": "Exchange2013"}
+                  "TextBody": "Exchange2013", "NormalizedBody": "Exchange2013", "InstanceKey": "Exchange2013",
+                  "EffectiveRights": "Exchange2007_SP1", "LastModifiedName": "Exchange2007_SP1",
+                  "LastModifiedTime": "Exchange2007_SP1", "IsAssociated": "Exchange2010",
+                  "WebClientReadFormQueryString": "Exchange2010", "WebClientEditFormQueryString": "Exchange2010"}
 
 
 def element_for_class(item_class: str, ctx: Context) -> str:
@@ -127,14 +130,14 @@ def parse_item(node: etree._Element, ctx: Context, attachments_parser: Any = Non
         if name == "MimeContent":
             mime_node = child
         elif name == "ExtendedProperty":
-            field, value = parse_property(child)
+            field, value = parse_property(child, ctx.tz)
             mapi.apply_write(new.props, value) or new.extended.append(value)
         elif name == "Body":
             new.body = parse_body(child)
         elif name == "Attachments":
             if attachments_parser is None:
                 raise EWSError("ErrorInvalidPropertySet", "Attachments cannot be set here.")
-            new.attachments.extend(attachments_parser(child))
+            new.attachments.extend(attachments_parser(child, ctx))
         elif name in READ_ONLY:
             raise EWSError("ErrorInvalidPropertySet", f"The property {name} is read-only.")
         else:
@@ -154,9 +157,9 @@ def _merge_mime(new: NewItem, mime_node: etree._Element, explicit_class: bool) -
     from mailroom.content import mime
 
     try:
-        raw = base64.b64decode(mime_node.text or "", validate=False)
+        raw = base64.b64decode("".join((mime_node.text or "").split()), validate=True)
     except ValueError as exc:
-        raise EWSError("ErrorMimeContentConversionFailed", "MimeContent is not valid base64.") from exc
+        raise EWSError("ErrorMimeContentInvalid", "MimeContent is not valid base64.") from exc
     parsed = mime.parse_message(raw)
     props = dict(parsed.props)
     props.update({k: v for k, v in new.props.items() if k != "ItemClass" or explicit_class})
@@ -235,9 +238,7 @@ def render(parent: etree._Element, mailbox: Mailbox, item: Item, shape: Shape, c
 def _render_property(node: etree._Element, element: Element, key: str, item: Item, props: dict[str, Any],
                      mailbox: Mailbox, shape: Shape, ctx: Context, mime: bytes | None) -> None:
     if key == "ItemId":
-        kind = ids.CHANGEKEY_CALENDAR if item.item_class.startswith("IPM.Appointment") else ids.CHANGEKEY_MESSAGE
-        sub(node, t("ItemId"), Id=ids.item_id(mailbox.guid, item.id),
-            ChangeKey=ids.change_key(kind, mailbox.database_guid, item.change_number))
+        sub(node, t("ItemId"), **item_id_attrs(mailbox, item))
     elif key == "ParentFolderId":
         sub(node, t("ParentFolderId"), Id=ids.folder_id(mailbox.guid, item.folder_id))
     elif key == "MimeContent":
@@ -321,15 +322,11 @@ def _render_body(node: etree._Element, key: str, item: Item, shape: Shape) -> No
     sub(node, t(key), text, BodyType=body_type, IsTruncated="false")
 
 
-def attachment_item_xml(new_item_node: etree._Element) -> bytes:
-    """How an item attachment's item is kept: its element, as the client sent it."""
-    return etree.tostring(new_item_node)
-
-
-def parse_stored_item_xml(data: bytes) -> etree._Element:
-    return etree.fromstring(data)
-
-
+def item_id_attrs(mailbox: Mailbox, item: Item) -> dict[str, str]:
+    """The Id and the current ChangeKey of an item, as ItemId attributes."""
+    kind = ids.CHANGEKEY_CALENDAR if item.item_class.startswith("IPM.Appointment") else ids.CHANGEKEY_MESSAGE
+    return {"Id": ids.item_id(mailbox.guid, item.id),
+            "ChangeKey": ids.change_key(kind, mailbox.database_guid, item.change_number)}
 
 
 def mime_of(ctx: Context, mailbox: Mailbox, item: Item) -> bytes:
@@ -339,5 +336,4 @@ def mime_of(ctx: Context, mailbox: Mailbox, item: Item) -> bytes:
     stored = ctx.store.items.mime(mailbox, item.id)
     if stored is not None:
         return stored
-    attachments = [ctx.store.items.attachment(mailbox, item.id, a.id or 0) for a in item.attachments]
-    return mime.build_message(item.props, item.body, attachments)
+    return mime.build_message(item.props, item.body, ctx.store.items.attachments(mailbox, item.id))

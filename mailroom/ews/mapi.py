@@ -41,18 +41,24 @@ def _entry_id(item: Item, mailbox: Mailbox) -> str:
     return base64.b64encode(ids.ObjectId(ids.KIND_ITEM, mailbox.guid, item.id).entry_id).decode()
 
 
+# Tags whose value is an item property kept under its EWS name (read, and searched, as that property).
+PROPERTY_OF_TAG = {
+    extended_key(tag=0x0037): "Subject",  # PR_SUBJECT
+    extended_key(tag=0x001A): "ItemClass",  # PR_MESSAGE_CLASS
+    extended_key(tag=0x0E06): "DateTimeReceived",  # PR_MESSAGE_DELIVERY_TIME
+    extended_key(tag=0x0039): "DateTimeSent",  # PR_CLIENT_SUBMIT_TIME
+    extended_key(tag=0x3007): "DateTimeCreated",  # PR_CREATION_TIME
+    extended_key(tag=0x3008): "LastModifiedTime",  # PR_LAST_MODIFICATION_TIME
+    extended_key(tag=0x0E08): "Size",  # PR_MESSAGE_SIZE
+    extended_key(tag=0x0E1B): "HasAttachments",  # PR_HASATTACH
+    extended_key(tag=0x1035): "InternetMessageId",  # PR_INTERNET_MESSAGE_ID
+    extended_key(tag=0x0E04): "DisplayTo",  # PR_DISPLAY_TO
+    extended_key(tag=0x0E03): "DisplayCc",  # PR_DISPLAY_CC
+    extended_key(tag=0x0070): "ConversationTopic",  # PR_CONVERSATION_TOPIC
+}
+
 _READERS: dict[str, Callable[[Item, Mailbox], str | None]] = {
-    extended_key(tag=0x0037): _prop("Subject"),  # PR_SUBJECT
-    extended_key(tag=0x001A): _prop("ItemClass"),  # PR_MESSAGE_CLASS
-    extended_key(tag=0x0E06): _prop("DateTimeReceived"),  # PR_MESSAGE_DELIVERY_TIME
-    extended_key(tag=0x0039): _prop("DateTimeSent"),  # PR_CLIENT_SUBMIT_TIME
-    extended_key(tag=0x3007): _prop("DateTimeCreated"),  # PR_CREATION_TIME
-    extended_key(tag=0x3008): _prop("LastModifiedTime"),  # PR_LAST_MODIFICATION_TIME
-    extended_key(tag=0x0E08): _prop("Size"),  # PR_MESSAGE_SIZE
-    extended_key(tag=0x0E1B): _prop("HasAttachments"),  # PR_HASATTACH
-    extended_key(tag=0x1035): _prop("InternetMessageId"),  # PR_INTERNET_MESSAGE_ID
-    extended_key(tag=0x0E04): _prop("DisplayTo"),  # PR_DISPLAY_TO
-    extended_key(tag=0x0E03): _prop("DisplayCc"),  # PR_DISPLAY_CC
+    **{key: _prop(name) for key, name in PROPERTY_OF_TAG.items()},
     extended_key(tag=0x0E07): _flags,  # PR_MESSAGE_FLAGS
     extended_key(tag=0x0FFF): _entry_id,  # PR_ENTRYID
     extended_key(tag=0x0017): lambda i, _m: _IMPORTANCE.get(i.props.get("Importance") or "Normal"),

@@ -10,12 +10,15 @@ from lxml import etree
 
 from mailroom.store.query import Page
 
-from .errors import SOAPFault
+from .errors import EWSError, SOAPFault
 from .xml import bool_text, local
 
 
 @dataclass
 class Paging:
+    """A view of the whole result: ``limit`` entries at ``offset`` from the beginning, or from the
+    end (seeking backwards: the page ends ``offset`` entries before the last), or at a fraction."""
+
     kind: str = "none"  # none, indexed, fractional
     limit: int | None = None
     offset: int = 0
@@ -27,52 +30,57 @@ class Paging:
     def page(self, total: int) -> Page:
         """The page to fetch once the size of the whole view is known."""
         if self.kind == "fractional":
-            start = self.numerator * total // self.denominator
-        elif self.from_end:
-            start = max(0, total - self.offset - (self.limit if self.limit is not None else total))
-        else:
-            start = self.offset
-        self.start = min(start, total)
-        limit = self.limit
-        if self.from_end and limit is not None:
-            limit = min(limit, max(0, total - self.offset))
-        return Page(self.start, limit)
+            self.start = min(total, self.numerator * total // self.denominator)
+            return Page(self.start, self.limit)
+        if not self.from_end:
+            self.start = min(total, self.offset)
+            return Page(self.start, self.limit)
+        end = max(0, total - self.offset)
+        self.start = 0 if self.limit is None else max(0, end - self.limit)
+        return Page(self.start, end - self.start)
 
 
-def _int(node: etree._Element, name: str, default: int | None = None) -> int | None:
+def _int(node: etree._Element, name: str) -> int | None:
     value = node.get(name)
     if value is None:
-        if default is None:
-            raise SOAPFault("ErrorSchemaValidation", f"{local(node.tag)} needs the {name} attribute.")
-        return default
+        return None
     try:
-        number = int(value)
+        return int(value)
     except ValueError as exc:
         raise SOAPFault("ErrorSchemaValidation", f"{name}={value!r} is not a number.") from exc
-    if number < 0:
-        raise SOAPFault("ErrorSchemaValidation", f"{name} must not be negative.")
-    return number
 
 
 def parse_paging(request: etree._Element) -> Paging:
+    """The request's paged view; bad numbers are ErrorInvalidPagingMaxRows and
+    ErrorInvalidIndexedPagingParameters / ErrorInvalidFractionalPagingParameters, as on Exchange."""
     for child in request:
         name = local(child.tag)
-        if name in ("IndexedPageItemView", "IndexedPageFolderView"):
-            max_entries = child.get("MaxEntriesReturned")
-            return Paging("indexed", _int(child, "MaxEntriesReturned") if max_entries else None,
-                          _int(child, "Offset") or 0, (child.get("BasePoint") or "Beginning") == "End")
-        if name in ("FractionalPageItemView", "FractionalPageFolderView"):
-            max_entries = child.get("MaxEntriesReturned")
-            denominator = _int(child, "Denominator") or 0
-            numerator = _int(child, "Numerator") or 0
-            if denominator == 0 or numerator > denominator:
-                raise SOAPFault("ErrorSchemaValidation", "Numerator must be between 0 and a non-zero Denominator.")
-            return Paging("fractional", _int(child, "MaxEntriesReturned") if max_entries else None,
-                          numerator=numerator, denominator=denominator)
+        if name not in ("IndexedPageItemView", "IndexedPageFolderView", "FractionalPageItemView",
+                        "FractionalPageFolderView"):
+            continue
+        limit = _int(child, "MaxEntriesReturned")
+        if limit is not None and limit < 1:
+            raise EWSError("ErrorInvalidPagingMaxRows", "MaxEntriesReturned must be at least 1.")
+        if name.startswith("Indexed"):
+            offset, base = _int(child, "Offset"), child.get("BasePoint")
+            if offset is None or base not in ("Beginning", "End"):
+                raise SOAPFault("ErrorSchemaValidation", f"{name} needs Offset and BasePoint (Beginning or End).")
+            if offset < 0:
+                raise EWSError("ErrorInvalidIndexedPagingParameters", "Offset must not be negative.")
+            return Paging("indexed", limit, offset, base == "End")
+        numerator, denominator = _int(child, "Numerator"), _int(child, "Denominator")
+        if numerator is None or denominator is None:
+            raise SOAPFault("ErrorSchemaValidation", f"{name} needs Numerator and Denominator.")
+        if denominator <= 0 or not 0 <= numerator <= denominator:
+            raise EWSError("ErrorInvalidFractionalPagingParameters",
+                           "Numerator must be between 0 and a positive Denominator.")
+        return Paging("fractional", limit, numerator=numerator, denominator=denominator)
     return Paging()
 
 
 def set_paging_attributes(node: etree._Element, paging: Paging, returned: int, total: int) -> None:
+    """IndexedPagingOffset is where the next page starts (counted from the end when paging from
+    the end); fractional views get NumeratorOffset/AbsoluteDenominator instead."""
     end = paging.start + returned
     if paging.kind == "fractional":
         node.set("NumeratorOffset", str(end))
@@ -81,5 +89,3 @@ def set_paging_attributes(node: etree._Element, paging: Paging, returned: int, t
         node.set("IndexedPagingOffset", str(paging.offset + returned if paging.from_end else end))
     node.set("TotalItemsInView", str(total))
     node.set("IncludesLastItemInRange", bool_text(paging.start == 0 if paging.from_end else end >= total))
-
-

@@ -4,6 +4,9 @@ MIME, hand it to delivery, keep the copy in Sent Items."""
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
+
+from lxml import etree
 
 from mailroom.content import mime, recipients
 from mailroom.content.recipients import Address
@@ -12,6 +15,9 @@ from mailroom.transport.local import deliver_local
 
 from .context import Context
 from .errors import EWSError
+
+if TYPE_CHECKING:
+    from .service import Operation
 
 
 def _stamp(ctx: Context, props: dict) -> None:
@@ -43,6 +49,21 @@ def send_new(ctx: Context, new: NewItem, saved: tuple[Mailbox, Folder] | None) -
     mailbox, folder = saved
     return ctx.store.items.create(mailbox, folder.id, NewItem(props=new.props, body=new.body, mime=raw,
                                                               extended=new.extended, attachments=new.attachments))
+
+
+def saved_copy_folder(op: Operation, saved_el: etree._Element | None, mailbox: Mailbox) -> Folder:
+    """Where the sent copy of ``mailbox``'s message goes: SavedItemFolderId if given, else Sent Items."""
+    if saved_el is None or not len(saved_el):
+        return op.ctx.store.folders.distinguished(mailbox, "sentitems")
+    try:
+        target, folder = op.folder_from(saved_el[0])
+    except EWSError as exc:
+        if exc.code == "ErrorFolderNotFound":
+            raise EWSError("ErrorSavedItemFolderNotFound", "The folder for the sent copy was not found.") from exc
+        raise
+    if target.id != mailbox.id:
+        raise EWSError("ErrorInvalidOperation", "The sent copy can only be saved in the sender's mailbox.")
+    return folder
 
 
 def send_existing(ctx: Context, mailbox: Mailbox, item: Item, saved: Folder | None) -> None:

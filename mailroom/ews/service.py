@@ -4,6 +4,8 @@ error wrapping, and resolving the ids a request names to objects of the caller's
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import cache
+from importlib import resources
 from typing import Any, ClassVar, TypeVar
 
 from lxml import etree
@@ -15,6 +17,7 @@ from mailroom.store.model import Folder, Item, Mailbox
 
 from .context import Context
 from .errors import EWSError, SOAPFault
+from .schema import XS, schema
 from .xml import M, T, local, m, sub, t
 
 X = TypeVar("X")
@@ -60,6 +63,8 @@ class Operation:
             xml = sub(msg, m("MessageXml"))
             for key, value in err.xml_values.items():
                 sub(xml, t("Value"), value, Name=key)
+        for name in error_arrays(message_name or f"{self.name}ResponseMessage"):
+            sub(msg, m(name))
         return msg
 
     def each(self, messages: etree._Element, things: Iterable[X],
@@ -141,6 +146,22 @@ class Operation:
                    ChangeKey=ids.change_key(ids.CHANGEKEY_FOLDER, mailbox.database_guid, folder.change_number))
 
 
+@cache
+def error_arrays(message_name: str) -> tuple[str, ...]:
+    """The arrays the schema requires in a response message even when it reports an error; they go
+    out empty then, as on Exchange (m:Items of every ItemInfoResponseMessageType, m:Attachments ...)."""
+    with resources.files("mailroom.ews").joinpath("schema/messages.xsd").open("rb") as f:
+        doc = etree.parse(f).getroot()
+    node = doc.find(f"{XS}complexType[@name='ArrayOfResponseMessagesType']//{XS}element[@name='{message_name}']")
+    type_name = (node.get("type") or "").split(":")[-1] if node is not None else ""
+    found: list[str] = []
+    while (ext := doc.find(f"{XS}complexType[@name='{type_name}']/{XS}complexContent/{XS}extension")) is not None:
+        found[:0] = [e.get("name") for e in ext.iterfind(f"{XS}sequence/{XS}element")
+                     if e.get("minOccurs") != "0" and (e.get("type") or "").startswith("t:ArrayOf")]
+        type_name = (ext.get("base") or "").split(":")[-1]
+    return tuple(found)
+
+
 def expected_change(change_key: str | None) -> int | None:
     """The change number a request's ChangeKey carries (None when absent)."""
     if not change_key:
@@ -167,3 +188,19 @@ def require(parent: etree._Element, tag: str) -> etree._Element:
     if node is None:
         raise SOAPFault("ErrorSchemaValidation", f"The request is missing the required element {local(tag)}.")
     return node
+
+
+def choice(el: etree._Element, attribute: str, simple_type: str, default: str | None = None) -> str | None:
+    """An attribute whose values a types.xsd enumeration lists; anything else fails schema validation."""
+    value = el.get(attribute, default)
+    if value is not None and value not in schema().enumeration(simple_type):
+        raise SOAPFault("ErrorSchemaValidation", f"{attribute} {value!r} is not a valid {simple_type}.")
+    return value
+
+
+def boolean(text: str | None, what: str) -> bool:
+    """An xs:boolean from the request, strictly: a typo is a schema error, not a silent false."""
+    value = (text or "").strip()
+    if value not in ("true", "false", "1", "0"):
+        raise SOAPFault("ErrorSchemaValidation", f"{what}: {value!r} is not a valid boolean.")
+    return value in ("true", "1")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .errors import SOAPFault
+
 # Ordered oldest to newest, as types.xsd ExchangeVersionType lists them.
 VERSIONS: tuple[str, ...] = (
     "Exchange2007", "Exchange2007_SP1", "Exchange2009", "Exchange2010", "Exchange2010_SP1", "Exchange2010_SP2",
@@ -10,7 +12,9 @@ VERSIONS: tuple[str, ...] = (
     "V2017_07_11", "V2017_10_09", "V2018_01_08",
 )
 _RANK = {name: i for i, name in enumerate(VERSIONS)}
-DEFAULT = "Exchange2007_SP1"  # what Exchange assumes when a request names no version
+# "Requests that do not include version headers are handled as requests from the initial release
+# version of Exchange 2007" (EWS reference, Versioning Requests).
+DEFAULT = "Exchange2007"
 NEWEST = "Exchange2016"
 
 # Exchange Server 2016 CU23: 15.1.2507.6. exchangelib maps 15.1 builds to Exchange2016.
@@ -21,12 +25,20 @@ def is_known(version: str) -> bool:
     return version in _RANK
 
 
+def require_known(version: str) -> None:
+    """Refuse a version this server does not speak with the fault clients step down on
+    (exchangelib retries with the next older version on ErrorInvalidServerVersion)."""
+    if not is_known(version):
+        raise SOAPFault("ErrorInvalidServerVersion", f"The specified server version {version!r} is invalid.")
+
+
 def at_least(version: str, minimum: str) -> bool:
     """True when ``version`` is ``minimum`` or newer (V2_* aliases count as newer than 2016)."""
     return _RANK.get(version, _RANK[NEWEST]) >= _RANK[minimum]
 
 
-def reported(requested: str) -> str:
+def reported(requested: str | None) -> str:
     """The Version attribute of ServerVersionInfo: echo a known requested version (exchangelib and
-    Thunderbird keep what they asked for), else the newest this server speaks."""
-    return requested if is_known(requested) else NEWEST
+    Thunderbird keep what they asked for), else (unknown, or the request could not be read) the
+    newest this server speaks."""
+    return requested if requested is not None and is_known(requested) else NEWEST

@@ -12,8 +12,6 @@ T = "http://schemas.microsoft.com/exchange/services/2006/types"
 E = "http://schemas.microsoft.com/exchange/services/2006/errors"
 NSMAP = {"s": SOAP, "m": M, "t": T}
 
-MAX_BODY_BYTES = 64 * 1024 * 1024
-
 _PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False,
     remove_comments=True, remove_pis=True, collect_ids=False,
@@ -21,12 +19,13 @@ _PARSER = etree.XMLParser(
 
 
 class XMLRejected(ValueError):
-    """The request body is not XML we accept (malformed, a DTD, entities, too large)."""
+    """The request body is not XML we accept (malformed, a DTD, entities, nested too deep)."""
 
 
 def parse(data: bytes) -> etree._Element:
-    if len(data) > MAX_BODY_BYTES:
-        raise XMLRejected("request body too large")
+    """Parse a request. Nothing external is ever loaded and no entity is expanded; documents
+    with a DTD are refused, and libxml2's default depth limit stays on (no huge_tree). The size
+    limit is applied where the body is read (``ews.max_request_bytes``)."""
     try:
         doc = etree.fromstring(data, _PARSER).getroottree()
     except etree.XMLSyntaxError as exc:

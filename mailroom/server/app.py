@@ -15,6 +15,7 @@ from aiohttp import web
 from mailroom.access.auth import CHALLENGE, Authenticator, parse_basic
 from mailroom.access.identity import Identity
 from mailroom.ews import endpoint
+from mailroom.ews.errors import SOAPFault
 from mailroom.store import Store
 
 from .config import Config, split_listen
@@ -31,9 +32,10 @@ _XML = "text/xml; charset=utf-8"
 class EWSServer:
     """Owns the store, the worker threads and the aiohttp application."""
 
-    def __init__(self, store: Store, workers: int = 8,
+    def __init__(self, store: Store, workers: int = 8, max_request_bytes: int = 64 * 1024 * 1024,
                  on_response: Callable[[bytes, int, bytes], None] | None = None) -> None:
         self.store = store
+        self.max_request_bytes = max_request_bytes
         self.on_response = on_response  # tests hook in here to validate every response
         self.auth = Authenticator(store)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ews")
@@ -42,7 +44,7 @@ class EWSServer:
                               for path, name in _SCHEMA_FILES.items()}
 
     def application(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=self.max_request_bytes)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 
@@ -60,23 +62,41 @@ class EWSServer:
         return web.Response(status=404, text="Not found")
 
     async def ews(self, request: web.Request) -> web.Response:
-        header = request.headers.get("Authorization")
-        loop = asyncio.get_running_loop()
-        identity = None
-        creds = parse_basic(header)
-        if creds is not None:
-            cached = self.auth.cache.get(*creds)
-            if cached is not None:
-                identity = Identity.owner(cached)
-            else:
-                identity = await loop.run_in_executor(self.pool, self.auth.authenticate, header)
+        """Authenticate, read the body within the size limit, and answer it from a worker thread.
+        An unread body is drained by aiohttp after the answer, so an early reply is safe."""
+        identity = await self._identity(request)
         if identity is None:
-            await request.read()
             return web.Response(status=401, headers={"WWW-Authenticate": CHALLENGE}, text="Unauthorized")
-        body = await request.read()
+        body = await self._body(request)
+        if body is None:
+            too_big = SOAPFault("ErrorRequestStreamTooBig",
+                                f"The request is larger than the limit of {self.max_request_bytes} bytes.")
+            return self._reply(b"", *endpoint.fault(too_big))
         base_url = f"{request.scheme}://{request.host}"
-        status, payload = await loop.run_in_executor(self.pool, endpoint.process, self.store, identity, body,
-                                                     base_url)
+        status, payload = await asyncio.get_running_loop().run_in_executor(
+            self.pool, endpoint.process, self.store, identity, body, base_url)
+        return self._reply(body, status, payload)
+
+    async def _identity(self, request: web.Request) -> Identity | None:
+        header = request.headers.get("Authorization")
+        creds = parse_basic(header)
+        if creds is None:
+            return None
+        cached = self.auth.cache.get(*creds)
+        if cached is not None:
+            return Identity.owner(cached)
+        return await asyncio.get_running_loop().run_in_executor(self.pool, self.auth.authenticate, header)
+
+    async def _body(self, request: web.Request) -> bytes | None:
+        """The request body, or None when it is over ``max_request_bytes``."""
+        if request.content_length is not None and request.content_length > self.max_request_bytes:
+            return None
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return None
+
+    def _reply(self, body: bytes, status: int, payload: bytes) -> web.Response:
         if self.on_response is not None:
             self.on_response(body, status, payload)
         return web.Response(status=status, body=payload, headers={"Content-Type": _XML})
@@ -94,7 +114,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
     data_dir = config.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(config.database_url, pool_size=config["ews.workers"])
-    server = EWSServer(store, workers=config["ews.workers"], on_response=on_response)
+    server = EWSServer(store, workers=config["ews.workers"], max_request_bytes=config["ews.max_request_bytes"],
+                       on_response=on_response)
     runner = web.AppRunner(server.application(), access_log=None, handle_signals=False)
     await runner.setup()
     urls: list[str] = []

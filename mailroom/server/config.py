@@ -27,6 +27,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("ews.https_listen", "127.0.0.1:8443", "HOST:PORT for EWS over HTTPS; empty disables it."),
     Option("ews.public_url", "", "The URL clients reach EWS at, if not the listening address."),
     Option("ews.workers", 8, "Worker threads (and database connections) serving EWS requests."),
+    Option("ews.max_request_bytes", 64 * 1024 * 1024, "Largest EWS request body accepted (bytes); larger ones "
+                                                      "get an ErrorRequestStreamTooBig fault."),
     Option("tls.cert_file", "", "PEM certificate for HTTPS; empty means a self-signed one in the data folder."),
     Option("tls.key_file", "", "PEM private key for HTTPS."),
     Option("log_level", "INFO", "Logging level."),

@@ -83,12 +83,15 @@ class Folders:
             total = conn.scalar(select(func.count()).select_from(t.folders).where(*cond)) or 0
             page = page(total) if callable(page) else page or Page()
             query = select(t.folders).where(*cond).order_by(*FOLDERS.order_by(sort or []), f.display_name, f.id)
-            query = query.offset(page.offset)
-            if page.limit is not None:
-                query = query.limit(page.limit)
+            tree_order = deep and not sort  # pages must slice the depth-first listing, so order before paging
+            if not tree_order:
+                query = query.offset(page.offset)
+                if page.limit is not None:
+                    query = query.limit(page.limit)
             found = [folder_from_row(r) for r in conn.execute(query)]
-            if deep and not sort:
-                found = _depth_first(found, parent_id)
+            if tree_order:
+                end = None if page.limit is None else page.offset + page.limit
+                found = _depth_first(found, parent_id)[page.offset:end]
             if extended_keys:
                 by_id = extended.load(conn, "folder", [x.id for x in found])
                 for folder in found:
@@ -209,32 +212,34 @@ class Folders:
 
     def delete(self, mailbox: Mailbox, folder_id: int, hard: bool, trash_id: int | None) -> None:
         """Delete the folder and everything under it; with ``hard`` False, move it under
-        ``trash_id`` instead (Deleted Items)."""
+        ``trash_id`` instead (Deleted Items), unless it already is somewhere in there."""
         with writing(self.engine) as w:
             folder = self._get(w.conn, mailbox, folder_id, with_extended=False)
             if folder.distinguished_id:
                 raise InvalidOperation("distinguished folders cannot be deleted")
-            if not hard and trash_id is not None and folder.parent_id != trash_id:
+            if not hard and trash_id is not None and folder_id not in self._subtree(w.conn, mailbox, trash_id):
                 w.conn.execute(update(t.folders).where(t.folders.c.id == folder_id).values(parent_id=trash_id))
                 self._bump_children(w.conn, folder.parent_id, -1)
                 self._bump_children(w.conn, trash_id, +1)
                 self._touch(w, mailbox, folder_id, "moved", trash_id, old_parent=folder.parent_id)
                 return
-            for sub in reversed([folder_id, *self._subtree(w.conn, mailbox, folder_id)]):
-                w.conn.execute(delete(t.items).where(t.items.c.folder_id == sub))
-                w.conn.execute(delete(t.folders).where(t.folders.c.id == sub))
-                w.journal(mailbox.database_id, mailbox.id, "folder", sub, "deleted", None)
+            self._remove_tree(w, mailbox, folder_id)
             self._bump_children(w.conn, folder.parent_id, -1)
 
     def delete_subfolders(self, w: Writer, mailbox: Mailbox, folder_id: int) -> None:
-        """Hard-delete every folder under ``folder_id`` (EmptyFolder with DeleteSubFolders)."""
-        subtree = self._subtree(w.conn, mailbox, folder_id)
-        for sub in reversed(subtree):
+        """Hard-delete the subfolders of ``folder_id`` with everything under them (EmptyFolder with
+        DeleteSubFolders); distinguished subfolders are never deleted and stay as they are."""
+        f = t.folders.c
+        children = list(w.conn.scalars(select(f.id).where(f.parent_id == folder_id, f.distinguished_id.is_(None))))
+        for child in children:
+            self._remove_tree(w, mailbox, child)
+        self._bump_children(w.conn, folder_id, -len(children))
+
+    def _remove_tree(self, w: Writer, mailbox: Mailbox, folder_id: int) -> None:
+        for sub in reversed([folder_id, *self._subtree(w.conn, mailbox, folder_id)]):
             w.conn.execute(delete(t.items).where(t.items.c.folder_id == sub))
             w.conn.execute(delete(t.folders).where(t.folders.c.id == sub))
             w.journal(mailbox.database_id, mailbox.id, "folder", sub, "deleted", None)
-        if subtree:
-            w.conn.execute(update(t.folders).where(t.folders.c.id == folder_id).values(child_folder_count=0))
 
 
 def _depth_first(found: list[Folder], root_id: int) -> list[Folder]:

@@ -18,7 +18,7 @@ from .engine import Writer, reading, writing
 from .errors import Conflict, NotFound
 from .folders import Folders, adjust_counts
 from .model import Attachment, Body, Item, ItemChanges, Mailbox, NewItem, utcnow
-from .query import Filter, Page, Sort
+from .query import Filter, Page, Prop, Sort
 from .sqlquery import ITEM_COLUMNS, ITEMS
 
 # Item properties kept in their own columns (see tables.items); everything else lives in props.
@@ -26,6 +26,7 @@ _COLUMN_OF_PROP = {name: col.key for name, col in ITEM_COLUMNS.items()}
 _PROP_OF_COLUMN = {v: k for k, v in _COLUMN_OF_PROP.items()}
 _SERVER_PROPS = frozenset({"DateTimeCreated", "LastModifiedTime", "Size", "HasAttachments"})
 _LIST_COLUMNS = [c for c in t.items.c if c.key not in ("body",)]
+NEWEST_FIRST = Sort(Prop("DateTimeReceived", "datetime"), descending=True)  # a folder's default view order
 
 
 def _split_props(props: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -119,8 +120,8 @@ class Items:
                 cond.append(ITEMS.where(where))
                 total = conn.scalar(select(func.count()).select_from(t.items).where(*cond)) or 0
             page = page(total) if callable(page) else page or Page()
-            order = ITEMS.order_by(sort or []) or [c.date_received.desc()]
-            query = select(*_LIST_COLUMNS).where(*cond).order_by(*order, c.id.desc()).offset(page.offset)
+            query = select(*_LIST_COLUMNS).where(*cond).order_by(*ITEMS.order_by(sort or [NEWEST_FIRST]))
+            query = query.offset(page.offset)
             if page.limit is not None:
                 query = query.limit(page.limit)
             found = [_item_from_row(r) for r in conn.execute(query)]
@@ -153,6 +154,12 @@ class Items:
             self.folders._get(w.conn, mailbox, folder_id, with_extended=False)
             item_id = self._insert(w, mailbox, folder_id, new, "created")
             return self._get_many(w.conn, mailbox, [item_id], True, False, True, True)[0]  # type: ignore[return-value]
+
+    def create_many(self, mailbox: Mailbox, folder_id: int, news: list[NewItem]) -> list[int]:
+        """Create several items in one transaction (bulk import); returns their ids."""
+        with writing(self.engine) as w:
+            self.folders._get(w.conn, mailbox, folder_id, with_extended=False)
+            return [self._insert(w, mailbox, folder_id, new, "created") for new in news]
 
     def _insert(self, w: Writer, mailbox: Mailbox, folder_id: int, new: NewItem, action: str,
                 old_folder: int | None = None, old_id: int | None = None) -> int:
@@ -363,12 +370,16 @@ class Items:
             last_modified=att.last_modified, content=att.content)).inserted_primary_key[0])
 
     def attachment(self, mailbox: Mailbox, item_id: int, attachment_id: int) -> Attachment:
+        for att in self.attachments(mailbox, item_id):
+            if att.id == attachment_id:
+                return att
+        raise NotFound(f"attachment {attachment_id}")
+
+    def attachments(self, mailbox: Mailbox, item_id: int) -> list[Attachment]:
+        """The item's attachments with their content (for MIME and ExportItems)."""
         with reading(self.engine) as conn:
             self._require(conn, mailbox, item_id)
-            for att in self._attachments(conn, [item_id], with_content=True).get(item_id, []):
-                if att.id == attachment_id:
-                    return att
-        raise NotFound(f"attachment {attachment_id}")
+            return self._attachments(conn, [item_id], with_content=True).get(item_id, [])
 
     def add_attachment(self, mailbox: Mailbox, item_id: int, att: Attachment) -> tuple[Attachment, Item]:
         """Attach to the item; returns the stored attachment and the item with its new change number."""
@@ -391,10 +402,37 @@ class Items:
             self._refresh_after_attachments(w, mailbox, row)
             return self._get_many(w.conn, mailbox, [item_id], False, False, True, False)[0]  # type: ignore[return-value]
 
-    def _refresh_after_attachments(self, w: Writer, mailbox: Mailbox, row: Row) -> None:
+    def replace(self, mailbox: Mailbox, item_id: int, new: NewItem) -> Item:
+        """Overwrite the item with ``new`` where it is: same id and folder, a new change number
+        (UploadItems with CreateAction Update). It stays associated or not, as it was."""
+        with writing(self.engine) as w:
+            row = self._require(w.conn, mailbox, item_id, lock=True)
+            props = {k: v for k, v in new.props.items() if k not in _SERVER_PROPS and k != "IsAssociated"}
+            keep_ext = {e.key for e in new.extended}
+            old_ext = [e.key for e in extended.load(w.conn, "item", [item_id])[item_id] if e.key not in keep_ext]
+            w.conn.execute(delete(t.attachments).where(t.attachments.c.item_id == item_id))
+            for att in new.attachments:
+                self._insert_attachment(w.conn, item_id, att)
+            self._apply(w, mailbox, row, ItemChanges(
+                set_props=props, delete_props=[k for k in _item_from_row(row).props
+                                               if k not in props and k not in _SERVER_PROPS],
+                body=new.body, delete_body=new.body is None, set_extended=new.extended, delete_extended=old_ext))
+            self._refresh_after_attachments(w, mailbox, row, journal=False)
+            if new.mime is not None:
+                w.conn.execute(insert(t.item_mime).values(item_id=item_id, mime=new.mime))
+                w.conn.execute(update(t.items).where(t.items.c.id == item_id).values(size=len(new.mime)))
+            return self._get_many(w.conn, mailbox, [item_id], True, False, True, True)[0]  # type: ignore[return-value]
+
+    def _refresh_after_attachments(self, w: Writer, mailbox: Mailbox, row: Row, journal: bool = True) -> None:
+        """HasAttachments and Size after attachments changed; the stored MIME no longer matches."""
         a = t.attachments.c
         rows = w.conn.execute(select(a.size, a.is_inline).where(a.item_id == row.id)).all()
+        current = w.conn.execute(select(t.items.c.props, t.items.c.body_type, t.items.c.body)
+                                 .where(t.items.c.id == row.id)).one()
+        body = Body(current.body_type, current.body) if current.body_type else None
+        size = _size(current.props or {}, body, None, [Attachment("file", size=s) for s, _ in rows])
         w.conn.execute(update(t.items).where(t.items.c.id == row.id).values(
-            has_attachments=any(not inline for _, inline in rows), last_modified=utcnow()))
+            has_attachments=any(not inline for _, inline in rows), size=size, last_modified=utcnow()))
         w.conn.execute(delete(t.item_mime).where(t.item_mime.c.item_id == row.id))
-        self._touch(w, mailbox, row.id, "modified", row.folder_id)
+        if journal:
+            self._touch(w, mailbox, row.id, "modified", row.folder_id)

@@ -16,13 +16,16 @@ class Prop:
     """An item/folder property by element name; ``kind`` tells how to compare its values."""
 
     name: str
-    kind: Literal["string", "bool", "int", "float", "datetime"] = "string"
+    kind: Literal["string", "bool", "int", "float", "datetime", "list", "mailbox"] = "string"
 
 
 @dataclass(frozen=True, slots=True)
 class ExtProp:
+    """An extended property by its canonical key; ``multi`` for the array types (any value may match)."""
+
     key: str
     kind: Literal["string", "bool", "int", "float", "datetime", "binary"] = "string"
+    multi: bool = False
 
 
 Ref = Prop | ExtProp

@@ -1,0 +1,12 @@
+"""CopyItem: copies of items in another folder of the mailbox; the response carries their ids."""
+
+from mailroom.store.model import Folder, Item, Mailbox
+
+from .move_item import MoveOrCopy
+
+
+class CopyItem(MoveOrCopy):
+    name = "CopyItem"
+
+    def transfer(self, mailbox: Mailbox, item_id: int, folder: Folder) -> Item:
+        return self.ctx.store.items.copy(mailbox, item_id, folder.id)
