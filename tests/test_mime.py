@@ -129,6 +129,7 @@ def test_snapshot_round_trips_and_rejects_forgeries():
     assert (back.props, back.body, back.mime, back.attachments[0].content) == (new.props, new.body, b"raw", b"\x00")
     for forged in (b"", b"{}", snapshot.MAGIC + b"[]", snapshot.MAGIC + b'{"props":{}}',
                    snapshot.MAGIC + b'{"props":{"Size":NaN},"body":null,"mime":null,"extended":[],"attachments":[]}',
+                   snapshot.MAGIC + b'{"props":{"Size":1e999},"body":null,"mime":null,"extended":[],"attachments":[]}',
                    snapshot.MAGIC + b'{"props":{"S":"\\u0000"},"body":null,"mime":null,"extended":[],"attachments":[]}',
                    snapshot.MAGIC + b'{"props":{"S":{}},"body":null,"mime":null,"extended":[],"attachments":[]}',
                    snapshot.MAGIC + b"[" * 100000):

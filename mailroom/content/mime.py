@@ -31,7 +31,7 @@ from .snapshot import clean
 T = recipients.T
 _PRIORITY = {"1": "High", "2": "High", "3": "Normal", "4": "Low", "5": "Low"}
 _TOKEN = re.compile(r"[A-Za-z0-9!#$&^_.+-]+")  # RFC 2045 type and subtype names
-# Writes headers as they arrived (an attached message keeps its bytes), not refolded.
+# Writes headers that came from bytes as they came (an attached message keeps them), not refolded.
 _AS_RECEIVED = email.policy.SMTP.clone(refold_source="none")
 _MAX_DEPTH = 8  # attached messages nested deeper than this stay file attachments
 _MAX_PARTS_DEPTH = 64  # multipart nesting followed when looking for attachments
@@ -60,11 +60,13 @@ def parse_message(raw: bytes, depth: int = 0) -> ParsedMessage:
     try:
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         body_part = _body_part(msg)
-        found = (_attachment(p, depth) for p in _leaves(msg, 0) if p is not body_part)
-        return ParsedMessage(_props(msg), _body(body_part), [a for a in found if a is not None])
-    except RecursionError:  # nesting no real message has: keep what the headers say
-        headers = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw, headersonly=True)
-        return ParsedMessage(_props(headers))
+        return ParsedMessage(_props(msg), _body(body_part), _attachments(msg, body_part, depth))
+    except (RecursionError, *_UNREADABLE):  # a structure the email package cannot take apart
+        try:
+            headers = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw, headersonly=True)
+            return ParsedMessage(_props(headers))
+        except (RecursionError, *_UNREADABLE):
+            return ParsedMessage({"ItemClass": "IPM.Note"})
 
 
 def _header(msg: Message, name: str) -> str | None:
@@ -101,7 +103,7 @@ def _props(msg: Message) -> dict[str, Any]:
     for header, element in (("Message-ID", "InternetMessageId"), ("In-Reply-To", "InReplyTo"),
                             ("References", "References")):
         value = " ".join((_header(msg, header) or "").split())
-        if value:
+        if value and (element != "InternetMessageId" or len(value) <= 998):  # RFC 5322 line limit
             props[element] = value
     sent = _date(_header(msg, "Date"))
     if sent:
@@ -172,9 +174,24 @@ def _decoded_text(part: Message) -> str:
         return data.decode("utf-8", "replace")
 
 
+def _attachments(msg: Message, body_part: Message | None, depth: int) -> list[Attachment]:
+    found = []
+    for part in _leaves(msg, 0):
+        try:
+            att = _attachment(part, depth) if part is not body_part else None
+        except _UNREADABLE:
+            continue  # a part that cannot be read is left out; the others still count
+        if att is not None:
+            found.append(att)
+    return found
+
+
 def _leaves(part: Message, level: int) -> Iterator[Message]:
     """The parts that are not containers; an attached message counts as one part."""
-    payload = part.get_payload()
+    try:
+        payload = part.get_payload()
+    except _UNREADABLE:
+        return
     if part.get_content_maintype() != "multipart" or not isinstance(payload, list):
         yield part
     elif level < _MAX_PARTS_DEPTH:
@@ -222,22 +239,21 @@ def build_message(props: dict[str, Any], body: Body | None, attachments: list[At
             msg[header] = value
         except _UNREADABLE:
             continue  # a value no header can carry (a stored Message-ID that is not one, say)
-    related = [a for a in attachments if a.is_inline and a.content_id and a.kind == "file"]
-    if body is not None and body.body_type == "HTML":
+    html = body is not None and body.body_type == "HTML"
+    related = [a for a in attachments if html and a.kind == "file" and a.is_inline and a.content_id]
+    if body is not None and html:
         msg.set_content(html_to_text(body.text), cte="quoted-printable")
         msg.add_alternative(body.text, subtype="html", cte="quoted-printable")
-        html = msg.get_body(preferencelist=("html",))
         for att in related:
-            _add(html.add_related, att)  # type: ignore[union-attr]
+            _add(msg.get_body(preferencelist=("html",)).add_related, att)  # type: ignore[union-attr]
     else:
         msg.set_content(body.text if body else "", cte="quoted-printable")
-        related = []
     for att in attachments:
-        if att not in related:
+        if all(att is not r for r in related):
             _add(msg.add_attachment, att)
     for part in msg.iter_parts():
         _drop_mime_version(part)
-    return msg.as_bytes()
+    return msg.as_bytes(policy=_AS_RECEIVED)
 
 
 def _drop_mime_version(part: Message) -> None:
@@ -287,7 +303,7 @@ def _add(add: Any, att: Attachment) -> None:
     if att.kind == "item":
         item = snapshot.load(att.content)
         raw = item.mime if item.mime is not None else build_message(item.props, item.body, item.attachments)
-        add(email.message_from_bytes(raw, policy=email.policy.SMTP), **options)
+        add(email.message_from_bytes(raw, policy=_AS_RECEIVED), **options)
         return
     maintype, _, subtype = (att.content_type or "").partition("/")
     if not (_TOKEN.fullmatch(maintype) and _TOKEN.fullmatch(subtype)) or maintype.lower() in ("multipart", "message"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from typing import Any
 
@@ -32,6 +33,7 @@ def clean(text: str) -> str:
 
 
 def dump(new: NewItem) -> bytes:
+    """The snapshot of ``new``; ``load`` gives it back."""
     doc = {
         "props": new.props,
         "body": {"type": new.body.body_type, "text": new.body.text} if new.body else None,
@@ -58,7 +60,7 @@ def load(data: bytes) -> NewItem:
     if not data.startswith(MAGIC):
         raise Corrupt("not an item snapshot")
     try:
-        doc = json.loads(data[len(MAGIC):].decode(), parse_constant=_no_constant)
+        doc = json.loads(data[len(MAGIC):].decode(), parse_constant=_no_constant, parse_float=_finite)
         return _item(_check(doc, dict))
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, binascii.Error, RecursionError) as exc:
         raise Corrupt(f"malformed item snapshot: {exc}") from exc
@@ -105,6 +107,13 @@ def _attachment(doc: dict[str, Any]) -> Attachment:
 
 def _no_constant(name: str) -> None:
     raise Corrupt(f"{name} is not a value an item can hold")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise Corrupt(f"{text} is not a value an item can hold")
+    return value
 
 
 def _check(value: Any, kind: type) -> Any:

@@ -64,5 +64,4 @@ _DEFAULT_TEXT = {
     "ErrorInvalidOperation": "The operation is not valid for this object.",
     "ErrorInvalidRequest": "The request is invalid.",
     "ErrorSchemaValidation": "The request failed schema validation.",
-    "ErrorAttachmentNotFound": "The attachment could not be found.",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -39,12 +40,21 @@ def element_name(folder: Folder) -> str:
     return "Folder"
 
 
-def effective_rights(parent: etree._Element, folder: bool) -> None:
-    rights = sub(parent, t("EffectiveRights"))
+def _rights_template(folder: bool) -> etree._Element:
+    rights = etree.Element(t("EffectiveRights"))
     for name in ("CreateAssociated", "CreateContents", "CreateHierarchy", "Delete", "Modify", "Read"):
         sub(rights, t(name), bool_text(folder or name not in ("CreateAssociated", "CreateContents",
                                                              "CreateHierarchy")))
     sub(rights, t("ViewPrivateItems"), "true")
+    return rights
+
+
+# The owner's rights, built once and copied into each response.
+_RIGHTS = {True: _rights_template(True), False: _rights_template(False)}
+
+
+def effective_rights(parent: etree._Element, folder: bool) -> None:
+    parent.append(copy.copy(_RIGHTS[folder]))
 
 
 def render(parent: etree._Element, mailbox: Mailbox, folder: Folder, shape: Shape) -> etree._Element:

@@ -8,7 +8,10 @@ order for their type, with the properties the shape asks for.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from lxml import etree
@@ -18,7 +21,7 @@ from mailroom.content import recipients
 from mailroom.store import ids
 from mailroom.store.model import Body, Item, Mailbox, NewItem
 
-from . import mapi
+from . import mapi, versions
 from .context import Context
 from .dates import to_utc_text
 from .errors import EWSError, SOAPFault
@@ -26,7 +29,7 @@ from .extended import parse_property, property_element
 from .folders import effective_rights
 from .paths import Shape
 from .schema import ITEM_ELEMENTS, Element, schema
-from .xml import bool_text, local, parse_fragment, sub, t
+from .xml import local, parse_fragment, sub, t
 
 DEFAULT_CLASS = {
     "Message": "IPM.Note", "CalendarItem": "IPM.Appointment", "Contact": "IPM.Contact",
@@ -197,7 +200,7 @@ def conversation_id(item: Item) -> str:
     return base64.b64encode(b"\x01" + digest).decode()
 
 
-def wanted_properties(shape: Shape, type_name: str, ctx: Context, find: bool) -> set[str]:
+def wanted_properties(shape: Shape, type_name: str, version: str, find: bool) -> set[str]:
     if shape.base == "IdOnly":
         wanted = {"ItemId"}
     else:
@@ -209,97 +212,163 @@ def wanted_properties(shape: Shape, type_name: str, ctx: Context, find: bool) ->
         wanted.add("MimeContent")
     if find:
         wanted -= NOT_IN_FIND
-    return {w for w in wanted if w not in _VERSION_GATED or ctx.at_least(_VERSION_GATED[w])}
+    return {w for w in wanted if w not in _VERSION_GATED or versions.at_least(version, _VERSION_GATED[w])}
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One element to write: its schema entry, its tag, and a renderer when the value is computed."""
+
+    element: Element
+    tag: str
+    special: Callable[..., None] | None
+
+
+def _plan(shape: Shape, type_name: str, ctx: Context, find: bool) -> tuple[_Step, ...]:
+    return _cached_plan(type_name, shape.base, frozenset(shape.fields), frozenset(i.element for i in shape.indexed),
+                        shape.include_mime, bool(shape.extended), ctx.version, find)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_plan(type_name: str, base: str, fields: frozenset[str], indexed: frozenset[str], include_mime: bool,
+                 extended: bool, version: str, find: bool) -> tuple[_Step, ...]:
+    """The elements a shape writes for one item type, in schema order; computed once per shape."""
+    probe = Shape(base=base, include_mime=include_mime, fields=set(fields) | set(indexed))
+    wanted = wanted_properties(probe, type_name, version, find)
+    steps = []
+    for element in schema().elements(type_name):
+        if element.name == "ExtendedProperty":
+            if extended:
+                steps.append(_Step(element, t(element.name), _extended))
+        elif element.name in wanted:
+            steps.append(_Step(element, t(element.name), _SPECIAL.get(element.name)))
+    return tuple(steps)
 
 
 def render(parent: etree._Element, mailbox: Mailbox, item: Item, shape: Shape, ctx: Context,
            find: bool = False, mime: bytes | None = None) -> etree._Element:
     """Append the item's element with the shape's properties, in schema order."""
     name = element_for_class(item.item_class, ctx)
-    type_name = ITEM_ELEMENTS[name]
-    node = sub(parent, t(name))
-    wanted = wanted_properties(shape, type_name, ctx, find)
+    node = etree.SubElement(parent, t(name))
     props = item.props
-    stored_ext = {e.key: e for e in item.extended}
-    for element in schema().elements(type_name):
-        key = element.name
-        if key == "ExtendedProperty":
-            for field in shape.extended:
-                value = stored_ext.get(field.key) or mapi.read(field, item, mailbox)
-                if value is not None:
-                    property_element(node, field, value)
+    for step in _plan(shape, ITEM_ELEMENTS[name], ctx, find):
+        if step.special is not None:
+            step.special(node, step, item, mailbox, shape, ctx, mime)
             continue
-        if key not in wanted:
-            continue
-        _render_property(node, element, key, item, props, mailbox, shape, ctx, mime)
+        value = props.get(step.element.name)
+        if value is not None:
+            _render_value(node, step, value, shape)
     return node
 
 
-def _render_property(node: etree._Element, element: Element, key: str, item: Item, props: dict[str, Any],
-                     mailbox: Mailbox, shape: Shape, ctx: Context, mime: bytes | None) -> None:
-    if key == "ItemId":
-        sub(node, t("ItemId"), **item_id_attrs(mailbox, item))
-    elif key == "ParentFolderId":
-        sub(node, t("ParentFolderId"), Id=ids.folder_id(mailbox.guid, item.folder_id))
-    elif key == "MimeContent":
-        if mime is not None:
-            sub(node, t("MimeContent"), base64.b64encode(mime).decode("ascii"), CharacterSet="UTF-8")
-    elif key in BODY_ELEMENTS:
-        _render_body(node, key, item, shape)
-    elif key == "Attachments":
-        if item.attachments:
-            from .attachments import render_list
-
-            render_list(sub(node, t("Attachments")), mailbox, item)
-    elif key == "EffectiveRights":
-        effective_rights(node, folder=False)
-    elif key == "ConversationId":
-        sub(node, t("ConversationId"), Id=conversation_id(item))
-    elif key == "Preview":
-        if item.body:
-            text = item.body.text if item.body.body_type == "Text" else bodies.html_to_text(item.body.text)
-            sub(node, t("Preview"), bodies.preview(text))
-    elif key == "InstanceKey":
-        sub(node, t("InstanceKey"), base64.b64encode(item.id.to_bytes(8, "big")).decode())
-    elif key in ("IsSubmitted", "IsFromMe", "IsResend"):
-        sub(node, t(key), bool_text(bool(props.get(key, False))))
-    elif key == "IsUnmodified":
-        sub(node, t(key), bool_text(not props.get("IsDraft", False)))
-    elif key == "IsDraft":
-        sub(node, t(key), bool_text(bool(props.get("IsDraft", False))))
-    elif key == "Culture":
-        sub(node, t("Culture"), props.get("Culture") or ctx.culture)
-    elif key == "LastModifiedName":
-        sub(node, t("LastModifiedName"), mailbox.display_name)
-    elif key == "Sensitivity":
-        sub(node, t("Sensitivity"), props.get("Sensitivity") or "Normal")
-    elif key == "ReminderIsSet":
-        sub(node, t("ReminderIsSet"), bool_text(bool(props.get("ReminderIsSet", False))))
-    elif key in ("DisplayTo", "DisplayCc"):
-        sub(node, t(key), props.get(key) or "")
-    elif key in props and props[key] is not None:
-        _render_value(node, element, props[key], shape)
+def _text(node: etree._Element, tag: str, text: str) -> None:
+    etree.SubElement(node, tag).text = text
 
 
-def _render_value(node: etree._Element, element: Element, value: Any, shape: Shape) -> None:
+def _extended(node: etree._Element, _step: _Step, item: Item, mailbox: Mailbox, shape: Shape, *_: Any) -> None:
+    stored = {e.key: e for e in item.extended}
+    for field in shape.extended:
+        value = stored.get(field.key) or mapi.read(field, item, mailbox)
+        if value is not None:
+            property_element(node, field, value)
+
+
+def _item_id(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:
+    etree.SubElement(node, step.tag, item_id_attrs(mailbox, item))
+
+
+def _parent_folder_id(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:
+    etree.SubElement(node, step.tag, {"Id": ids.folder_id(mailbox.guid, item.folder_id)})
+
+
+def _mime(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, shape: Shape, ctx: Context,
+          mime: bytes | None) -> None:
+    if mime is not None:
+        etree.SubElement(node, step.tag, {"CharacterSet": "UTF-8"}).text = base64.b64encode(mime).decode("ascii")
+
+
+def _body(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, shape: Shape, *_: Any) -> None:
+    _render_body(node, step.element.name, item, shape)
+
+
+def _attachments(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:
+    if item.attachments:
+        from .attachments import render_list
+
+        render_list(etree.SubElement(node, step.tag), mailbox, item)
+
+
+def _rights(node: etree._Element, *_: Any) -> None:
+    effective_rights(node, folder=False)
+
+
+def _conversation_id(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
+    etree.SubElement(node, step.tag, {"Id": conversation_id(item)})
+
+
+def _preview(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
+    if item.body:
+        text = item.body.text if item.body.body_type == "Text" else bodies.html_to_text(item.body.text)
+        _text(node, step.tag, bodies.preview(text))
+
+
+def _instance_key(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
+    _text(node, step.tag, base64.b64encode(item.id.to_bytes(8, "big")).decode())
+
+
+def _flag(default: bool = False, invert_of: str | None = None) -> Callable[..., None]:
+    """A boolean the item may not store: written with its default (or as the inverse of another)."""
+    def write(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
+        props = item.props
+        value = not props.get(invert_of, False) if invert_of else bool(props.get(step.element.name, default))
+        _text(node, step.tag, "true" if value else "false")
+    return write
+
+
+def _with_default(default: Callable[[Item, Mailbox, Context], str]) -> Callable[..., None]:
+    def write(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, shape: Shape, ctx: Context,
+              *_: Any) -> None:
+        _text(node, step.tag, item.props.get(step.element.name) or default(item, mailbox, ctx))
+    return write
+
+
+_SPECIAL: dict[str, Callable[..., None]] = {
+    "ItemId": _item_id, "ParentFolderId": _parent_folder_id, "MimeContent": _mime, "Attachments": _attachments,
+    "Body": _body, "UniqueBody": _body, "NormalizedBody": _body, "TextBody": _body,
+    "EffectiveRights": _rights, "ConversationId": _conversation_id, "Preview": _preview,
+    "InstanceKey": _instance_key, "IsSubmitted": _flag(), "IsFromMe": _flag(), "IsResend": _flag(),
+    "IsDraft": _flag(), "ReminderIsSet": _flag(), "IsUnmodified": _flag(invert_of="IsDraft"),
+    "Culture": _with_default(lambda _i, _m, ctx: ctx.culture),
+    "LastModifiedName": _with_default(lambda _i, mailbox, _c: mailbox.display_name),
+    "Sensitivity": _with_default(lambda *_: "Normal"),
+    "DisplayTo": _with_default(lambda *_: ""), "DisplayCc": _with_default(lambda *_: ""),
+}
+
+
+def _render_value(node: etree._Element, step: _Step, value: Any, shape: Shape) -> None:
+    element = step.element
     if element.kind == "list":
-        holder = sub(node, t(element.name))
+        holder = etree.SubElement(node, step.tag)
         for text in value:
-            sub(holder, t("String"), text)
+            etree.SubElement(holder, _STRING).text = text
     elif not element.simple:
         fragment = parse_fragment(value)
-        if shape.indexed and any(i.element == element.name for i in shape.indexed) and element.name not in shape.fields:
+        if shape.indexed and element.name not in shape.fields and any(i.element == element.name
+                                                                      for i in shape.indexed):
             keys = {i.index for i in shape.indexed if i.element == element.name}
             for entry in list(fragment):
                 if entry.get("Key") not in keys and entry.get("HeaderName") not in keys:
                     fragment.remove(entry)
         node.append(fragment)
     elif isinstance(value, bool):
-        sub(node, t(element.name), bool_text(value))
+        _text(node, step.tag, "true" if value else "false")
     elif isinstance(value, float) and value.is_integer() and element.kind == "int":
-        sub(node, t(element.name), str(int(value)))
+        _text(node, step.tag, str(int(value)))
     else:
-        sub(node, t(element.name), str(value))
+        _text(node, step.tag, str(value))
+
+
+_STRING = t("String")
 
 
 def _render_body(node: etree._Element, key: str, item: Item, shape: Shape) -> None:

@@ -49,13 +49,13 @@ class Element:
     name: str
     type_name: str  # e.g. "xs:string", "t:ArrayOfRecipientsType"
     simple: bool
+    kind: str = "string"  # how values compare: string, bool, int, float, datetime or list
 
-    @property
-    def kind(self) -> str:
-        """How values compare in restrictions: string, bool, int, float, datetime or list."""
-        if self.type_name == "t:ArrayOfStringsType":
-            return "list"
-        return SIMPLE_KINDS.get(self.type_name, "string")
+
+def kind_of(type_name: str) -> str:
+    if type_name == "t:ArrayOfStringsType":
+        return "list"
+    return SIMPLE_KINDS.get(type_name, "string")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ class Schema:
         type_name = node.get("type") or ""
         local_type = type_name.split(":", 1)[-1]
         simple = type_name.startswith("xs:") or local_type in self._simple
-        return Element(node.get("name"), type_name, simple)
+        return Element(node.get("name"), type_name, simple, kind_of(type_name))
 
     def _field_uris(self) -> dict[str, FieldURI]:
         found: dict[str, FieldURI] = {}

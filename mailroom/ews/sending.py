@@ -10,7 +10,7 @@ from lxml import etree
 
 from mailroom.content import mime, recipients
 from mailroom.content.recipients import Address
-from mailroom.store.model import Attachment, Folder, Item, Mailbox, NewItem, utcnow
+from mailroom.store.model import Folder, Item, ItemChanges, Mailbox, NewItem, utcnow
 from mailroom.transport.local import deliver_local
 
 from .context import Context
@@ -68,14 +68,10 @@ def saved_copy_folder(op: Operation, saved_el: etree._Element | None, mailbox: M
 
 def send_existing(ctx: Context, mailbox: Mailbox, item: Item, saved: Folder | None) -> None:
     """Send a saved draft, then move it to ``saved`` (Sent Items) or delete it."""
-    from mailroom.store.model import ItemChanges
-
     props = dict(item.props)
     _stamp(ctx, props)
     rcpts = _rcpts(props)
-    attachments: list[Attachment] = [ctx.store.items.attachment(mailbox, item.id, a.id or 0)
-                                     for a in item.attachments]
-    raw = mime.build_message(props, item.body, attachments)
+    raw = mime.build_message(props, item.body, ctx.store.items.attachments(mailbox, item.id))
     deliver_local(ctx.store, raw, rcpts)
     if saved is None:
         ctx.store.items.delete(mailbox, item.id)

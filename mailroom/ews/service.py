@@ -4,8 +4,6 @@ error wrapping, and resolving the ids a request names to objects of the caller's
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from functools import cache
-from importlib import resources
 from typing import Any, ClassVar, TypeVar
 
 from lxml import etree
@@ -17,7 +15,8 @@ from mailroom.store.model import Folder, Item, Mailbox
 
 from .context import Context
 from .errors import EWSError, SOAPFault
-from .schema import XS, schema
+from .schema import schema
+from .wsdl import error_fill
 from .xml import M, T, local, m, sub, t
 
 X = TypeVar("X")
@@ -63,8 +62,8 @@ class Operation:
             xml = sub(msg, m("MessageXml"))
             for key, value in err.xml_values.items():
                 sub(xml, t("Value"), value, Name=key)
-        for name in error_arrays(message_name or f"{self.name}ResponseMessage"):
-            sub(msg, m(name))
+        for name, value in error_fill(message_name or f"{self.name}ResponseMessage"):
+            sub(msg, m(name), value)
         return msg
 
     def each(self, messages: etree._Element, things: Iterable[X],
@@ -144,22 +143,6 @@ class Operation:
                           tag: str = "FolderId") -> etree._Element:
         return sub(parent, t(tag), Id=ids.folder_id(mailbox.guid, folder.id),
                    ChangeKey=ids.change_key(ids.CHANGEKEY_FOLDER, mailbox.database_guid, folder.change_number))
-
-
-@cache
-def error_arrays(message_name: str) -> tuple[str, ...]:
-    """The arrays the schema requires in a response message even when it reports an error; they go
-    out empty then, as on Exchange (m:Items of every ItemInfoResponseMessageType, m:Attachments ...)."""
-    with resources.files("mailroom.ews").joinpath("schema/messages.xsd").open("rb") as f:
-        doc = etree.parse(f).getroot()
-    node = doc.find(f"{XS}complexType[@name='ArrayOfResponseMessagesType']//{XS}element[@name='{message_name}']")
-    type_name = (node.get("type") or "").split(":")[-1] if node is not None else ""
-    found: list[str] = []
-    while (ext := doc.find(f"{XS}complexType[@name='{type_name}']/{XS}complexContent/{XS}extension")) is not None:
-        found[:0] = [e.get("name") for e in ext.iterfind(f"{XS}sequence/{XS}element")
-                     if e.get("minOccurs") != "0" and (e.get("type") or "").startswith("t:ArrayOf")]
-        type_name = (ext.get("base") or "").split(":")[-1]
-    return tuple(found)
 
 
 def expected_change(change_key: str | None) -> int | None:

@@ -137,6 +137,13 @@ def _fill_for_type(type_name: str) -> Fill | None:
     return fill
 
 
+def error_fill(message_name: str) -> Fill:
+    """The children an error message of this ResponseMessage element must still carry (the
+    schema's required arrays, empty; required booleans, false)."""
+    array = _schema()[2]
+    return (_fill_for_type(array[message_name]) or ()) if message_name in array else ()
+
+
 @cache
 def error_shape(request_element: str) -> Shape | None:
     """How an error response to ``request_element`` is shaped, or None when the operation is not

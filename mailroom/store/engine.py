@@ -102,9 +102,14 @@ class Writer:
                 old_object_id: int | None = None) -> int:
         """Record one change; returns its sequence number, which is also the object's new change number."""
         seq = self.next_change(database_id)
+        self.record(seq, database_id, mailbox_id, kind, object_id, action, folder_id, old_folder_id, old_object_id)
+        return seq
+
+    def record(self, seq: int, database_id: int, mailbox_id: int, kind: str, object_id: int, action: str,
+               folder_id: int | None, old_folder_id: int | None = None, old_object_id: int | None = None) -> None:
+        """Write the journal row for a change whose number was taken with ``next_change``."""
         self.conn.execute(insert(t.journal).values(
             database_id=database_id, seq=seq, mailbox_id=mailbox_id, object_kind=kind, object_id=object_id,
             action=action, folder_id=folder_id, old_folder_id=old_folder_id, old_object_id=old_object_id,
             committed=utcnow(),
         ))
-        return seq

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import struct
 import uuid
 from dataclasses import dataclass
@@ -29,6 +30,11 @@ class MalformedId(ValueError):
     """The text is not an id this server made."""
 
 
+@functools.lru_cache(maxsize=4096)
+def _guid_bytes(guid: str) -> bytes:
+    return uuid.UUID(guid).bytes
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectId:
     kind: int
@@ -37,7 +43,7 @@ class ObjectId:
     attachment_id: int = 0
 
     def encode(self) -> str:
-        raw = _HEAD.pack(VERSION, self.kind, uuid.UUID(self.mailbox_guid).bytes, self.row_id)
+        raw = _HEAD.pack(VERSION, self.kind, _guid_bytes(self.mailbox_guid), self.row_id)
         if self.kind == KIND_ATTACHMENT:
             raw += struct.pack(">Q", self.attachment_id)
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
@@ -84,7 +90,7 @@ def attachment_id(mailbox_guid: str, item_row_id: int, attachment_row_id: int) -
 
 
 def change_key(kind: int, database_guid: str, change_number: int) -> str:
-    raw = struct.pack("<II", kind, 22) + uuid.UUID(database_guid).bytes + change_number.to_bytes(6, "big")
+    raw = struct.pack("<II", kind, 22) + _guid_bytes(database_guid) + change_number.to_bytes(6, "big")
     return base64.b64encode(raw).decode("ascii")
 
 

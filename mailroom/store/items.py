@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, exists, func, insert, select, update
 
 from . import extended
 from . import tables as t
@@ -59,6 +59,13 @@ def _size(props: dict[str, Any], body: Body | None, mime: bytes | None, attachme
     return size + sum(a.size or len(a.content) for a in attachments)
 
 
+# Built once: SQLAlchemy then reuses their compiled form without recomputing cache keys.
+_ANY_ATTACHMENT = exists().where(t.attachments.c.item_id == t.items.c.id).label("any_attachment")
+_BY_IDS = (t.items.c.id.in_(bindparam("ids", expanding=True)), t.items.c.mailbox_id == bindparam("mailbox"))
+_GET_WITH_BODY = select(*t.items.c, _ANY_ATTACHMENT).where(*_BY_IDS)
+_GET_WITHOUT_BODY = select(*_LIST_COLUMNS, _ANY_ATTACHMENT).where(*_BY_IDS)
+
+
 class Items:
     def __init__(self, engine: Engine, folders: Folders) -> None:
         self.engine = engine
@@ -66,8 +73,9 @@ class Items:
 
     # -- reading -----------------------------------------------------------------------------
     def get(self, mailbox: Mailbox, item_id: int, body: bool = True, mime: bool = False,
-            attachments: bool = True) -> Item:
-        found = self.get_many(mailbox, [item_id], body=body, mime=mime, attachments=attachments)[0]
+            attachments: bool = True, with_extended: bool = True) -> Item:
+        found = self.get_many(mailbox, [item_id], body=body, mime=mime, attachments=attachments,
+                              with_extended=with_extended)[0]
         if found is None:
             raise NotFound(f"item {item_id}")
         return found
@@ -80,11 +88,12 @@ class Items:
 
     def _get_many(self, conn: Connection, mailbox: Mailbox, item_ids: list[int], body: bool, mime: bool,
                   attachments: bool, with_extended: bool) -> list[Item | None]:
-        columns = list(t.items.c) if body else _LIST_COLUMNS
-        rows = conn.execute(select(*columns).where(t.items.c.id.in_(item_ids),
-                                                   t.items.c.mailbox_id == mailbox.id)).all()
+        rows = conn.execute(_GET_WITH_BODY if body else _GET_WITHOUT_BODY,
+                            {"ids": item_ids, "mailbox": mailbox.id}).all()
         by_id = {r.id: _item_from_row(r) for r in rows}
-        self._load_details(conn, list(by_id.values()), mime, attachments, with_extended)
+        with_attachments = [by_id[r.id] for r in rows if r.any_attachment] if attachments else []
+        self._load_details(conn, list(by_id.values()), mime, False, with_extended)
+        self._load_details(conn, with_attachments, False, True, False)
         return [by_id.get(i) for i in item_ids]
 
     def _load_details(self, conn: Connection, found: list[Item], mime: bool, attachments: bool,
@@ -174,8 +183,9 @@ class Items:
         for att in new.attachments:
             att.size = att.size or len(att.content)
         columns, rest = _split_props(props)
+        seq = w.next_change(mailbox.database_id)  # taken first so the row is written once, complete
         columns.update(
-            mailbox_id=mailbox.id, folder_id=folder_id, change_number=0, date_created=created or now,
+            mailbox_id=mailbox.id, folder_id=folder_id, change_number=seq, date_created=created or now,
             last_modified=now, size=_size(props, new.body, new.mime, new.attachments),
             has_attachments=any(not a.is_inline for a in new.attachments),
             body_type=new.body.body_type if new.body else None, body=new.body.text if new.body else None,
@@ -190,8 +200,7 @@ class Items:
         is_read, associated = bool(props["IsRead"]), bool(props["IsAssociated"])
         adjust_counts(w.conn, folder_id, total=0 if associated else 1, associated=1 if associated else 0,
                       unread=0 if is_read or associated else 1)
-        seq = w.journal(mailbox.database_id, mailbox.id, "item", item_id, action, folder_id, old_folder, old_id)
-        w.conn.execute(update(t.items).where(t.items.c.id == item_id).values(change_number=seq))
+        w.record(seq, mailbox.database_id, mailbox.id, "item", item_id, action, folder_id, old_folder, old_id)
         return item_id
 
     # -- updating ----------------------------------------------------------------------------
@@ -348,11 +357,15 @@ class Items:
                 self.folders.delete_subfolders(w, mailbox, folder_id)
 
     # -- attachments ---------------------------------------------------------------------------
-    def _attachments(self, conn: Connection, item_ids: list[int], with_content: bool) -> dict[int, list[Attachment]]:
+    def _attachments(self, conn: Connection, item_ids: list[int], with_content: bool,
+                     only: int | None = None) -> dict[int, list[Attachment]]:
         a = t.attachments.c
         columns = [c for c in t.attachments.c if with_content or c.key != "content"]
+        query = select(*columns).where(a.item_id.in_(item_ids)).order_by(a.id)
+        if only is not None:
+            query = query.where(a.id == only)
         found: dict[int, list[Attachment]] = {}
-        for row in conn.execute(select(*columns).where(a.item_id.in_(item_ids)).order_by(a.id)):
+        for row in conn.execute(query):
             m = row._mapping
             found.setdefault(m["item_id"], []).append(Attachment(
                 kind=m["kind"], name=m["name"], content_type=m["content_type"], content_id=m["content_id"],
@@ -370,10 +383,13 @@ class Items:
             last_modified=att.last_modified, content=att.content)).inserted_primary_key[0])
 
     def attachment(self, mailbox: Mailbox, item_id: int, attachment_id: int) -> Attachment:
-        for att in self.attachments(mailbox, item_id):
-            if att.id == attachment_id:
-                return att
-        raise NotFound(f"attachment {attachment_id}")
+        """One attachment of the item, with its content."""
+        with reading(self.engine) as conn:
+            self._require(conn, mailbox, item_id)
+            found = self._attachments(conn, [item_id], with_content=True, only=attachment_id).get(item_id)
+        if not found:
+            raise NotFound(f"attachment {attachment_id}")
+        return found[0]
 
     def attachments(self, mailbox: Mailbox, item_id: int) -> list[Attachment]:
         """The item's attachments with their content (for MIME and ExportItems)."""

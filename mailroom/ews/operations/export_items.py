@@ -21,8 +21,8 @@ class ExportItems(Operation):
         root, messages = self.response()
 
         def one(id_el: etree._Element, msg: etree._Element) -> None:
-            expected_change(id_el.get("ChangeKey"))
             mailbox, item = self.item_from(id_el, mime=True)
+            expected_change(id_el.get("ChangeKey"))
             data = snapshot.dump(NewItem(props=item.props, body=item.body, mime=item.mime, extended=item.extended,
                                          attachments=self.ctx.store.items.attachments(mailbox, item.id)))
             sub(msg, m("ItemId"), **item_id_attrs(mailbox, item))

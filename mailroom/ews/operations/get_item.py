@@ -20,7 +20,7 @@ class GetItem(Operation):
         def one(id_el: etree._Element, msg: etree._Element) -> None:
             if local(id_el.tag) != "ItemId":
                 raise EWSError("ErrorInvalidOperation", f"{local(id_el.tag)} is not supported here yet.")
-            mailbox, item = self.item_from(id_el)
+            mailbox, item = self.item_from(id_el, with_extended=bool(shape.extended))
             mime = mime_of(self.ctx, mailbox, item) if want_mime else None
             render(sub(msg, m("Items")), mailbox, item, shape, self.ctx, mime=mime)
 

@@ -284,7 +284,7 @@ def _set_mime(edit: _Edit, node: etree._Element) -> None:
     try:
         raw = base64.b64decode(node.text or "", validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise EWSError("ErrorMimeContentConversionFailed", "MimeContent is not valid base64.") from exc
+        raise EWSError("ErrorMimeContentInvalid", "MimeContent is not valid base64.") from exc
     parsed = mime.parse_message(raw)
     for name, value in parsed.props.items():
         if name != "ItemClass":

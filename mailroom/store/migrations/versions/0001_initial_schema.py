@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-21 17:33:29.293785
 """
 
@@ -123,8 +123,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('items', schema=None) as batch_op:
-        batch_op.create_index('ix_items_folder_created', ['folder_id', 'is_associated', 'date_created', 'id'], unique=False)
-        batch_op.create_index('ix_items_folder_received', ['folder_id', 'is_associated', 'date_received', 'id'], unique=False)
+        batch_op.create_index('ix_items_folder_created', ['folder_id', 'is_associated', 'date_created', 'id'],
+                              unique=False)
+        batch_op.create_index('ix_items_folder_received', ['folder_id', 'is_associated', 'date_received', 'id'],
+                              unique=False)
         batch_op.create_index('ix_items_folder_subject', ['folder_id', 'is_associated', 'subject'], unique=False)
         batch_op.create_index('ix_items_folder_unread', ['folder_id', 'is_read'], unique=False)
         batch_op.create_index('ix_items_message_id', ['mailbox_id', 'message_id'], unique=False)
