@@ -101,7 +101,7 @@ def _props(msg: Message) -> dict[str, Any]:
         if found:
             props[element] = recipients.build(element, found, single)
     for header, element in (("Message-ID", "InternetMessageId"), ("In-Reply-To", "InReplyTo"),
-                            ("References", "References")):
+                            ("References", "References"), ("Thread-Topic", "ConversationTopic")):
         value = " ".join((_header(msg, header) or "").split())
         if value and (element != "InternetMessageId" or len(value) <= 998):  # RFC 5322 line limit
             props[element] = value
@@ -271,6 +271,8 @@ def _headers(props: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield header, ", ".join(_mailbox(a) for a in found)
     if props.get("Subject") is not None:
         yield "Subject", _line(props["Subject"])
+    if props.get("ConversationTopic"):
+        yield "Thread-Topic", _line(props["ConversationTopic"])  # how Exchange keeps a conversation together
     sent = props.get("DateTimeSent") or props.get("DateTimeCreated")
     if sent:
         yield "Date", email.utils.format_datetime(datetime.strptime(sent, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC))

@@ -85,8 +85,9 @@ def process(store: Store, identity: Identity, body: bytes, base_url: str = "") -
                       culture=env.culture)
         if env.tz is not None:
             ctx.tz = env.tz
-        response = op_cls(ctx).execute(env.operation)
-        return 200, _envelope(response, version)
+        operation = op_cls(ctx)
+        operation.parent = _skeleton(version)
+        return 200, _envelope(operation.execute(env.operation), version)
     except XMLRejected as exc:
         return fault(SOAPFault("ErrorSchemaValidation", str(exc)), version)
     except SOAPFault as exc:
@@ -116,11 +117,18 @@ def _server_version(header: etree._Element, version: str | None) -> None:
     sub(header, t("ServerVersionInfo"), **versions.BUILD, Version=versions.reported(version))
 
 
-def _envelope(response: etree._Element, version: str | None) -> bytes:
-    root = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"s": SOAP})
+def _skeleton(version: str | None) -> etree._Element:
+    """A response envelope with its header, returning the empty Body for the response to grow in
+    (built in place, a large response is not moved between documents)."""
+    root = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"s": SOAP, "m": M, "t": T})
     _server_version(sub(root, f"{{{SOAP}}}Header"), version)
-    sub(root, f"{{{SOAP}}}Body").append(response)
-    return to_bytes(root)
+    return sub(root, f"{{{SOAP}}}Body")
+
+
+def _envelope(response: etree._Element, version: str | None) -> bytes:
+    if response.getparent() is None:
+        _skeleton(version).append(response)
+    return to_bytes(response.getroottree().getroot())
 
 
 def fault(exc: SOAPFault, version: str | None = None) -> tuple[int, bytes]:

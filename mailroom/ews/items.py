@@ -224,15 +224,24 @@ class _Step:
     special: Callable[..., None] | None
 
 
-def _plan(shape: Shape, type_name: str, ctx: Context, find: bool) -> tuple[_Step, ...]:
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The elements a shape writes for one item type, in schema order. ``stored`` maps the names of
+    plain stored properties to their position; ``computed`` lists positions always visited."""
+
+    steps: tuple[_Step, ...]
+    stored: dict[str, int]
+    computed: tuple[int, ...]
+
+
+def _plan(shape: Shape, type_name: str, ctx: Context, find: bool) -> _Plan:
     return _cached_plan(type_name, shape.base, frozenset(shape.fields), frozenset(i.element for i in shape.indexed),
                         shape.include_mime, bool(shape.extended), ctx.version, find)
 
 
 @functools.lru_cache(maxsize=1024)
 def _cached_plan(type_name: str, base: str, fields: frozenset[str], indexed: frozenset[str], include_mime: bool,
-                 extended: bool, version: str, find: bool) -> tuple[_Step, ...]:
-    """The elements a shape writes for one item type, in schema order; computed once per shape."""
+                 extended: bool, version: str, find: bool) -> _Plan:
     probe = Shape(base=base, include_mime=include_mime, fields=set(fields) | set(indexed))
     wanted = wanted_properties(probe, type_name, version, find)
     steps = []
@@ -242,7 +251,8 @@ def _cached_plan(type_name: str, base: str, fields: frozenset[str], indexed: fro
                 steps.append(_Step(element, t(element.name), _extended))
         elif element.name in wanted:
             steps.append(_Step(element, t(element.name), _SPECIAL.get(element.name)))
-    return tuple(steps)
+    return _Plan(tuple(steps), {s.element.name: i for i, s in enumerate(steps) if s.special is None},
+                 tuple(i for i, s in enumerate(steps) if s.special is not None))
 
 
 def render(parent: etree._Element, mailbox: Mailbox, item: Item, shape: Shape, ctx: Context,
@@ -251,11 +261,15 @@ def render(parent: etree._Element, mailbox: Mailbox, item: Item, shape: Shape, c
     name = element_for_class(item.item_class, ctx)
     node = etree.SubElement(parent, t(name))
     props = item.props
-    for step in _plan(shape, ITEM_ELEMENTS[name], ctx, find):
+    plan = _plan(shape, ITEM_ELEMENTS[name], ctx, find)
+    stored = plan.stored
+    # Visit only what this item has (plus the computed elements), in schema order.
+    for position in sorted([stored[k] for k in props.keys() & stored.keys()] + list(plan.computed)):
+        step = plan.steps[position]
         if step.special is not None:
             step.special(node, step, item, mailbox, shape, ctx, mime)
             continue
-        value = props.get(step.element.name)
+        value = props[step.element.name]
         if value is not None:
             _render_value(node, step, value, shape)
     return node

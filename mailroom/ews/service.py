@@ -38,6 +38,7 @@ class Operation:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.parent: etree._Element | None = None  # the response envelope's Body, when there is one
 
     def execute(self, request: etree._Element) -> etree._Element:
         raise NotImplementedError
@@ -45,7 +46,10 @@ class Operation:
     # -- response building ---------------------------------------------------------------------
     def response(self) -> tuple[etree._Element, etree._Element]:
         """The ``m:<Name>Response`` root and its ``m:ResponseMessages`` container."""
-        root = etree.Element(m(f"{self.name}Response"), nsmap={"m": M, "t": T})
+        if self.parent is not None:
+            root = etree.SubElement(self.parent, m(f"{self.name}Response"))
+        else:
+            root = etree.Element(m(f"{self.name}Response"), nsmap={"m": M, "t": T})
         return root, sub(root, m("ResponseMessages"))
 
     def success(self, messages: etree._Element, message_name: str | None = None) -> etree._Element:
@@ -71,18 +75,17 @@ class Operation:
         """One response message per thing, in order; a failing thing never fails the batch.
         ``handle`` fills a Success message; it raises EWSError to make it an Error message."""
         for thing in things:
+            # Filled in place: moving a finished subtree into the response would make lxml walk
+            # all of it again to reconcile namespaces.
+            msg = self.success(messages, message_name)
             try:
-                msg = etree.Element(m(message_name or f"{self.name}ResponseMessage"))
                 handle(thing, msg)
             except EWSError as err:
+                messages.remove(msg)
                 self.error(messages, err, message_name)
-                continue
             except store_errors.StoreError as exc:
+                messages.remove(msg)
                 self.error(messages, store_error(exc), message_name)
-                continue
-            ok = self.success(messages, message_name)
-            for child in list(msg):
-                ok.append(child)
 
     # -- ids ------------------------------------------------------------------------------------
     def folder_from(self, el: etree._Element) -> tuple[Mailbox, Folder]:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, update
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
 from sqlalchemy.pool import NullPool
 
 from . import tables as t
@@ -64,7 +64,10 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: Connection) -> None:
     # A writer takes the lock up front so it never fails upgrading a read lock mid-transaction.
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("writer") else "BEGIN")
+    # Issued on the driver connection directly: this runs for every transaction, and going through
+    # SQLAlchemy's statement execution here would cost more than the BEGIN itself.
+    conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+        "BEGIN IMMEDIATE" if conn.get_execution_options().get("writer") else "BEGIN")
 
 
 @contextmanager
@@ -74,10 +77,16 @@ def reading(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
-def writing(engine: Engine) -> Iterator[Writer]:
+def writing(engine: Engine, database_id: int | None = None) -> Iterator[Writer]:
+    """A writing transaction. Naming the mailbox database makes PostgreSQL take that database's
+    counter row lock first, before any item or folder row lock, so writers of one database queue
+    in one order and cannot deadlock (SQLite's BEGIN IMMEDIATE already serialises writers)."""
     with engine.connect() as conn:
         conn.execution_options(writer=True)
         with conn.begin():
+            if database_id is not None and conn.dialect.name == "postgresql":
+                conn.execute(select(t.mailbox_databases.c.id).where(t.mailbox_databases.c.id == database_id)
+                             .with_for_update())
             yield Writer(conn)
 
 

@@ -115,7 +115,7 @@ class Folders:
     # -- writing -----------------------------------------------------------------------------
     def create(self, mailbox: Mailbox, parent_id: int, display_name: str, folder_class: str | None,
                ext: list[ExtendedValue] | None = None) -> Folder:
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             self._get(w.conn, mailbox, parent_id, with_extended=False)
             self._check_name_free(w.conn, parent_id, display_name)
             now = utcnow()
@@ -154,7 +154,7 @@ class Folders:
                set_ext: list[ExtendedValue] | None = None, delete_ext: list[str] | None = None,
                expected_change: int | None = None) -> Folder:
         """Change ``display_name`` / ``folder_class`` and extended properties."""
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             folder = self._get(w.conn, mailbox, folder_id, with_extended=False)
             if expected_change is not None and expected_change != folder.change_number:
                 raise Conflict(f"folder {folder_id} changed since change {expected_change}")
@@ -169,7 +169,7 @@ class Folders:
             return self._get(w.conn, mailbox, folder_id)
 
     def move(self, mailbox: Mailbox, folder_id: int, to_parent: int) -> Folder:
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             folder = self._get(w.conn, mailbox, folder_id, with_extended=False)
             if folder.distinguished_id:
                 raise InvalidOperation("a distinguished folder cannot be moved")
@@ -186,7 +186,7 @@ class Folders:
     def copy(self, mailbox: Mailbox, folder_id: int, to_parent: int, copy_items: Any) -> Folder:
         """Copy the folder and its subtree under ``to_parent``; ``copy_items(w, mailbox, src, dst)``
         copies the items of one folder (supplied by the item store)."""
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             source = self._get(w.conn, mailbox, folder_id, with_extended=False)
             self._get(w.conn, mailbox, to_parent, with_extended=False)
             if to_parent == folder_id or to_parent in self._subtree(w.conn, mailbox, folder_id):
@@ -213,7 +213,7 @@ class Folders:
     def delete(self, mailbox: Mailbox, folder_id: int, hard: bool, trash_id: int | None) -> None:
         """Delete the folder and everything under it; with ``hard`` False, move it under
         ``trash_id`` instead (Deleted Items), unless it already is somewhere in there."""
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             folder = self._get(w.conn, mailbox, folder_id, with_extended=False)
             if folder.distinguished_id:
                 raise InvalidOperation("distinguished folders cannot be deleted")

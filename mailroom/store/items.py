@@ -62,8 +62,14 @@ def _size(props: dict[str, Any], body: Body | None, mime: bytes | None, attachme
 # Built once: SQLAlchemy then reuses their compiled form without recomputing cache keys.
 _ANY_ATTACHMENT = exists().where(t.attachments.c.item_id == t.items.c.id).label("any_attachment")
 _BY_IDS = (t.items.c.id.in_(bindparam("ids", expanding=True)), t.items.c.mailbox_id == bindparam("mailbox"))
-_GET_WITH_BODY = select(*t.items.c, _ANY_ATTACHMENT).where(*_BY_IDS)
-_GET_WITHOUT_BODY = select(*_LIST_COLUMNS, _ANY_ATTACHMENT).where(*_BY_IDS)
+_BY_ID = (t.items.c.id == bindparam("id"), t.items.c.mailbox_id == bindparam("mailbox"))
+# (with body, one id) -> statement; a single id avoids the per-call expansion of an IN list.
+_GET = {
+    (True, False): select(*t.items.c, _ANY_ATTACHMENT).where(*_BY_IDS),
+    (False, False): select(*_LIST_COLUMNS, _ANY_ATTACHMENT).where(*_BY_IDS),
+    (True, True): select(*t.items.c, _ANY_ATTACHMENT).where(*_BY_ID),
+    (False, True): select(*_LIST_COLUMNS, _ANY_ATTACHMENT).where(*_BY_ID),
+}
 
 
 class Items:
@@ -88,8 +94,9 @@ class Items:
 
     def _get_many(self, conn: Connection, mailbox: Mailbox, item_ids: list[int], body: bool, mime: bool,
                   attachments: bool, with_extended: bool) -> list[Item | None]:
-        rows = conn.execute(_GET_WITH_BODY if body else _GET_WITHOUT_BODY,
-                            {"ids": item_ids, "mailbox": mailbox.id}).all()
+        one = len(item_ids) == 1
+        params = {"id": item_ids[0]} if one else {"ids": item_ids}
+        rows = conn.execute(_GET[body, one], {**params, "mailbox": mailbox.id}).all()
         by_id = {r.id: _item_from_row(r) for r in rows}
         with_attachments = [by_id[r.id] for r in rows if r.any_attachment] if attachments else []
         self._load_details(conn, list(by_id.values()), mime, False, with_extended)
@@ -159,14 +166,14 @@ class Items:
 
     # -- creating ----------------------------------------------------------------------------
     def create(self, mailbox: Mailbox, folder_id: int, new: NewItem) -> Item:
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             self.folders._get(w.conn, mailbox, folder_id, with_extended=False)
             item_id = self._insert(w, mailbox, folder_id, new, "created")
             return self._get_many(w.conn, mailbox, [item_id], True, False, True, True)[0]  # type: ignore[return-value]
 
     def create_many(self, mailbox: Mailbox, folder_id: int, news: list[NewItem]) -> list[int]:
         """Create several items in one transaction (bulk import); returns their ids."""
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             self.folders._get(w.conn, mailbox, folder_id, with_extended=False)
             return [self._insert(w, mailbox, folder_id, new, "created") for new in news]
 
@@ -207,7 +214,7 @@ class Items:
     def update(self, mailbox: Mailbox, item_id: int, changes: ItemChanges,
                expected_change: int | None = None) -> Item:
         """Apply ``changes``; with ``expected_change`` set, refuse (Conflict) when the item changed since."""
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             row = self._require(w.conn, mailbox, item_id, lock=True)
             if expected_change is not None and expected_change != row.change_number:
                 raise Conflict(f"item {item_id} changed since change {expected_change}")
@@ -247,14 +254,14 @@ class Items:
         return seq
 
     def set_mime(self, mailbox: Mailbox, item_id: int, mime: bytes) -> None:
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             self._require(w.conn, mailbox, item_id)
             w.conn.execute(delete(t.item_mime).where(t.item_mime.c.item_id == item_id))
             w.conn.execute(insert(t.item_mime).values(item_id=item_id, mime=mime))
 
     def mark_all_read(self, mailbox: Mailbox, folder_id: int, is_read: bool) -> int:
         """Set IsRead on every item of the folder; returns how many changed."""
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             self.folders._get(w.conn, mailbox, folder_id, with_extended=False)
             c = t.items.c
             changed = list(w.conn.scalars(select(c.id).where(c.folder_id == folder_id, c.is_associated.is_(False),
@@ -268,7 +275,7 @@ class Items:
     # -- moving, copying, deleting -------------------------------------------------------------
     def move(self, mailbox: Mailbox, item_id: int, to_folder: int) -> Item:
         """Move to ``to_folder``; the moved item gets a new id (Exchange 2007 SP1 RU4 semantics)."""
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             new_id = self._move(w, mailbox, item_id, to_folder)
             return self._get_many(w.conn, mailbox, [new_id], True, False, True, True)[0]  # type: ignore[return-value]
 
@@ -283,7 +290,7 @@ class Items:
         return new_id
 
     def copy(self, mailbox: Mailbox, item_id: int, to_folder: int) -> Item:
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             self.folders._get(w.conn, mailbox, to_folder, with_extended=False)
             row = self._require(w.conn, mailbox, item_id)
             new_id = self._copy_with_details(w, mailbox, row, to_folder)
@@ -320,13 +327,13 @@ class Items:
 
     def delete(self, mailbox: Mailbox, item_id: int) -> None:
         """Remove the item for good (HardDelete)."""
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             self._delete_row(w, mailbox, self._require(w.conn, mailbox, item_id, lock=True))
 
     def move_or_delete(self, mailbox: Mailbox, item_id: int, to_folder: int | None) -> int | None:
         """Soft delete: move to ``to_folder`` (Deleted Items / Recoverable Items), or delete when
         the item is already there or ``to_folder`` is None. Returns the new id if moved."""
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             row = self._require(w.conn, mailbox, item_id, lock=True)
             if to_folder is None or row.folder_id == to_folder:
                 self._delete_row(w, mailbox, row)
@@ -344,7 +351,7 @@ class Items:
     def empty_folder(self, mailbox: Mailbox, folder_id: int, delete_subfolders: bool,
                      to_folder: int | None = None) -> None:
         """Delete every item of the folder (or move them to ``to_folder``), and optionally its subfolders."""
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             self.folders._get(w.conn, mailbox, folder_id, with_extended=False)
             rows = w.conn.execute(select(*_LIST_COLUMNS).where(t.items.c.folder_id == folder_id,
                                                                t.items.c.is_associated.is_(False))).all()
@@ -399,7 +406,7 @@ class Items:
 
     def add_attachment(self, mailbox: Mailbox, item_id: int, att: Attachment) -> tuple[Attachment, Item]:
         """Attach to the item; returns the stored attachment and the item with its new change number."""
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             row = self._require(w.conn, mailbox, item_id, lock=True)
             att.size = att.size or len(att.content)
             att.id = self._insert_attachment(w.conn, item_id, att)
@@ -409,7 +416,7 @@ class Items:
             return att, item  # type: ignore[return-value]
 
     def delete_attachment(self, mailbox: Mailbox, item_id: int, attachment_id: int) -> Item:
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             row = self._require(w.conn, mailbox, item_id, lock=True)
             deleted = w.conn.execute(delete(t.attachments).where(t.attachments.c.id == attachment_id,
                                                                  t.attachments.c.item_id == item_id)).rowcount
@@ -421,7 +428,7 @@ class Items:
     def replace(self, mailbox: Mailbox, item_id: int, new: NewItem) -> Item:
         """Overwrite the item with ``new`` where it is: same id and folder, a new change number
         (UploadItems with CreateAction Update). It stays associated or not, as it was."""
-        with writing(self.engine) as w:
+        with writing(self.engine, mailbox.database_id) as w:
             row = self._require(w.conn, mailbox, item_id, lock=True)
             props = {k: v for k, v in new.props.items() if k not in _SERVER_PROPS and k != "IsAssociated"}
             keep_ext = {e.key for e in new.extended}

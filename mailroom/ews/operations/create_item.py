@@ -1,4 +1,5 @@
-"""CreateItem: save items (SaveOnly), or send them (SendOnly / SendAndSaveCopy)."""
+"""CreateItem: save items (SaveOnly), or send them (SendOnly / SendAndSaveCopy); a reply or forward
+(response object) is composed from the item it answers first."""
 
 from lxml import etree
 
@@ -8,6 +9,7 @@ from mailroom.store.model import Folder, Mailbox
 from ..attachments import parse_attachments
 from ..errors import EWSError, SOAPFault
 from ..items import parse_item
+from ..responses import compose, record, smart_response
 from ..sending import send_new
 from ..service import Operation, require
 from ..xml import local, m, sub, t
@@ -28,17 +30,24 @@ class CreateItem(Operation):
 
         def one(item_el: etree._Element, msg: etree._Element) -> None:
             kind = local(item_el.tag)
-            is_message = kind in ("Message", "MeetingMessage", "SharingMessage")
+            smart = smart_response(kind)
+            is_message = smart is not None or kind in ("Message", "MeetingMessage", "SharingMessage")
             if is_message and disposition is None:
                 raise EWSError("ErrorMessageDispositionRequired",
                                "MessageDisposition is required when creating messages.")
-            new = parse_item(item_el, self.ctx, parse_attachments)
+            response = compose(self, item_el, smart) if smart is not None else None
+            if response is not None:
+                kind, new = "Message", response.new
+            else:
+                new = parse_item(item_el, self.ctx, parse_attachments)
             items = sub(msg, m("Items"))
             if is_message and disposition in ("SendOnly", "SendAndSaveCopy"):
                 saved = None
                 if disposition == "SendAndSaveCopy":
                     saved = self._folder(saved_el, "sentitems")
                 send_new(self.ctx, new, saved)  # Exchange answers a send with an empty Items element
+                if response is not None:
+                    record(self.ctx, response)
                 return
             if is_message:
                 new.props.setdefault("IsDraft", True)
