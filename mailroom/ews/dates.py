@@ -22,3 +22,20 @@ def to_utc_text(value: str, tz: tzinfo) -> str:
 
 def parse_utc(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def typed_value(kind: str, text: str, tz: tzinfo) -> object:
+    """``text`` as the Python value a property of this kind is kept as (bool, int, float, UTC
+    datetime text or the text itself); ValueError (or EWSError for dates) when it is not one."""
+    if kind == "bool":
+        flag = text.strip().lower()
+        if flag not in ("true", "false", "1", "0"):
+            raise ValueError(text)
+        return flag in ("true", "1")
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    if kind == "datetime":
+        return to_utc_text(text, tz)
+    return text

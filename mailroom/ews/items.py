@@ -17,13 +17,13 @@ from typing import Any
 from lxml import etree
 
 from mailroom.content import body as bodies
-from mailroom.content import recipients
+from mailroom.content.properties import derive_properties
 from mailroom.store import ids
 from mailroom.store.model import Body, Item, Mailbox, NewItem
 
 from . import mapi, versions
 from .context import Context
-from .dates import to_utc_text
+from .dates import typed_value
 from .errors import EWSError, SOAPFault
 from .extended import parse_property, property_element
 from .folders import effective_rights
@@ -97,22 +97,13 @@ def convert(element: Element, node: etree._Element, ctx: Context) -> Any:
         return [s.text or "" for s in node.findall(t("String"))]
     if not element.simple:
         return etree.tostring(node, encoding="unicode")
+    if element.kind == "string":
+        return node.text or ""
     text = (node.text or "").strip()
-    kind = element.kind
     try:
-        if kind == "bool":
-            if text not in ("true", "false", "1", "0"):
-                raise ValueError(text)
-            return text in ("true", "1")
-        if kind == "int":
-            return int(text)
-        if kind == "float":
-            return float(text)
+        return typed_value(element.kind, text, ctx.tz)
     except ValueError as exc:
         raise SOAPFault("ErrorSchemaValidation", f"{element.name}: {text!r} is not a valid value.") from exc
-    if kind == "datetime":
-        return to_utc_text(text, ctx.tz)
-    return node.text or ""
 
 
 def parse_body(node: etree._Element) -> Body:
@@ -151,7 +142,7 @@ def parse_item(node: etree._Element, ctx: Context, attachments_parser: Any = Non
             explicit.add(name)
     if mime_node is not None:
         _merge_mime(new, mime_node, explicit_class="ItemClass" in explicit)
-    derive(new.props)
+    derive_properties(new.props)
     return new
 
 
@@ -171,26 +162,6 @@ def _merge_mime(new: NewItem, mime_node: etree._Element, explicit_class: bool) -
     new.body = new.body or parsed.body
     new.attachments = parsed.attachments + new.attachments
     new.mime = raw
-
-
-def derive(props: dict[str, Any]) -> None:
-    """Keep the properties the server computes from others in step (DisplayTo, ConversationTopic...)."""
-    for element, display in (("ToRecipients", "DisplayTo"), ("CcRecipients", "DisplayCc"),
-                             ("BccRecipients", "DisplayBcc")):
-        if element in props:
-            props[display] = recipients.display_list(props[element])
-    if "Subject" in props and props.get("Subject") is not None:
-        props["ConversationTopic"] = _topic(props["Subject"])
-
-
-def _topic(subject: str) -> str:
-    text = subject.strip()
-    while True:
-        head, sep, rest = text.partition(":")
-        if sep and head.strip().lower() in ("re", "fw", "fwd", "aw", "wg", "sv", "vs", "tr") and len(head) <= 4:
-            text = rest.strip()
-        else:
-            return text
 
 
 # -- writing responses --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from lxml import html as lxml_html
 
 from mailroom.content import recipients
 from mailroom.content.body import html_to_text, text_to_html
+from mailroom.content.properties import derive_properties
 from mailroom.store import errors as store_errors
 from mailroom.store.model import (
     Attachment,
@@ -32,7 +33,7 @@ from mailroom.store.model import (
 from .context import Context
 from .dates import parse_utc
 from .errors import EWSError, SOAPFault
-from .items import convert, derive, parse_body
+from .items import convert, parse_body
 from .schema import schema
 from .xml import local
 
@@ -110,7 +111,7 @@ def compose(op: Operation, node: etree._Element, smart: Smart) -> Response:
         props["References"] = " ".join(filter(None, (original.props.get("References"), message_id)))
         if smart.answers:
             props["InReplyTo"] = message_id
-    derive(props)
+    derive_properties(props)
     props["ConversationTopic"] = original.props.get("ConversationTopic") or props["ConversationTopic"]
     body = _body(op.ctx, original, bodies.get("NewBodyContent"), bodies.get("Body"))
     return Response(NewItem(props=props, body=body, attachments=_attachments(op.ctx, mailbox, original, smart, body)),

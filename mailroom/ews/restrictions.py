@@ -25,7 +25,7 @@ from mailroom.store.query import (
 
 from . import mapi
 from .context import Context
-from .dates import to_utc_text
+from .dates import to_utc_text, typed_value
 from .errors import EWSError, SOAPFault
 from .extended import ExtendedField, constant
 from .paths import FieldPath, IndexedPath, first_path
@@ -83,21 +83,10 @@ def _constant(value: str, ref: Ref, node: etree._Element, ctx: Context) -> objec
         field = first_path(node)
         if isinstance(field, ExtendedField):
             value = constant(field, value, ctx.tz)  # checked and normalised as when it is set
-    kind = ref.kind
     try:
-        if kind == "bool":
-            if value.strip().lower() not in ("true", "false", "1", "0"):
-                raise ValueError(value)
-            return value.strip().lower() in ("true", "1")
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
+        return typed_value(ref.kind, value, ctx.tz)
     except ValueError as exc:
         raise EWSError("ErrorInvalidValueForProperty", f"{value!r} is not valid for this property.") from exc
-    if kind == "datetime":
-        return to_utc_text(value, ctx.tz)
-    return value
 
 
 def parse_restriction(node: etree._Element | None, ctx: Context, folders: bool = False) -> Filter | None:

@@ -11,7 +11,7 @@ from lxml import etree
 from mailroom.content import mime, recipients
 from mailroom.content.recipients import Address
 from mailroom.store.model import Folder, Item, ItemChanges, Mailbox, NewItem, utcnow
-from mailroom.transport.local import deliver_local
+from mailroom.transport.local import deliver_local, report_undeliverable
 
 from .context import Context
 from .errors import EWSError
@@ -38,12 +38,20 @@ def _rcpts(props: dict) -> list[str]:
     return found
 
 
+def _deliver(ctx: Context, raw: bytes, rcpts: list[str]) -> None:
+    """Deliver to local mailboxes; recipients elsewhere get a non-delivery report back to the
+    sender until the SMTP transport routes them."""
+    result = deliver_local(ctx.store, raw, rcpts)
+    report_undeliverable(ctx.store, ctx.mailbox.address, raw, result.not_local,
+                         "no route to this recipient: remote delivery is not configured on this server")
+
+
 def send_new(ctx: Context, new: NewItem, saved: tuple[Mailbox, Folder] | None) -> Item | None:
     """Send a message built in this request; returns the saved copy, if one was kept."""
     _stamp(ctx, new.props)
     rcpts = _rcpts(new.props)
     raw = mime.build_message(new.props, new.body, new.attachments) if new.mime is None else new.mime
-    deliver_local(ctx.store, raw, rcpts)
+    _deliver(ctx, raw, rcpts)
     if saved is None:
         return None
     mailbox, folder = saved
@@ -72,7 +80,7 @@ def send_existing(ctx: Context, mailbox: Mailbox, item: Item, saved: Folder | No
     _stamp(ctx, props)
     rcpts = _rcpts(props)
     raw = mime.build_message(props, item.body, ctx.store.items.attachments(mailbox, item.id))
-    deliver_local(ctx.store, raw, rcpts)
+    _deliver(ctx, raw, rcpts)
     if saved is None:
         ctx.store.items.delete(mailbox, item.id)
         return

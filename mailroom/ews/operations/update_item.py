@@ -13,12 +13,13 @@ from lxml import etree
 
 from mailroom.content import body as bodies
 from mailroom.content import mime
+from mailroom.content.properties import derive_properties
 from mailroom.store.model import Body, ExtendedValue, Item, ItemChanges
 
 from .. import mapi
 from ..errors import EWSError
 from ..extended import PROPERTY_SETS, ExtendedField, parse_property
-from ..items import READ_ONLY, convert, derive, element_for_class, parse_body, render
+from ..items import READ_ONLY, convert, element_for_class, parse_body, render
 from ..paths import FieldPath, IndexedPath, Path, Shape, first_path
 from ..schema import ITEM_ELEMENTS, Element, schema
 from ..sending import saved_copy_folder, send_existing
@@ -309,7 +310,7 @@ def _derive(edit: _Edit) -> None:
     changes = edit.changes
     touched = {name: edit.value(name) for name in [*changes.set_props, *changes.delete_props]}
     derived = dict(touched)
-    derive(derived)
+    derive_properties(derived)
     for name, value in derived.items():
         if name not in touched and edit.item.props.get(name) != value:
             edit.set(name, value)
