@@ -29,6 +29,8 @@ metadata = MetaData()
 Blob = LargeBinary().with_variant(BYTEA(), "postgresql")
 Json = JSON().with_variant(JSONB(), "postgresql")
 Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite only autoincrements INTEGER keys
+# Row ids name objects in EWS ids, so they are never reused: SQLite tables say AUTOINCREMENT
+# (without it SQLite hands a deleted last row's id to the next insert); PostgreSQL sequences never reuse.
 
 mailbox_databases = Table(
     "mailbox_databases",
@@ -39,6 +41,7 @@ mailbox_databases = Table(
     # The last change number handed out in this database; bumped inside each writing transaction,
     # which also orders commits (the row lock is held until commit).
     Column("last_change", BigInteger, nullable=False, default=0),
+    sqlite_autoincrement=True,
 )
 
 domains = Table(
@@ -47,6 +50,7 @@ domains = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("name", String(255), nullable=False, unique=True),
     Column("created", String(32), nullable=False),
+    sqlite_autoincrement=True,
 )
 
 mailboxes = Table(
@@ -60,6 +64,7 @@ mailboxes = Table(
     Column("display_name", String(256), nullable=False),
     Column("password_hash", String(256)),
     Column("created", String(32), nullable=False),
+    sqlite_autoincrement=True,
 )
 
 aliases = Table(
@@ -89,6 +94,7 @@ folders = Table(
     UniqueConstraint("mailbox_id", "distinguished_id", name="uq_folders_distinguished"),
     Index("ix_folders_parent", "parent_id", "display_name"),
     Index("ix_folders_mailbox", "mailbox_id"),
+    sqlite_autoincrement=True,
 )
 
 items = Table(
@@ -118,6 +124,7 @@ items = Table(
     Index("ix_items_folder_subject", "folder_id", "is_associated", "subject"),
     Index("ix_items_folder_unread", "folder_id", "is_read"),
     Index("ix_items_message_id", "mailbox_id", "message_id"),
+    sqlite_autoincrement=True,
 )
 
 item_mime = Table(
@@ -142,6 +149,7 @@ attachments = Table(
     Column("size", Integer, nullable=False, default=0),
     Column("last_modified", String(32), nullable=False),
     Column("content", Blob),  # file bytes, or the attached item's serialised form
+    sqlite_autoincrement=True,
 )
 
 extended_properties = Table(
@@ -157,6 +165,7 @@ extended_properties = Table(
     Column("num_value", Double),
     Index("ix_extprops_item", "item_id", "prop_key"),
     Index("ix_extprops_folder", "folder_id", "prop_key"),
+    sqlite_autoincrement=True,
 )
 
 journal = Table(

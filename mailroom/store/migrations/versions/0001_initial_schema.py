@@ -22,7 +22,8 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=255), nullable=False),
     sa.Column('created', sa.String(length=32), nullable=False),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('name')
+    sa.UniqueConstraint('name'),
+    sqlite_autoincrement=True
     )
     op.create_table('mailbox_databases',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -31,7 +32,8 @@ def upgrade() -> None:
     sa.Column('last_change', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('guid'),
-    sa.UniqueConstraint('name')
+    sa.UniqueConstraint('name'),
+    sqlite_autoincrement=True
     )
     op.create_table('journal',
     sa.Column('database_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -63,7 +65,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['domain_id'], ['domains.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('address'),
-    sa.UniqueConstraint('guid')
+    sa.UniqueConstraint('guid'),
+    sqlite_autoincrement=True
     )
     op.create_table('aliases',
     sa.Column('address', sa.String(length=320), nullable=False),
@@ -92,7 +95,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['mailbox_id'], ['mailboxes.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['parent_id'], ['folders.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('mailbox_id', 'distinguished_id', name='uq_folders_distinguished')
+    sa.UniqueConstraint('mailbox_id', 'distinguished_id', name='uq_folders_distinguished'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('folders', schema=None) as batch_op:
         batch_op.create_index('ix_folders_mailbox', ['mailbox_id'], unique=False)
@@ -120,7 +124,8 @@ def upgrade() -> None:
     sa.Column('props', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.ForeignKeyConstraint(['folder_id'], ['folders.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['mailbox_id'], ['mailboxes.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('items', schema=None) as batch_op:
         batch_op.create_index('ix_items_folder_created', ['folder_id', 'is_associated', 'date_created', 'id'],
@@ -145,7 +150,8 @@ def upgrade() -> None:
     sa.Column('last_modified', sa.String(length=32), nullable=False),
     sa.Column('content', sa.LargeBinary().with_variant(postgresql.BYTEA(), 'postgresql'), nullable=True),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('attachments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_attachments_item_id'), ['item_id'], unique=False)
@@ -161,7 +167,8 @@ def upgrade() -> None:
     sa.Column('num_value', sa.Double(), nullable=True),
     sa.ForeignKeyConstraint(['folder_id'], ['folders.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('extended_properties', schema=None) as batch_op:
         batch_op.create_index('ix_extprops_folder', ['folder_id', 'prop_key'], unique=False)
