@@ -24,6 +24,7 @@ from .errors import EWSError
 VERSION = 1
 ITEMS = 1
 HIERARCHY = 2
+WATERMARK = 3  # a notification watermark (mailroom/ews/notifications.py): folder 0, seq only
 _MAC_SIZE = 16
 
 

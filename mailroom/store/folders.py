@@ -203,7 +203,7 @@ class Folders:
             associated_count=0, unread_count=0, child_folder_count=0, hidden=False)).inserted_primary_key[0]
         extended.copy(w.conn, "folder", source.id, new_id)
         self._bump_children(w.conn, to_parent, +1)
-        self._touch(w, mailbox, new_id, "copied", to_parent, old_id=source.id)
+        self._touch(w, mailbox, new_id, "copied", to_parent, old_parent=source.parent_id, old_id=source.id)
         copy_items(w, mailbox, source.id, new_id)
         children = w.conn.execute(select(t.folders).where(t.folders.c.parent_id == source.id)).all()
         for row in children:
@@ -236,10 +236,15 @@ class Folders:
         self._bump_children(w.conn, folder_id, -len(children))
 
     def _remove_tree(self, w: Writer, mailbox: Mailbox, folder_id: int) -> None:
-        for sub in reversed([folder_id, *self._subtree(w.conn, mailbox, folder_id)]):
+        """Hard-delete the folder and its subtree; each deletion is journaled with the parent it
+        was in (as an item's is), which a DeletedEvent names."""
+        tree = [folder_id, *self._subtree(w.conn, mailbox, folder_id)]
+        parents = dict(w.conn.execute(select(t.folders.c.id, t.folders.c.parent_id)
+                                      .where(t.folders.c.id.in_(tree))).tuples().all())
+        for sub in reversed(tree):
             w.conn.execute(delete(t.items).where(t.items.c.folder_id == sub))
             w.conn.execute(delete(t.folders).where(t.folders.c.id == sub))
-            w.journal(mailbox.database_id, mailbox.id, "folder", sub, "deleted", None)
+            w.journal(mailbox.database_id, mailbox.id, "folder", sub, "deleted", parents.get(sub))
 
 
 def _depth_first(found: list[Folder], root_id: int) -> list[Folder]:

@@ -1,0 +1,100 @@
+"""What pull notifications look like in EWS: watermarks, subscription look-up and events.
+
+A watermark is a journal seq of the mailbox's database, signed like a SyncState (syncstate.py) so
+one from another mailbox, an edited one or garbage is refused with ErrorInvalidWatermark. Events
+after a watermark are the journal entries after that seq, so a client that comes back with its
+last watermark (on the same subscription or a new one) misses nothing and gets nothing twice.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from mailroom.access.identity import Identity
+from mailroom.notify import subscriptions
+from mailroom.notify.subscriptions import Subscription
+from mailroom.store import Store, ids
+from mailroom.store.model import JournalEntry, Mailbox
+
+from . import syncstate
+from .errors import EWSError
+from .syncstate import SyncState
+from .xml import sub, t
+
+MAX_EVENTS = 50  # per GetEvents, as Exchange
+_CHUNK = 500  # journal entries read at a time
+_MAX_SCAN = 5000  # journal entries one GetEvents reads at most (filtered-out ones count too)
+
+
+def watermark(mailbox: Mailbox, seq: int) -> str:
+    return syncstate.encode(SyncState(syncstate.WATERMARK, 0, seq), mailbox)
+
+
+def seq_of(text: str | None, mailbox: Mailbox, last: int) -> int:
+    """The seq a watermark carries, if this server issued it for this mailbox (and it is not ahead of the journal)."""
+    try:
+        seq = syncstate.decode(text or "", mailbox, syncstate.WATERMARK, 0).seq
+    except EWSError as exc:
+        raise invalid_watermark() from exc
+    if seq > last:
+        raise invalid_watermark()
+    return seq
+
+
+def invalid_watermark() -> EWSError:
+    return EWSError("ErrorInvalidWatermark", "The watermark is not valid for this mailbox.")
+
+
+def subscription_of(store: Store, identity: Identity, text: str | None) -> Subscription:
+    """The caller's live subscription ``text`` names; using it restarts its timeout."""
+    try:
+        return subscriptions.registry(store).get((text or "").strip(), identity)
+    except subscriptions.SubscriptionNotFound as exc:
+        raise EWSError("ErrorSubscriptionNotFound", "No such subscription: it may have expired.") from exc
+    except subscriptions.SubscriptionAccessDenied as exc:
+        raise EWSError("ErrorSubscriptionAccessDenied", "The subscription belongs to someone else.") from exc
+
+
+def collect(store: Store, mailbox: Mailbox, subscription: Subscription,
+            after: int) -> tuple[list[tuple[str, JournalEntry]], int, bool]:
+    """The subscription's events after seq ``after`` (at most MAX_EVENTS, never splitting one
+    entry's events), the seq they reach and whether more may follow."""
+    inbox = store.folders.distinguished(mailbox, "inbox").id
+    last = store.journal.last_seq(mailbox)  # read first: every entry up to it is committed
+    events: list[tuple[str, JournalEntry]] = []
+    position, scanned = after, 0
+    while True:
+        entries = store.journal.since(mailbox, position, _CHUNK)
+        for entry in entries:
+            names = ([n for n in subscriptions.event_types(entry, inbox) if n in subscription.event_types]
+                     if subscription.concerns(entry) else [])
+            if events and len(events) + len(names) > MAX_EVENTS:
+                return events, position, True
+            events += [(name, entry) for name in names]
+            position = entry.seq
+        scanned += len(entries)
+        if len(entries) < _CHUNK:
+            return events, max(position, last), False
+        if scanned >= _MAX_SCAN:
+            return events, position, True
+
+
+def render_event(parent: etree._Element, name: str, entry: JournalEntry, mailbox: Mailbox) -> None:
+    """One event, in BaseObjectChangedEventType / MovedCopiedEventType order. Ids carry no
+    ChangeKey: the journal does not say which kind of ChangeKey an item has."""
+    event = sub(parent, t(name))
+    sub(event, t("Watermark"), watermark(mailbox, entry.seq))
+    sub(event, t("TimeStamp"), entry.committed)
+    kind = "Item" if entry.object_kind == "item" else "Folder"
+    sub(event, t(f"{kind}Id"), Id=_object_id(mailbox, kind, entry.object_id))
+    parent_id = entry.folder_id if entry.folder_id is not None else entry.object_id  # only the root has none
+    sub(event, t("ParentFolderId"), Id=ids.folder_id(mailbox.guid, parent_id))
+    if name in ("MovedEvent", "CopiedEvent"):
+        old = entry.old_object_id if entry.old_object_id is not None else entry.object_id
+        sub(event, t(f"Old{kind}Id"), Id=_object_id(mailbox, kind, old))
+        old_parent = entry.old_folder_id if entry.old_folder_id is not None else parent_id
+        sub(event, t("OldParentFolderId"), Id=ids.folder_id(mailbox.guid, old_parent))
+
+
+def _object_id(mailbox: Mailbox, kind: str, row_id: int) -> str:
+    return ids.item_id(mailbox.guid, row_id) if kind == "Item" else ids.folder_id(mailbox.guid, row_id)

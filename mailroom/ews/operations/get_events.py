@@ -1,0 +1,42 @@
+"""GetEvents: a pull subscription's events after a watermark, at most 50 at a time (MoreEvents
+says there are more), or a StatusEvent with the current watermark when nothing happened.
+
+As on Exchange, the subscription keeps its own place: each call resumes where the previous one
+stopped (exchangelib pages by repeating the first watermark), or later if the request's Watermark
+is later. A client that lost a response, or its subscription, subscribes again with the last
+watermark it holds and gets exactly the events after it."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from .. import notifications
+from ..service import Operation, require
+from ..xml import bool_text, m, sub, t
+
+
+class GetEvents(Operation):
+    name = "GetEvents"
+
+    def execute(self, request: etree._Element) -> etree._Element:
+        root, messages = self.response()
+        subscription_id = require(request, m("SubscriptionId")).text
+        given = require(request, m("Watermark")).text
+
+        def one(_: None, msg: etree._Element) -> None:
+            store, mailbox = self.ctx.store, self.ctx.mailbox
+            subscription = notifications.subscription_of(store, self.ctx.identity, subscription_id)
+            after = max(notifications.seq_of(given, mailbox, store.journal.last_seq(mailbox)), subscription.delivered)
+            events, reached, more = notifications.collect(store, mailbox, subscription, after)
+            subscription.delivered = reached
+            note = sub(msg, m("Notification"))
+            sub(note, t("SubscriptionId"), subscription.id)
+            sub(note, t("PreviousWatermark"), notifications.watermark(mailbox, after))
+            sub(note, t("MoreEvents"), bool_text(more))
+            for name, entry in events:
+                notifications.render_event(note, name, entry, mailbox)
+            if not events:
+                sub(sub(note, t("StatusEvent")), t("Watermark"), notifications.watermark(mailbox, reached))
+
+        self.each(messages, [None], one)
+        return root

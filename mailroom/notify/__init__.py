@@ -1,0 +1,1 @@
+"""Notifications: subscriptions to a mailbox's changes, read from the change journal."""
