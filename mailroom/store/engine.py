@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Dialect, Engine, Select, create_engine, event, insert, select, update
 from sqlalchemy.pool import NullPool
 
 from . import tables as t
@@ -74,6 +74,61 @@ def _sqlite_begin(conn: Connection) -> None:
 def reading(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as conn, conn.begin():
         yield conn
+
+
+@contextmanager
+def reading_driver(engine: Engine) -> Iterator[Any]:
+    """A read transaction straight on the driver connection (its DB-API cursor), for the hottest
+    reads: it skips SQLAlchemy's per-connection and per-transaction bookkeeping."""
+    conn = engine.raw_connection()
+    try:
+        cursor = conn.cursor()
+        if engine.dialect.name == "sqlite":
+            cursor.execute("BEGIN")  # the driver runs in autocommit mode (see make_engine)
+        yield cursor
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
+
+
+# SQL text, positional parameter names (None: named), and (column position, converter) pairs.
+_Compiled = tuple[str, tuple[str, ...] | None, tuple[tuple[int, Callable[[Any], Any]], ...]]
+
+
+class Prepared:
+    """A SELECT compiled once per dialect and run on a driver cursor (see ``reading_driver``).
+    Values come back converted by the result processors SQLAlchemy itself would apply (JSON text
+    to dicts and integers to booleans on SQLite; psycopg already returns both)."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self.keys = tuple(c.key for c in statement.selected_columns)
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _for(self, dialect: Dialect) -> _Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect)
+            names = tuple(compiled.positiontup or ()) if compiled.positional else None
+            processors = ((i, c.type.dialect_impl(dialect).result_processor(dialect, None))
+                          for i, c in enumerate(self.statement.selected_columns))
+            found = self._compiled[dialect.name] = (compiled.string, names, tuple((i, p) for i, p in processors if p))
+        return found
+
+    def rows(self, cursor: Any, dialect: Dialect, **params: Any) -> list[dict[str, Any]]:
+        """The result rows, each a dict by column key."""
+        sql, names, processors = self._for(dialect)
+        cursor.execute(sql, tuple(params[n] for n in names) if names is not None else params)
+        found = []
+        for row in cursor.fetchall():
+            values = list(row)
+            for i, process in processors:
+                values[i] = process(values[i])
+            found.append(dict(zip(self.keys, values, strict=True)))
+        return found
 
 
 @contextmanager

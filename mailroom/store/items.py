@@ -7,17 +7,17 @@ the journal's sequence number becomes the item's change number (its ChangeKey).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, bindparam, delete, exists, func, insert, select, update
 
 from . import extended
 from . import tables as t
-from .engine import Writer, reading, writing
+from .engine import Prepared, Writer, reading, reading_driver, writing
 from .errors import Conflict, NotFound
 from .folders import Folders, adjust_counts
-from .model import Attachment, Body, Item, ItemChanges, Mailbox, NewItem, utcnow
+from .model import Attachment, Body, ExtendedValue, Item, ItemChanges, Mailbox, NewItem, utcnow
 from .query import Filter, Page, Prop, Sort
 from .sqlquery import ITEM_COLUMNS, ITEMS
 
@@ -40,8 +40,7 @@ def _split_props(props: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     return columns, rest
 
 
-def _item_from_row(row: Row) -> Item:
-    m = row._mapping
+def _item_from(m: Mapping[str, Any]) -> Item:
     props = dict(m["props"] or {})
     for column, name in _PROP_OF_COLUMN.items():
         value = m[column]
@@ -63,13 +62,26 @@ def _size(props: dict[str, Any], body: Body | None, mime: bytes | None, attachme
 _ANY_ATTACHMENT = exists().where(t.attachments.c.item_id == t.items.c.id).label("any_attachment")
 _BY_IDS = (t.items.c.id.in_(bindparam("ids", expanding=True)), t.items.c.mailbox_id == bindparam("mailbox"))
 _BY_ID = (t.items.c.id == bindparam("id"), t.items.c.mailbox_id == bindparam("mailbox"))
-# (with body, one id) -> statement; a single id avoids the per-call expansion of an IN list.
-_GET = {
-    (True, False): select(*t.items.c, _ANY_ATTACHMENT).where(*_BY_IDS),
-    (False, False): select(*_LIST_COLUMNS, _ANY_ATTACHMENT).where(*_BY_IDS),
-    (True, True): select(*t.items.c, _ANY_ATTACHMENT).where(*_BY_ID),
-    (False, True): select(*_LIST_COLUMNS, _ANY_ATTACHMENT).where(*_BY_ID),
-}
+# with body -> statement
+_GET = {True: select(*t.items.c, _ANY_ATTACHMENT).where(*_BY_IDS),
+        False: select(*_LIST_COLUMNS, _ANY_ATTACHMENT).where(*_BY_IDS)}
+# One item (GetItem reads one id at a time): run on the driver, see ``Prepared``.
+_GET_ONE = {True: Prepared(select(*t.items.c, _ANY_ATTACHMENT).where(*_BY_ID)),
+            False: Prepared(select(*_LIST_COLUMNS, _ANY_ATTACHMENT).where(*_BY_ID))}
+_EXTENDED_OF = Prepared(select(t.extended_properties.c.prop_key, t.extended_properties.c.prop_type,
+                               t.extended_properties.c.value)
+                        .where(t.extended_properties.c.item_id == bindparam("id")).order_by(t.extended_properties.c.id))
+_MIME_OF = Prepared(select(t.item_mime.c.mime).where(t.item_mime.c.item_id == bindparam("id")))
+_ATTACHMENTS_OF = Prepared(select(*[c for c in t.attachments.c if c.key != "content"])
+                           .where(t.attachments.c.item_id == bindparam("id")).order_by(t.attachments.c.id))
+
+
+def _attachment_from(m: Mapping[str, Any]) -> Attachment:
+    return Attachment(
+        kind=m["kind"], name=m["name"], content_type=m["content_type"], content_id=m["content_id"],
+        content_location=m["content_location"], is_inline=m["is_inline"], is_contact_photo=m["is_contact_photo"],
+        content=bytes(m["content"]) if "content" in m else b"", id=m["id"], item_id=m["item_id"], size=m["size"],
+        last_modified=m["last_modified"])
 
 
 class Items:
@@ -89,15 +101,33 @@ class Items:
     def get_many(self, mailbox: Mailbox, item_ids: list[int], body: bool = True, mime: bool = False,
                  attachments: bool = True, with_extended: bool = True) -> list[Item | None]:
         """The items in the order asked, None where an id is not an item of this mailbox."""
+        if len(item_ids) == 1:
+            return [self._get_one(mailbox, item_ids[0], body, mime, attachments, with_extended)]
         with reading(self.engine) as conn:
             return self._get_many(conn, mailbox, item_ids, body, mime, attachments, with_extended)
 
+    def _get_one(self, mailbox: Mailbox, item_id: int, body: bool, mime: bool, attachments: bool,
+                 with_extended: bool) -> Item | None:
+        """``get_many`` of one id, the hot read path: straight on the driver, same result."""
+        dialect = self.engine.dialect
+        with reading_driver(self.engine) as cursor:
+            rows = _GET_ONE[body].rows(cursor, dialect, id=item_id, mailbox=mailbox.id)
+            if not rows:
+                return None
+            item = _item_from(rows[0])
+            if with_extended:
+                item.extended = [ExtendedValue(m["prop_key"], m["prop_type"], m["value"])
+                                 for m in _EXTENDED_OF.rows(cursor, dialect, id=item_id)]
+            if mime:
+                item.mime = next((bytes(m["mime"]) for m in _MIME_OF.rows(cursor, dialect, id=item_id)), None)
+            if attachments and rows[0]["any_attachment"]:
+                item.attachments = [_attachment_from(m) for m in _ATTACHMENTS_OF.rows(cursor, dialect, id=item_id)]
+            return item
+
     def _get_many(self, conn: Connection, mailbox: Mailbox, item_ids: list[int], body: bool, mime: bool,
                   attachments: bool, with_extended: bool) -> list[Item | None]:
-        one = len(item_ids) == 1
-        params = {"id": item_ids[0]} if one else {"ids": item_ids}
-        rows = conn.execute(_GET[body, one], {**params, "mailbox": mailbox.id}).all()
-        by_id = {r.id: _item_from_row(r) for r in rows}
+        rows = conn.execute(_GET[body], {"ids": item_ids, "mailbox": mailbox.id}).all()
+        by_id = {r.id: _item_from(r._mapping) for r in rows}
         with_attachments = [by_id[r.id] for r in rows if r.any_attachment] if attachments else []
         self._load_details(conn, list(by_id.values()), mime, False, with_extended)
         self._load_details(conn, with_attachments, False, True, False)
@@ -140,7 +170,7 @@ class Items:
             query = query.offset(page.offset)
             if page.limit is not None:
                 query = query.limit(page.limit)
-            found = [_item_from_row(r) for r in conn.execute(query)]
+            found = [_item_from(r._mapping) for r in conn.execute(query)]
             self._load_details(conn, found, mime=False, attachments=with_attachments, with_extended=with_extended)
         return found, total
 
@@ -222,7 +252,7 @@ class Items:
             return self._get_many(w.conn, mailbox, [item_id], True, False, True, True)[0]  # type: ignore[return-value]
 
     def _apply(self, w: Writer, mailbox: Mailbox, row: Row, changes: ItemChanges) -> None:
-        item = _item_from_row(row)
+        item = _item_from(row._mapping)
         props = dict(item.props)
         for name in changes.delete_props:
             props.pop(name, None)
@@ -373,12 +403,7 @@ class Items:
             query = query.where(a.id == only)
         found: dict[int, list[Attachment]] = {}
         for row in conn.execute(query):
-            m = row._mapping
-            found.setdefault(m["item_id"], []).append(Attachment(
-                kind=m["kind"], name=m["name"], content_type=m["content_type"], content_id=m["content_id"],
-                content_location=m["content_location"], is_inline=m["is_inline"],
-                is_contact_photo=m["is_contact_photo"], content=bytes(m["content"]) if with_content else b"",
-                id=m["id"], item_id=m["item_id"], size=m["size"], last_modified=m["last_modified"]))
+            found.setdefault(row.item_id, []).append(_attachment_from(row._mapping))
         return found
 
     def _insert_attachment(self, conn: Connection, item_id: int, att: Attachment) -> int:
@@ -437,7 +462,7 @@ class Items:
             for att in new.attachments:
                 self._insert_attachment(w.conn, item_id, att)
             self._apply(w, mailbox, row, ItemChanges(
-                set_props=props, delete_props=[k for k in _item_from_row(row).props
+                set_props=props, delete_props=[k for k in _item_from(row._mapping).props
                                                if k not in props and k not in _SERVER_PROPS],
                 body=new.body, delete_body=new.body is None, set_extended=new.extended, delete_extended=old_ext))
             self._refresh_after_attachments(w, mailbox, row, journal=False)
