@@ -148,6 +148,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--database", default="", help="store URL (default: SQLite in a temporary folder)")
+    parser.add_argument("--workers", type=int, default=8, help="the server's EWS worker threads")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed (Debian: apt-get install wrk)")
@@ -162,7 +163,8 @@ def main() -> None:
     env = dict(os.environ)
     ews_port, anchor_port = free_port(), free_port()
     server = start([sys.executable, "-m", "mailroom", "serve", "--data", str(workdir), "--database", url,
-                    "--http", f"127.0.0.1:{ews_port}", "--https", ""], "EWS  http", env)
+                    "--http", f"127.0.0.1:{ews_port}", "--https", "", "--workers", str(args.workers)],
+                   "EWS  http", env)
     anchor = start([sys.executable, "-m", "bench.anchor", str(anchor_port)], "ready", env)
     try:
         ews_url = f"http://127.0.0.1:{ews_port}/EWS/Exchange.asmx"

@@ -61,9 +61,9 @@ def info(server, mailbox, folder_id: str) -> dict[str, str]:
 
 
 def missing(server, mailbox, folder_id: str) -> bool:
-    """True when GetFolder reports the folder gone (Exchange answers a deleted folder's id with
-    ErrorItemNotFound; ErrorFolderNotFound is the other not-found code clients accept)."""
-    return codes(get_folders(server, mailbox, fid(folder_id))) in (["ErrorItemNotFound"], ["ErrorFolderNotFound"])
+    """True when GetFolder reports the folder gone. mailroom answers every well-formed id of a
+    folder that does not exist with ErrorFolderNotFound (exchangelib treats it as missing)."""
+    return codes(get_folders(server, mailbox, fid(folder_id))) == ["ErrorFolderNotFound"]
 
 
 def folder_id_of(server, mailbox, distinguished: str) -> str:
