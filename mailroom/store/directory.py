@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Engine, Row, delete, func, insert, select, update
+from sqlalchemy import Engine, Row, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import tables as t
@@ -12,6 +12,7 @@ from .default_folders import DEFAULT_FOLDERS
 from .engine import Writer, reading, writing
 from .errors import AlreadyExists, InvalidOperation, NotFound
 from .model import Domain, Mailbox, utcnow
+from .sqlquery import _like_escape
 
 DEFAULT_DATABASE = "DB01"
 
@@ -153,6 +154,21 @@ class Directory:
         with reading(self.engine) as conn:
             row = conn.execute(_mailbox_query().where(t.mailboxes.c.guid == guid)).first()
             return _mailbox(row, self._aliases(conn, row[0])) if row else None
+
+    def search(self, prefix: str, limit: int) -> tuple[list[Mailbox], int]:
+        """Ambiguous name resolution over what the directory keeps: mailboxes with a display-name
+        word, primary address or alias starting with ``prefix`` (up to ``limit``, by display name),
+        and how many there are in all."""
+        pattern = _like_escape(prefix.strip().lower()) + "%"
+        m = t.mailboxes.c
+        alias_hit = exists(select(t.aliases.c.address).where(
+            t.aliases.c.mailbox_id == m.id, t.aliases.c.address.ilike(pattern, escape="\\")))
+        hit = or_(m.address.ilike(pattern, escape="\\"), m.display_name.ilike(pattern, escape="\\"),
+                  m.display_name.ilike("% " + pattern, escape="\\"), alias_hit)
+        with reading(self.engine) as conn:
+            total = conn.scalar(select(func.count()).select_from(t.mailboxes).where(hit)) or 0
+            rows = conn.execute(_mailbox_query().where(hit).order_by(m.display_name, m.address).limit(limit)).all()
+            return [_mailbox(r, self._aliases(conn, r[0])) for r in rows], total
 
     def password_hash(self, address: str) -> tuple[Mailbox, str | None] | None:
         mailbox = self.mailbox_by_address(address)
