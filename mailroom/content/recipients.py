@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from mailroom.store.query import Contains, Filter, Or, Prop
+
 T = "http://schemas.microsoft.com/exchange/services/2006/types"
 
 
@@ -57,3 +59,10 @@ def build(element: str, addresses: list[Address], single: bool = False) -> str:
 def display_list(value: str | None) -> str:
     """DisplayTo / DisplayCc: names joined with '; ', as Exchange shows them."""
     return "; ".join(a.display() for a in parse(value))
+
+
+def holds_address(address: str) -> Filter:
+    """Items (contacts) whose stored EmailAddresses element has ``address`` as an entry's text,
+    with or without the ``smtp:`` routing prefix."""
+    emails = Prop("EmailAddresses")
+    return Or((Contains(emails, f">{address}<"), Contains(emails, f">smtp:{address}<")))

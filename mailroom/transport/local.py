@@ -16,6 +16,8 @@ from mailroom.content.recipients import Address
 from mailroom.store import Store
 from mailroom.store.model import NewItem, utcnow
 
+from . import autoreply
+
 log = logging.getLogger(__name__)
 
 
@@ -51,6 +53,10 @@ def deliver_local(store: Store, raw: bytes, rcpts: list[str], item_class: str = 
         store.items.create(mailbox, inbox.id, NewItem(props=props, body=parsed.body, mime=raw,
                                                       attachments=list(parsed.attachments)))
         result.delivered.append(mailbox.address)
+        try:
+            autoreply.respond(store, mailbox, raw)
+        except Exception:  # the message is stored; a failed automatic reply must not undo that
+            log.exception("automatic reply for %s failed", mailbox.address)
     return result
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from mailroom.content.recipients import holds_address
 from mailroom.store.model import Folder, Item, Mailbox
 from mailroom.store.query import And, Contains, Filter, Or, Page, Prop, Sort
 
@@ -139,7 +140,7 @@ def _warn(msg: etree._Element, code: str, text: str) -> None:
 
 def _exact_contact(address: str) -> Filter:
     """Contacts holding this address (the stored EmailAddresses element has it as an entry's text)."""
-    return And((Or((Contains(_EMAILS, f">{address}<"), Contains(_EMAILS, f">smtp:{address}<"))), _CONTACT_CLASSES))
+    return And((holds_address(address), _CONTACT_CLASSES))
 
 
 def _prefix_contact(text: str) -> Filter:
