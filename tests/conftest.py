@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
-from exchangelib import DELEGATE, Account, Configuration, Credentials
+from exchangelib import DELEGATE, IMPERSONATION, Account, Configuration, Credentials
 from exchangelib.protocol import BaseProtocol
 from exchangelib.transport import BASIC
 
@@ -152,11 +152,13 @@ def server_store(server: RunningServer, store_url: str) -> Iterator[Store]:
     store.close()
 
 
-def make_account(server: RunningServer, address: str, password: str = PASSWORD) -> Account:
+def make_account(server: RunningServer, address: str, password: str = PASSWORD,
+                 impersonator: str | None = None) -> Account:
+    """``address``'s account; with ``impersonator``, that service account logs in and impersonates it."""
     BaseProtocol.HTTP_ADAPTER_CLS = requests.adapters.HTTPAdapter
-    config = Configuration(service_endpoint=server.ews_url, credentials=Credentials(address, password),
+    config = Configuration(service_endpoint=server.ews_url, credentials=Credentials(impersonator or address, password),
                            auth_type=BASIC)
-    return Account(address, config=config, autodiscover=False, access_type=DELEGATE)
+    return Account(address, config=config, autodiscover=False, access_type=IMPERSONATION if impersonator else DELEGATE)
 
 
 @pytest.fixture

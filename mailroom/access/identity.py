@@ -11,7 +11,8 @@ from mailroom.store.model import Mailbox
 @dataclass(frozen=True, slots=True)
 class Identity:
     """``caller`` authenticated; ``mailbox`` is whose data the request acts on and ``right`` says
-    by what right ("owner" until impersonation and delegation exist)."""
+    by what right: "owner", or "impersonation" (an ApplicationImpersonation grant, checked by
+    ``mailroom.ews.impersonation``; the caller then acts as the owner of ``mailbox`` and nothing else)."""
 
     caller: Mailbox
     mailbox: Mailbox

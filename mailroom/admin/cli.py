@@ -24,9 +24,12 @@ app = typer.Typer(help="mailroom: a self-hosted messaging server that speaks Exc
 domain_app = typer.Typer(help="Accepted domains.", no_args_is_help=True)
 mailbox_app = typer.Typer(help="Mailboxes.", no_args_is_help=True)
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
+impersonation_app = typer.Typer(help="ApplicationImpersonation grants (service accounts acting as mailbox owners).",
+                                no_args_is_help=True)
 app.add_typer(domain_app, name="domain")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(db_app, name="db")
+app.add_typer(impersonation_app, name="impersonation")
 console = Console()
 errors = Console(stderr=True)
 
@@ -191,6 +194,44 @@ def mailbox_remove(
     except StoreError as exc:
         _fail(str(exc))
     console.print(f"mailbox {address} removed")
+
+
+ScopeOpt = Annotated[str, typer.Option("--scope", help="all, domain:D, database:DB, mailboxes:A,B or filter:EXPR "
+                                                       "(e.g. filter:\"address -like '*@sales.example.com'\").")]
+
+
+@impersonation_app.command("grant")
+def impersonation_grant(account: str, scope: ScopeOpt, data: DataOpt = None, config: ConfigOpt = None,
+                        database: DatabaseOpt = None) -> None:
+    """Let ACCOUNT impersonate every mailbox in the scope (checked per request: new mailboxes count)."""
+    try:
+        grant = _store(data, config, database).directory.grant_impersonation(account, scope)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"{grant.account} may impersonate mailboxes in scope {grant.scope}", highlight=False)
+
+
+@impersonation_app.command("revoke")
+def impersonation_revoke(
+    account: str,
+    scope: Annotated[str | None, typer.Option("--scope", help="Only this grant (default: all of ACCOUNT's).")] = None,
+    data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None,
+) -> None:
+    """Take back ACCOUNT's impersonation grants (or the one with --scope)."""
+    try:
+        removed = _store(data, config, database).directory.revoke_impersonation(account, scope)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"{removed} impersonation grant(s) of {account} revoked", highlight=False)
+
+
+@impersonation_app.command("list")
+def impersonation_list(data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
+    """List impersonation grants as a table."""
+    table = Table("Account", "Scope", "Created")
+    for grant in _store(data, config, database).directory.impersonation_grants():
+        table.add_row(grant.account, str(grant.scope), grant.created)
+    console.print(table)
 
 
 @db_app.command("upgrade")

@@ -14,7 +14,7 @@ from lxml import etree
 from mailroom.access.identity import Identity
 from mailroom.store import Store
 
-from . import timezones, versions, wsdl
+from . import impersonation, timezones, versions, wsdl
 from .context import Context
 from .errors import EWSError, SOAPFault
 from .service import OPERATIONS
@@ -44,7 +44,7 @@ class Envelope:
         self.operation = body[0]
         self.version = versions.DEFAULT
         self.tz: tzinfo | None = None
-        self.impersonation = False
+        self.impersonation: etree._Element | None = None
         self.culture = "en-US"
         if header is not None:
             self._read_header(header)
@@ -61,7 +61,7 @@ class Envelope:
         culture = header.find(t("MailboxCulture"))
         if culture is not None and culture.text:
             self.culture = culture.text.strip()
-        self.impersonation = header.find(t("ExchangeImpersonation")) is not None
+        self.impersonation = header.find(t("ExchangeImpersonation"))
 
 
 def process(store: Store, identity: Identity, body: bytes, base_url: str = "") -> tuple[int, bytes]:
@@ -71,10 +71,9 @@ def process(store: Store, identity: Identity, body: bytes, base_url: str = "") -
         env = Envelope(parse(body))
         version = env.version
         versions.require_known(version)
-        if env.impersonation:
-            raise SOAPFault("ErrorImpersonationDenied",
-                             "The account does not have permission to impersonate the requested user.")
         op_name = local(env.operation.tag)
+        if env.impersonation is not None:
+            identity = impersonation.impersonated(store, identity, env.impersonation, op_name)
         op_cls = OPERATIONS.get(op_name) if etree.QName(env.operation).namespace == M else None
         if op_cls is None:
             return 200, _envelope(_unsupported(env.operation), version)
@@ -87,7 +86,8 @@ def process(store: Store, identity: Identity, body: bytes, base_url: str = "") -
             ctx.tz = env.tz
         operation = op_cls(ctx)
         operation.parent = _skeleton(version)
-        return 200, _envelope(operation.execute(env.operation), version)
+        return 200, _envelope(impersonation.audited(identity, op_name, lambda: operation.execute(env.operation)),
+                              version)
     except XMLRejected as exc:
         return fault(SOAPFault("ErrorSchemaValidation", str(exc)), version)
     except SOAPFault as exc:

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from mailroom.access.auth import CHALLENGE, Authenticator, parse_basic
 from mailroom.access.identity import Identity
+from mailroom.autodiscover import POX_PATH, SOAP_PATH, base_url, pox, soap
 from mailroom.ews import endpoint
 from mailroom.ews.errors import SOAPFault
 from mailroom.store import Store
@@ -33,8 +34,10 @@ class EWSServer:
     """Owns the store, the worker threads and the aiohttp application."""
 
     def __init__(self, store: Store, workers: int = 8, max_request_bytes: int = 64 * 1024 * 1024,
-                 on_response: Callable[[bytes, int, bytes], None] | None = None) -> None:
+                 on_response: Callable[[bytes, int, bytes], None] | None = None, public_url: str = "",
+                 autodiscover: bool = True) -> None:
         self.store = store
+        self.public_url = public_url
         self.max_request_bytes = max_request_bytes
         self.on_response = on_response  # tests hook in here to validate every response
         self.auth = Authenticator(store)
@@ -42,6 +45,7 @@ class EWSServer:
         endpoint.load_operations()
         self._schema_bytes = {path: resources.files("mailroom.ews").joinpath(f"schema/{name}").read_bytes()
                               for path, name in _SCHEMA_FILES.items()}
+        self._autodiscover = {POX_PATH: pox.answer, SOAP_PATH: soap.answer} if autodiscover else {}
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=self.max_request_bytes)
@@ -57,6 +61,8 @@ class EWSServer:
             if request.method == "GET":
                 return web.Response(status=200, text="mailroom Exchange Web Services endpoint. POST SOAP here.")
             return web.Response(status=405, headers={"Allow": "GET, POST"})
+        if path in self._autodiscover:
+            return await self.autodiscover(request, self._autodiscover[path])
         if path in self._schema_bytes and request.method in ("GET", "HEAD"):
             return web.Response(body=self._schema_bytes[path], content_type="text/xml", charset="utf-8")
         return web.Response(status=404, text="Not found")
@@ -66,7 +72,7 @@ class EWSServer:
         An unread body is drained by aiohttp after the answer, so an early reply is safe."""
         identity = await self._identity(request)
         if identity is None:
-            return web.Response(status=401, headers={"WWW-Authenticate": CHALLENGE}, text="Unauthorized")
+            return _challenge()
         body = await self._body(request)
         if body is None:
             too_big = SOAPFault("ErrorRequestStreamTooBig",
@@ -76,6 +82,23 @@ class EWSServer:
         status, payload = await asyncio.get_running_loop().run_in_executor(
             self.pool, endpoint.process, self.store, identity, body, base_url)
         return self._reply(body, status, payload)
+
+    async def autodiscover(self, request: web.Request,
+                           answer: Callable[[Store, Identity, bytes, str], tuple[int, bytes]]) -> web.Response:
+        """POX or SOAP Autodiscover: Basic authentication as for EWS (clients probe for the 401), then
+        the answer from a worker thread. Not passed to ``on_response``: these are not EWS responses."""
+        identity = await self._identity(request)
+        if identity is None:
+            return _challenge()
+        if request.method != "POST":
+            return web.Response(status=405, headers={"Allow": "POST"})
+        body = await self._body(request)
+        if body is None:
+            return web.Response(status=413, text="Request too large")
+        base = base_url(self.public_url, f"{request.scheme}://{request.host}")
+        status, payload = await asyncio.get_running_loop().run_in_executor(
+            self.pool, answer, self.store, identity, body, base)
+        return web.Response(status=status, body=payload, headers={"Content-Type": _XML})
 
     async def _identity(self, request: web.Request) -> Identity | None:
         header = request.headers.get("Authorization")
@@ -115,7 +138,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
     data_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(config.database_url, pool_size=config["ews.workers"])
     server = EWSServer(store, workers=config["ews.workers"], max_request_bytes=config["ews.max_request_bytes"],
-                       on_response=on_response)
+                       on_response=on_response, public_url=config["ews.public_url"],
+                       autodiscover=config["autodiscover.enabled"])
     runner = web.AppRunner(server.application(), access_log=None, handle_signals=False)
     await runner.setup()
     urls: list[str] = []
@@ -145,6 +169,10 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
     finally:
         await runner.cleanup()
         server.close()
+
+
+def _challenge() -> web.Response:
+    return web.Response(status=401, headers={"WWW-Authenticate": CHALLENGE}, text="Unauthorized")
 
 
 def _certificate(config: Config, data_dir: Path, host: str) -> tuple[Path, Path]:

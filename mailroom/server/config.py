@@ -25,10 +25,12 @@ OPTIONS: tuple[Option, ...] = (
                                "empty means SQLite in the data folder."),
     Option("ews.http_listen", "127.0.0.1:8080", "HOST:PORT for EWS over HTTP; empty disables it."),
     Option("ews.https_listen", "127.0.0.1:8443", "HOST:PORT for EWS over HTTPS; empty disables it."),
-    Option("ews.public_url", "", "The URL clients reach EWS at, if not the listening address."),
+    Option("ews.public_url", "", "The public base URL clients reach the server at (e.g. https://mail.example.com), "
+                                 "handed out by Autodiscover; empty means the scheme and host each request came to."),
     Option("ews.workers", 8, "Worker threads (and database connections) serving EWS requests."),
     Option("ews.max_request_bytes", 64 * 1024 * 1024, "Largest EWS request body accepted (bytes); larger ones "
                                                       "get an ErrorRequestStreamTooBig fault."),
+    Option("autodiscover.enabled", True, "Answer POX and SOAP Autodiscover under /autodiscover/."),
     Option("tls.cert_file", "", "PEM certificate for HTTPS; empty means a self-signed one in the data folder."),
     Option("tls.key_file", "", "PEM private key for HTTPS."),
     Option("log_level", "INFO", "Logging level."),

@@ -12,6 +12,7 @@ from .default_folders import DEFAULT_FOLDERS
 from .engine import Writer, reading, writing
 from .errors import AlreadyExists, InvalidOperation, NotFound
 from .model import Domain, Mailbox, utcnow
+from .scopes import Grant, Scope, parse_scope
 from .sqlquery import _like_escape
 
 DEFAULT_DATABASE = "DB01"
@@ -30,6 +31,24 @@ def _mailbox_query():  # noqa: ANN202 - a SQLAlchemy Select
 def _mailbox(row: Row, aliases: tuple[str, ...] = ()) -> Mailbox:
     return Mailbox(id=row[0], guid=row[1], address=row[2], display_name=row[3], database_id=row[4],
                    database_name=row[5], database_guid=row[6], aliases=aliases)
+
+
+def mailbox_sid(guid: str) -> str:
+    """A stable Windows-style SID for a mailbox (its GUID's 128 bits as four sub-authorities after
+    the domain prefix S-1-5-21), so ExchangeImpersonation by SID works without a directory of SIDs."""
+    parts = uuid.UUID(guid).bytes
+    return "S-1-5-21-" + "-".join(str(int.from_bytes(parts[i:i + 4], "big")) for i in range(0, 16, 4))
+
+
+def guid_of_sid(sid: str) -> str | None:
+    """The mailbox GUID a ``mailbox_sid`` stands for, or None for any other SID."""
+    fields = sid.strip().upper().split("-")
+    if fields[:4] != ["S", "1", "5", "21"] or len(fields) != 8 or not all(f.isdigit() for f in fields[4:]):
+        return None
+    values = [int(f) for f in fields[4:]]
+    if any(v >= 2 ** 32 for v in values):
+        return None
+    return str(uuid.UUID(bytes=b"".join(v.to_bytes(4, "big") for v in values)))
 
 
 def normalize_address(address: str) -> str:
@@ -155,6 +174,10 @@ class Directory:
             row = conn.execute(_mailbox_query().where(t.mailboxes.c.guid == guid)).first()
             return _mailbox(row, self._aliases(conn, row[0])) if row else None
 
+    def mailbox_by_sid(self, sid: str) -> Mailbox | None:
+        guid = guid_of_sid(sid)
+        return self.mailbox_by_guid(guid) if guid else None
+
     def search(self, prefix: str, limit: int) -> tuple[list[Mailbox], int]:
         """Ambiguous name resolution over what the directory keeps: mailboxes with a display-name
         word, primary address or alias starting with ``prefix`` (up to ``limit``, by display name),
@@ -214,3 +237,55 @@ class Directory:
         mailbox = self._require(address)
         with writing(self.engine) as w:
             w.conn.execute(delete(t.mailboxes).where(t.mailboxes.c.id == mailbox.id))
+
+    # -- impersonation -----------------------------------------------------------------------
+    def grant_impersonation(self, account: str, scope: str) -> Grant:
+        """Give ``account`` the ApplicationImpersonation role over ``scope`` (syntax: store/scopes.py)."""
+        holder = self._require(account)
+        parsed = self._checked_scope(parse_scope(scope))
+        created = utcnow()
+        try:
+            with writing(self.engine) as w:
+                w.conn.execute(insert(t.impersonation_grants).values(
+                    account_id=holder.id, scope_kind=parsed.kind, scope_value=parsed.value, created=created))
+        except IntegrityError as exc:
+            raise AlreadyExists(f"{holder.address} already has impersonation over {parsed}") from exc
+        return Grant(holder.address, parsed, created)
+
+    def _checked_scope(self, scope: Scope) -> Scope:
+        """Catch typos at grant time: a domain must be accepted here, listed mailboxes must exist."""
+        if scope.kind == "domain" and scope.value not in {d.name for d in self.domains()}:
+            raise NotFound(f"domain {scope.value} is not an accepted domain here")
+        if scope.kind == "mailboxes":
+            for address in scope.value.split(","):
+                self._require(address)
+        return scope
+
+    def revoke_impersonation(self, account: str, scope: str | None = None) -> int:
+        """Take back one grant of ``account``, or every grant without ``scope``; returns how many went."""
+        holder = self._require(account)
+        g = t.impersonation_grants.c
+        where = g.account_id == holder.id
+        if scope is not None:
+            parsed = parse_scope(scope)
+            where = where & (g.scope_kind == parsed.kind) & (g.scope_value == parsed.value)
+        with writing(self.engine) as w:
+            removed = w.conn.execute(delete(t.impersonation_grants).where(where)).rowcount
+        if not removed:
+            raise NotFound(f"{holder.address} has no impersonation grant{f' over {scope}' if scope else ''}")
+        return removed
+
+    def impersonation_grants(self, account: Mailbox | None = None) -> list[Grant]:
+        """Every grant (of ``account`` only, when given), by account address and scope."""
+        g, m = t.impersonation_grants.c, t.mailboxes.c
+        query = (select(m.address, g.scope_kind, g.scope_value, g.created)
+                 .join(t.mailboxes, m.id == g.account_id).order_by(m.address, g.scope_kind, g.scope_value))
+        if account is not None:
+            query = query.where(g.account_id == account.id)
+        with reading(self.engine) as conn:
+            rows = conn.execute(query).all()
+        return [Grant(r[0], Scope(r[1], r[2]), r[3]) for r in rows]
+
+    def impersonation_allowed(self, account: Mailbox, target: Mailbox) -> bool:
+        """Whether a grant of ``account`` covers ``target`` now (scopes are evaluated per request)."""
+        return any(grant.scope.covers(target) for grant in self.impersonation_grants(account))

@@ -183,3 +183,15 @@ journal = Table(
     Column("committed", String(32), nullable=False),
     Index("ix_journal_mailbox", "mailbox_id", "seq"),
 )
+
+impersonation_grants = Table(
+    "impersonation_grants",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), nullable=False),
+    Column("scope_kind", String(16), nullable=False),  # all, domain, database, mailboxes or filter
+    Column("scope_value", Text, nullable=False),  # "" for all; evaluated per request (see store/scopes.py)
+    Column("created", String(32), nullable=False),
+    UniqueConstraint("account_id", "scope_kind", "scope_value", name="uq_impersonation_grants"),
+    sqlite_autoincrement=True,
+)
