@@ -96,7 +96,8 @@ class RunningServer:
     def __init__(self, store_url: str, data_dir: Path, **settings: object) -> None:
         self.config = configuration.load(None, {"data_dir": str(data_dir), "database_url": store_url,
                                                  "ews.http_listen": "127.0.0.1:0", "ews.https_listen": "127.0.0.1:0",
-                                                 "ews.workers": 4, **settings})
+                                                 "ews.workers": 4, "transport.inbound_listen": "127.0.0.1:0",
+                                                 **settings})
         self.urls: list[str] = []
         self.bad_responses: list[str] = []
         self._ready = threading.Event()
@@ -129,6 +130,11 @@ class RunningServer:
     @property
     def https_url(self) -> str:
         return self.urls[1]
+
+    @property
+    def smtp_url(self) -> str:
+        """``smtp://HOST:PORT`` of the inbound SMTP listener."""
+        return next(url for url in self.urls if url.startswith("smtp://"))
 
     def stop(self) -> None:
         if self._loop and self._stop:

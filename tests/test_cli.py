@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import smtplib
 import subprocess
 import sys
 import threading
@@ -148,8 +149,8 @@ def _read_urls(process: subprocess.Popen[str], count: int, timeout: float = 30) 
     def read() -> None:
         for line in process.stdout:  # type: ignore[union-attr]
             lines.append(line)
-            if line.strip().startswith("EWS"):
-                urls.append(line.split()[-1])
+            if line.split()[:1] in (["EWS"], ["SMTP"]):
+                urls.append(line.split()[1])
                 if len(urls) == count:
                     break
         done.set()
@@ -164,10 +165,14 @@ def _read_urls(process: subprocess.Popen[str], count: int, timeout: float = 30) 
 def test_serve_prints_its_urls_when_ready_and_stops_cleanly(tmp_path, stop):
     data = tmp_path / "data"
     command = [sys.executable, "-m", "mailroom", "serve", "--data", str(data), "--http", "127.0.0.1:0",
-               "--https", "127.0.0.1:0"]
+               "--https", "127.0.0.1:0", "--smtp", "127.0.0.1:0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     try:
-        http_url, https_url = _read_urls(process, 2)
+        http_url, https_url, smtp_url = _read_urls(process, 3)
+        assert smtp_url.startswith("smtp://127.0.0.1:") and not smtp_url.endswith(":0")
+        host, port = smtp_url.removeprefix("smtp://").split(":")
+        with smtplib.SMTP(host, int(port), timeout=30) as smtp:
+            assert smtp.ehlo()[0] == 250  # listening, on the port it printed
         assert http_url.startswith("http://127.0.0.1:") and https_url.startswith("https://127.0.0.1:")
         assert http_url.endswith("/EWS/Exchange.asmx") and https_url.endswith("/EWS/Exchange.asmx")
         assert not http_url.startswith("http://127.0.0.1:0/")
@@ -187,13 +192,13 @@ def test_serve_prints_its_urls_when_ready_and_stops_cleanly(tmp_path, stop):
 def test_serve_with_http_only_and_a_busy_port(tmp_path):
     data = tmp_path / "data"
     command = [sys.executable, "-m", "mailroom", "serve", "--data", str(data), "--http", "127.0.0.1:0",
-               "--https", ""]
+               "--https", "", "--smtp", ""]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     try:
         (url,) = _read_urls(first, 1)
         assert not (data / "tls").exists()  # no HTTPS listener, no certificate
         busy = url.split("/")[2]
-        second = mailroom("serve", "--data", str(tmp_path / "other"), "--http", busy, "--https", "")
+        second = mailroom("serve", "--data", str(tmp_path / "other"), "--http", busy, "--https", "", "--smtp", "")
         fails(second, "error:")
         assert post(url, envelope("<m:GetFolder/>"), None, None).status_code == 401  # the first one still serves
     finally:

@@ -69,10 +69,12 @@ def serve(
     database: DatabaseOpt = None,
     http: Annotated[str | None, typer.Option("--http", help="HOST:PORT for EWS over HTTP ('' disables).")] = None,
     https: Annotated[str | None, typer.Option("--https", help="HOST:PORT for EWS over HTTPS ('' disables).")] = None,
+    smtp: Annotated[str | None, typer.Option("--smtp", help="HOST:PORT for inbound SMTP ('' disables).")] = None,
     workers: Annotated[int | None, typer.Option(help="EWS worker threads.")] = None,
 ) -> None:
     """Run the server (SQLite under the data folder, loopback listeners, no configuration needed)."""
     cfg = _config(data, config, database_url=database, **{"ews.http_listen": http, "ews.https_listen": https,
+                                                           "transport.inbound_listen": smtp,
                                                            "ews.workers": workers})
     logging.basicConfig(level=cfg["log_level"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from mailroom.server.app import serve as run

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING
 
 from mailroom.access.identity import Identity
 from mailroom.store import Store
 from mailroom.store.model import Mailbox
 
 from . import versions
+
+if TYPE_CHECKING:
+    from .streaming import Stream
 
 
 @dataclass
@@ -21,6 +25,7 @@ class Context:
     tz: tzinfo = UTC
     culture: str = "en-US"
     base_url: str = ""
+    stream: Stream | None = None  # set by GetStreamingEvents: the answer is this open stream
     _mailboxes: dict[str, Mailbox] = field(default_factory=dict)
 
     @property

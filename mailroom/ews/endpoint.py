@@ -18,6 +18,7 @@ from . import impersonation, timezones, versions, wsdl
 from .context import Context
 from .errors import EWSError, SOAPFault
 from .service import OPERATIONS
+from .streaming import Stream
 from .xml import SOAP, SOAP12, E, M, T, XMLRejected, local, parse, sub, t, to_bytes
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,9 @@ class Envelope:
         self.impersonation = header.find(t("ExchangeImpersonation"))
 
 
-def process(store: Store, identity: Identity, body: bytes, base_url: str = "") -> tuple[int, bytes]:
-    """Answer one EWS request; returns the HTTP status and the response envelope."""
+def process(store: Store, identity: Identity, body: bytes, base_url: str = "") -> tuple[int, bytes | Stream]:
+    """Answer one EWS request; returns the HTTP status and the response envelope, or the Stream of
+    envelopes to send when the operation answers with one (GetStreamingEvents)."""
     version: str | None = None  # until the request is read, faults report the newest version
     try:
         env = Envelope(parse(body))
@@ -86,8 +88,8 @@ def process(store: Store, identity: Identity, body: bytes, base_url: str = "") -
             ctx.tz = env.tz
         operation = op_cls(ctx)
         operation.parent = _skeleton(version)
-        return 200, _envelope(impersonation.audited(identity, op_name, lambda: operation.execute(env.operation)),
-                              version)
+        response = impersonation.audited(identity, op_name, lambda: operation.execute(env.operation))
+        return 200, ctx.stream if ctx.stream is not None else _envelope(response, version)
     except XMLRejected as exc:
         return fault(SOAPFault("ErrorSchemaValidation", str(exc)), version)
     except SOAPFault as exc:

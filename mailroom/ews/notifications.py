@@ -17,9 +17,9 @@ from mailroom.store import Store, ids
 from mailroom.store.model import JournalEntry, Mailbox
 
 from . import syncstate
-from .errors import EWSError
+from .errors import EWSError, SOAPFault
 from .syncstate import SyncState
-from .xml import sub, t
+from .xml import bool_text, sub, t
 
 MAX_EVENTS = 50  # per GetEvents, as Exchange
 _CHUNK = 500  # journal entries read at a time
@@ -41,18 +41,35 @@ def seq_of(text: str | None, mailbox: Mailbox, last: int) -> int:
     return seq
 
 
+def minutes(text: str | None, what: str, most: int) -> int:
+    """Minutes from 1 to ``most`` (the schema's range for ``what``); anything else fails schema validation."""
+    try:
+        value = int((text or "").strip())
+    except ValueError:
+        value = 0
+    if not 1 <= value <= most:
+        raise SOAPFault("ErrorSchemaValidation", f"{what} {text!r} is not between 1 and {most} minutes.")
+    return value
+
+
 def invalid_watermark() -> EWSError:
     return EWSError("ErrorInvalidWatermark", "The watermark is not valid for this mailbox.")
 
 
-def subscription_of(store: Store, identity: Identity, text: str | None) -> Subscription:
-    """The caller's live subscription ``text`` names; using it restarts its timeout."""
+def subscription_of(store: Store, identity: Identity, text: str | None, streaming: bool | None = None) -> Subscription:
+    """The caller's live subscription ``text`` names; using it restarts its timeout. With ``streaming``,
+    it must be of that kind (GetEvents reads pull subscriptions, GetStreamingEvents streaming ones)."""
     try:
-        return subscriptions.registry(store).get((text or "").strip(), identity)
+        found = subscriptions.registry(store).get((text or "").strip(), identity)
     except subscriptions.SubscriptionNotFound as exc:
         raise EWSError("ErrorSubscriptionNotFound", "No such subscription: it may have expired.") from exc
     except subscriptions.SubscriptionAccessDenied as exc:
         raise EWSError("ErrorSubscriptionAccessDenied", "The subscription belongs to someone else.") from exc
+    if streaming is not None and found.streaming != streaming:
+        if streaming:
+            raise EWSError("ErrorInvalidSubscription", "This is not a streaming subscription.")
+        raise EWSError("ErrorInvalidPullSubscriptionId", "This is not a pull subscription.")
+    return found
 
 
 def collect(store: Store, mailbox: Mailbox, subscription: Subscription,
@@ -77,6 +94,18 @@ def collect(store: Store, mailbox: Mailbox, subscription: Subscription,
             return events, max(position, last), False
         if scanned >= _MAX_SCAN:
             return events, position, True
+
+
+def notification(parent: etree._Element, tag: str, mailbox: Mailbox, subscription: Subscription, after: int,
+                 events: list[tuple[str, JournalEntry]], more: bool) -> etree._Element:
+    """A Notification (element ``tag``) of ``events``, which follow seq ``after``."""
+    note = sub(parent, tag)
+    sub(note, t("SubscriptionId"), subscription.id)
+    sub(note, t("PreviousWatermark"), watermark(mailbox, after))
+    sub(note, t("MoreEvents"), bool_text(more))
+    for name, entry in events:
+        render_event(note, name, entry, mailbox)
+    return note
 
 
 def render_event(parent: etree._Element, name: str, entry: JournalEntry, mailbox: Mailbox) -> None:

@@ -1,4 +1,4 @@
-"""Pull subscriptions, kept in memory per server process.
+"""Pull and streaming subscriptions, kept in memory per server process.
 
 A subscription remembers who made it, which folders and event types it wants, the journal seq it
 has delivered up to (at first the one it started at), and when it expires (its timeout after the last use). Events
@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from mailroom.access.identity import Identity
 from mailroom.store import Store
 from mailroom.store.model import JournalEntry
+
+from . import wakeup
 
 # Journal action -> event type. "read" changes an item's read flag: a modification to a client.
 _EVENTS = {"created": "CreatedEvent", "modified": "ModifiedEvent", "read": "ModifiedEvent",
@@ -50,6 +52,7 @@ class Subscription:
     event_types: frozenset[str]
     timeout_minutes: int
     delivered: int  # the journal seq its events have been delivered up to
+    streaming: bool = False  # delivered over GetStreamingEvents rather than fetched with GetEvents
     expires: float = field(default=0.0)  # time.monotonic() after which it is gone
 
     def touch(self) -> None:
@@ -71,9 +74,9 @@ class Subscriptions:
         self._by_id: dict[str, Subscription] = {}
 
     def add(self, identity: Identity, folder_ids: frozenset[int] | None, types: frozenset[str],
-            timeout_minutes: int, start: int) -> Subscription:
+            timeout_minutes: int, start: int, streaming: bool = False) -> Subscription:
         subscription = Subscription(secrets.token_urlsafe(24), identity.caller.id, identity.mailbox.id, folder_ids,
-                                    types, timeout_minutes, start)
+                                    types, timeout_minutes, start, streaming)
         subscription.touch()
         with self._lock:
             self._sweep()
@@ -96,6 +99,7 @@ class Subscriptions:
         self.get(subscription_id, identity)
         with self._lock:
             self._by_id.pop(subscription_id, None)
+        wakeup.poke()  # a stream delivering it stops at once
 
     def _sweep(self) -> None:
         now = time.monotonic()

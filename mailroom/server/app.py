@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from importlib import resources
 from pathlib import Path
 
@@ -17,7 +19,9 @@ from mailroom.access.identity import Identity
 from mailroom.autodiscover import POX_PATH, SOAP_PATH, base_url, pox, soap
 from mailroom.ews import endpoint
 from mailroom.ews.errors import SOAPFault
+from mailroom.ews.streaming import Stream
 from mailroom.store import Store
+from mailroom.transport import smtp_inbound
 
 from .config import Config, split_listen
 from .tls import ensure_self_signed, server_context
@@ -67,7 +71,7 @@ class EWSServer:
             return web.Response(body=self._schema_bytes[path], content_type="text/xml", charset="utf-8")
         return web.Response(status=404, text="Not found")
 
-    async def ews(self, request: web.Request) -> web.Response:
+    async def ews(self, request: web.Request) -> web.StreamResponse:
         """Authenticate, read the body within the size limit, and answer it from a worker thread.
         An unread body is drained by aiohttp after the answer, so an early reply is safe."""
         identity = await self._identity(request)
@@ -81,7 +85,25 @@ class EWSServer:
         base_url = f"{request.scheme}://{request.host}"
         status, payload = await asyncio.get_running_loop().run_in_executor(
             self.pool, endpoint.process, self.store, identity, body, base_url)
+        if isinstance(payload, Stream):
+            return await self._stream(request, payload)
         return self._reply(body, status, payload)
+
+    async def _stream(self, request: web.Request, stream: Stream) -> web.StreamResponse:
+        """Send a stream's envelopes in one chunked response as they fall due (its store reads run in
+        the worker pool); a client that hangs up just ends it."""
+        response = web.StreamResponse(headers={"Content-Type": _XML})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        loop = asyncio.get_running_loop()
+        try:
+            async with aclosing(stream.envelopes(lambda next_: loop.run_in_executor(self.pool, next_))) as envelopes:
+                async for envelope in envelopes:
+                    await response.write(envelope)
+            await response.write_eof()
+        except ConnectionResetError:
+            log.debug("streaming client went away")
+        return response
 
     async def autodiscover(self, request: web.Request,
                            answer: Callable[[Store, Identity, bytes, str], tuple[int, bytes]]) -> web.Response:
@@ -154,21 +176,38 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
         site = web.TCPSite(runner, https[0], https[1], ssl_context=server_context(cert, key), reuse_address=True)
         await site.start()
         urls.append(f"https://{_host(https[0])}:{_bound_port(site)}/EWS/Exchange.asmx")
+    smtp, smtp_urls = await _start_smtp(config, server)
     print(f"mailroom ready ({store.backend} store, data in {data_dir.resolve()})", flush=True)
     for url in urls:
         print(f"  EWS  {url}", flush=True)
+    for url in smtp_urls:
+        print(f"  SMTP {url} (inbound)", flush=True)
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     if ready is not None:
-        ready(urls)
+        ready(urls + smtp_urls)
     try:
         await stop.wait()
     finally:
+        if smtp is not None:
+            smtp.close()
         await runner.cleanup()
         server.close()
+
+
+async def _start_smtp(config: Config, server: EWSServer) -> tuple[asyncio.Server | None, list[str]]:
+    """The inbound SMTP listener on this event loop (its store calls use the EWS worker pool)."""
+    inbound = split_listen(config["transport.inbound_listen"], "transport.inbound_listen")
+    if not inbound:
+        return None, []
+    smtp = await smtp_inbound.start(server.store, server.pool, inbound[0], inbound[1],
+                                    max_recipients=config["transport.max_recipients"],
+                                    max_message_bytes=config["transport.max_message_bytes"],
+                                    hostname=socket.getfqdn())
+    return smtp, [f"smtp://{_host(inbound[0])}:{smtp.sockets[0].getsockname()[1]}"]
 
 
 def _challenge() -> web.Response:

@@ -30,6 +30,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("ews.workers", 8, "Worker threads (and database connections) serving EWS requests."),
     Option("ews.max_request_bytes", 64 * 1024 * 1024, "Largest EWS request body accepted (bytes); larger ones "
                                                       "get an ErrorRequestStreamTooBig fault."),
+    Option("transport.inbound_listen", "127.0.0.1:2525", "HOST:PORT for inbound SMTP (the port-25 role: mail for "
+                                                        "accepted domains, no AUTH, no relay); empty disables it."),
+    Option("transport.max_recipients", 200, "Most recipients accepted per SMTP message; more get 452 4.5.3."),
+    Option("transport.max_message_bytes", 36 * 1024 * 1024, "Largest SMTP message accepted (bytes); larger ones "
+                                                            "get 552 5.3.4."),
     Option("autodiscover.enabled", True, "Answer POX and SOAP Autodiscover under /autodiscover/."),
     Option("tls.cert_file", "", "PEM certificate for HTTPS; empty means a self-signed one in the data folder."),
     Option("tls.key_file", "", "PEM private key for HTTPS."),

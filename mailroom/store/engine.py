@@ -142,7 +142,19 @@ def writing(engine: Engine, database_id: int | None = None) -> Iterator[Writer]:
             if database_id is not None and conn.dialect.name == "postgresql":
                 conn.execute(select(t.mailbox_databases.c.id).where(t.mailbox_databases.c.id == database_id)
                              .with_for_update())
-            yield Writer(conn)
+            writer = Writer(conn)
+            yield writer
+    for callback in writer.after_commit:
+        callback()
+
+
+COMMIT_HOOKS: list[Callable[[], None]] = []
+"""Called in the writing thread after each commit that journalled a change (streaming notifications wake on it)."""
+
+
+def _committed() -> None:
+    for hook in COMMIT_HOOKS:
+        hook()
 
 
 class Writer:
@@ -172,6 +184,8 @@ class Writer:
     def record(self, seq: int, database_id: int, mailbox_id: int, kind: str, object_id: int, action: str,
                folder_id: int | None, old_folder_id: int | None = None, old_object_id: int | None = None) -> None:
         """Write the journal row for a change whose number was taken with ``next_change``."""
+        if _committed not in self.after_commit:
+            self.after_commit.append(_committed)
         self.conn.execute(insert(t.journal).values(
             database_id=database_id, seq=seq, mailbox_id=mailbox_id, object_kind=kind, object_id=object_id,
             action=action, folder_id=folder_id, old_folder_id=old_folder_id, old_object_id=old_object_id,

@@ -12,7 +12,7 @@ from lxml import etree
 
 from .. import notifications
 from ..service import Operation, require
-from ..xml import bool_text, m, sub, t
+from ..xml import m, sub, t
 
 
 class GetEvents(Operation):
@@ -25,16 +25,11 @@ class GetEvents(Operation):
 
         def one(_: None, msg: etree._Element) -> None:
             store, mailbox = self.ctx.store, self.ctx.mailbox
-            subscription = notifications.subscription_of(store, self.ctx.identity, subscription_id)
+            subscription = notifications.subscription_of(store, self.ctx.identity, subscription_id, streaming=False)
             after = max(notifications.seq_of(given, mailbox, store.journal.last_seq(mailbox)), subscription.delivered)
             events, reached, more = notifications.collect(store, mailbox, subscription, after)
             subscription.delivered = reached
-            note = sub(msg, m("Notification"))
-            sub(note, t("SubscriptionId"), subscription.id)
-            sub(note, t("PreviousWatermark"), notifications.watermark(mailbox, after))
-            sub(note, t("MoreEvents"), bool_text(more))
-            for name, entry in events:
-                notifications.render_event(note, name, entry, mailbox)
+            note = notifications.notification(msg, m("Notification"), mailbox, subscription, after, events, more)
             if not events:
                 sub(sub(note, t("StatusEvent")), t("Watermark"), notifications.watermark(mailbox, reached))
 

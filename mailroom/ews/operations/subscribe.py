@@ -1,7 +1,8 @@
-"""Subscribe: pull subscriptions to a mailbox's changes (push and streaming are not supported yet).
+"""Subscribe: pull and streaming subscriptions to a mailbox's changes (push is not supported yet).
 
-The subscription starts at the Watermark the request gives (a client resuming where it stopped)
-or at the journal's present, and lives in this process's registry (mailroom/notify)."""
+A pull subscription starts at the Watermark the request gives (a client resuming where it stopped)
+or at the journal's present; a streaming one at the present. Both live in this process's registry
+(mailroom/notify)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from ..errors import EWSError, SOAPFault
 from ..schema import schema
 from ..service import Operation, boolean, require
 from ..xml import local, m, sub, t
+
+STREAMING_TIMEOUT = 30  # minutes a streaming subscription outlives its last connection, as on Exchange
 
 
 class Subscribe(Operation):
@@ -28,14 +31,20 @@ class Subscribe(Operation):
 
     def _one(self, req: etree._Element, msg: etree._Element) -> None:
         kind = local(req.tag)
-        if kind in ("PushSubscriptionRequest", "StreamingSubscriptionRequest"):
-            raise EWSError("ErrorInvalidOperation", f"{kind} is not supported yet; use a pull subscription.")
-        if kind != "PullSubscriptionRequest":
+        if kind == "PushSubscriptionRequest":
+            raise EWSError("ErrorInvalidOperation", f"{kind} is not supported yet; use pull or streaming.")
+        if kind not in ("PullSubscriptionRequest", "StreamingSubscriptionRequest"):
             raise SOAPFault("ErrorSchemaValidation", f"unexpected element {kind} in Subscribe")
         types = self._event_types(require(req, t("EventTypes")))
-        timeout = _timeout(require(req, t("Timeout")).text)
-        folders = self._folders(req)
         store, mailbox = self.ctx.store, self.ctx.mailbox
+        if kind == "StreamingSubscriptionRequest":
+            folders = self._folders(req)
+            subscription = subscriptions.registry(store).add(self.ctx.identity, folders, types, STREAMING_TIMEOUT,
+                                                             store.journal.last_seq(mailbox), streaming=True)
+            sub(msg, m("SubscriptionId"), subscription.id)
+            return
+        timeout = notifications.minutes(require(req, t("Timeout")).text, "Timeout", 1440)
+        folders = self._folders(req)
         last = store.journal.last_seq(mailbox)
         given = req.find(t("Watermark"))  # the schema's place; exchangelib sends it as m:Watermark
         given = given if given is not None else req.find(m("Watermark"))
@@ -70,13 +79,3 @@ class Subscribe(Operation):
             raise SOAPFault("ErrorSchemaValidation", f"EventTypes {names} are not NotificationEventTypeType values.")
         return frozenset(names)
 
-
-def _timeout(text: str | None) -> int:
-    """Timeout in minutes, 1 to 1440 (SubscriptionTimeoutType); anything else fails schema validation."""
-    try:
-        value = int((text or "").strip())
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 1440:
-        raise SOAPFault("ErrorSchemaValidation", f"Timeout {text!r} is not between 1 and 1440 minutes.")
-    return value

@@ -1,4 +1,4 @@
-"""Unsubscribe: end a pull subscription of the caller's."""
+"""Unsubscribe: end a pull or streaming subscription of the caller's (a stream delivering it stops)."""
 
 from __future__ import annotations
 
