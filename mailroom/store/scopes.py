@@ -40,6 +40,7 @@ _TOKEN = re.compile(r"""\s*(?:(?P<open>\()|(?P<close>\))|(?P<op>-[A-Za-z]+)|'(?P
 _COMPARISONS = ("-eq", "-ne", "-like", "-notlike")
 
 Predicate = Callable[[Mailbox], bool]
+Parser = Callable[[list[tuple[str, str]]], tuple[Predicate, list[tuple[str, str]]]]
 
 
 class ScopeError(ValueError):
@@ -118,20 +119,22 @@ def _at(tokens: list[tuple[str, str]], operator: str) -> bool:
     return bool(tokens) and tokens[0][0] == "op" and tokens[0][1].lower() == operator
 
 
-def _expr(tokens: list[tuple[str, str]]) -> tuple[Predicate, list[tuple[str, str]]]:
-    left, tokens = _term(tokens)
-    while _at(tokens, "-or"):
-        right, tokens = _term(tokens[1:])
-        left = (lambda a, b: lambda m: a(m) or b(m))(left, right)
+def _chain(tokens: list[tuple[str, str]], operator: str, operand: Parser,
+           both: Callable[[Predicate, Predicate], Predicate]) -> tuple[Predicate, list[tuple[str, str]]]:
+    """operand (operator operand)*, folded left with ``both``."""
+    left, tokens = operand(tokens)
+    while _at(tokens, operator):
+        right, tokens = operand(tokens[1:])
+        left = both(left, right)
     return left, tokens
+
+
+def _expr(tokens: list[tuple[str, str]]) -> tuple[Predicate, list[tuple[str, str]]]:
+    return _chain(tokens, "-or", _term, lambda a, b: lambda m: a(m) or b(m))
 
 
 def _term(tokens: list[tuple[str, str]]) -> tuple[Predicate, list[tuple[str, str]]]:
-    left, tokens = _factor(tokens)
-    while _at(tokens, "-and"):
-        right, tokens = _factor(tokens[1:])
-        left = (lambda a, b: lambda m: a(m) and b(m))(left, right)
-    return left, tokens
+    return _chain(tokens, "-and", _factor, lambda a, b: lambda m: a(m) and b(m))
 
 
 def _factor(tokens: list[tuple[str, str]]) -> tuple[Predicate, list[tuple[str, str]]]:
