@@ -4,7 +4,7 @@ caller's time zone. Created per request and passed to the operation explicitly."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, tzinfo
 from typing import TYPE_CHECKING
 
 from mailroom.access.identity import Identity
@@ -24,7 +24,6 @@ class Context:
     version: str = versions.DEFAULT
     tz: tzinfo = UTC
     culture: str = "en-US"
-    base_url: str = ""
     stream: Stream | None = None  # set by GetStreamingEvents: the answer is this open stream
     _mailboxes: dict[str, Mailbox] = field(default_factory=dict)
 
@@ -44,6 +43,3 @@ class Context:
                 return None
             self._mailboxes[guid] = found
         return self._mailboxes[guid]
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)

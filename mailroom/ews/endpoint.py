@@ -65,7 +65,7 @@ class Envelope:
         self.impersonation = header.find(t("ExchangeImpersonation"))
 
 
-def process(store: Store, identity: Identity, body: bytes, base_url: str = "") -> tuple[int, bytes | Stream]:
+def process(store: Store, identity: Identity, body: bytes) -> tuple[int, bytes | Stream]:
     """Answer one EWS request; returns the HTTP status and the response envelope, or the Stream of
     envelopes to send when the operation answers with one (GetStreamingEvents)."""
     version: str | None = None  # until the request is read, faults report the newest version
@@ -82,7 +82,7 @@ def process(store: Store, identity: Identity, body: bytes, base_url: str = "") -
         if not versions.at_least(version, op_cls.min_version):
             raise SOAPFault("ErrorInvalidSchemaVersionForMailboxVersion",
                             f"{op_name} needs RequestServerVersion {op_cls.min_version} or later.")
-        ctx = Context(store=store, identity=identity, version=version, base_url=base_url,
+        ctx = Context(store=store, identity=identity, version=version,
                       culture=env.culture)
         if env.tz is not None:
             ctx.tz = env.tz

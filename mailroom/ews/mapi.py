@@ -16,6 +16,7 @@ from .extended import ExtendedField
 
 MSGFLAG_READ, MSGFLAG_UNSENT, MSGFLAG_HASATTACH, MSGFLAG_FROMME = 0x1, 0x8, 0x10, 0x20
 _IMPORTANCE = {"Low": "0", "Normal": "1", "High": "2"}
+_IMPORTANCE_OF = {number: name for name, number in _IMPORTANCE.items()}
 _SENSITIVITY = {"Normal": "0", "Personal": "1", "Private": "2", "Confidential": "3"}
 
 
@@ -70,8 +71,7 @@ _WRITERS: dict[str, Callable[[dict[str, Any], str], None]] = {
     extended_key(tag=0x0037): lambda p, v: p.__setitem__("Subject", v),
     extended_key(tag=0x001A): lambda p, v: p.__setitem__("ItemClass", v),
     extended_key(tag=0x0E07): lambda p, v: p.__setitem__("IsRead", bool(int(v) & MSGFLAG_READ)),
-    extended_key(tag=0x0017): lambda p, v: p.__setitem__(
-        "Importance", {"0": "Low", "2": "High"}.get(v.strip(), "Normal")),
+    extended_key(tag=0x0017): lambda p, v: p.__setitem__("Importance", _IMPORTANCE_OF.get(v.strip(), "Normal")),
 }
 
 

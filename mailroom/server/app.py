@@ -82,9 +82,8 @@ class EWSServer:
             too_big = SOAPFault("ErrorRequestStreamTooBig",
                                 f"The request is larger than the limit of {self.max_request_bytes} bytes.")
             return self._reply(b"", *endpoint.fault(too_big))
-        base_url = f"{request.scheme}://{request.host}"
         status, payload = await asyncio.get_running_loop().run_in_executor(
-            self.pool, endpoint.process, self.store, identity, body, base_url)
+            self.pool, endpoint.process, self.store, identity, body)
         if isinstance(payload, Stream):
             return await self._stream(request, payload)
         return self._reply(body, status, payload)

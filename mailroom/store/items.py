@@ -133,6 +133,13 @@ class Items:
         self._load_details(conn, with_attachments, False, True, False)
         return [by_id.get(i) for i in item_ids]
 
+    def _fresh(self, conn: Connection, mailbox: Mailbox, item_id: int, body: bool = True) -> Item:
+        """The item as this transaction now sees it (after a change), for the caller's answer."""
+        item = self._get_many(conn, mailbox, [item_id], body, False, True, body)[0]
+        if item is None:
+            raise NotFound(f"item {item_id}")
+        return item
+
     def _load_details(self, conn: Connection, found: list[Item], mime: bool, attachments: bool,
                       with_extended: bool) -> None:
         ids = [i.id for i in found]
@@ -143,8 +150,9 @@ class Items:
             for item in found:
                 item.extended = ext[item.id]
         if mime:
+            by_id = {i.id: i for i in found}
             for item_id, blob in conn.execute(select(t.item_mime).where(t.item_mime.c.item_id.in_(ids))):
-                next(i for i in found if i.id == item_id).mime = bytes(blob)
+                by_id[item_id].mime = bytes(blob)
         if attachments:
             by_item = self._attachments(conn, ids, with_content=False)
             for item in found:
@@ -199,7 +207,7 @@ class Items:
         with writing(self.engine, mailbox.database_id) as w:
             self.folders._get(w.conn, mailbox, folder_id, with_extended=False)
             item_id = self._insert(w, mailbox, folder_id, new, "created")
-            return self._get_many(w.conn, mailbox, [item_id], True, False, True, True)[0]  # type: ignore[return-value]
+            return self._fresh(w.conn, mailbox, item_id)
 
     def create_many(self, mailbox: Mailbox, folder_id: int, news: list[NewItem]) -> list[int]:
         """Create several items in one transaction (bulk import); returns their ids."""
@@ -249,7 +257,7 @@ class Items:
             if expected_change is not None and expected_change != row.change_number:
                 raise Conflict(f"item {item_id} changed since change {expected_change}")
             self._apply(w, mailbox, row, changes)
-            return self._get_many(w.conn, mailbox, [item_id], True, False, True, True)[0]  # type: ignore[return-value]
+            return self._fresh(w.conn, mailbox, item_id)
 
     def _apply(self, w: Writer, mailbox: Mailbox, row: Row, changes: ItemChanges) -> None:
         item = _item_from(row._mapping)
@@ -307,7 +315,7 @@ class Items:
         """Move to ``to_folder``; the moved item gets a new id (Exchange 2007 SP1 RU4 semantics)."""
         with writing(self.engine, mailbox.database_id) as w:
             new_id = self._move(w, mailbox, item_id, to_folder)
-            return self._get_many(w.conn, mailbox, [new_id], True, False, True, True)[0]  # type: ignore[return-value]
+            return self._fresh(w.conn, mailbox, new_id)
 
     def _move(self, w: Writer, mailbox: Mailbox, item_id: int, to_folder: int) -> int:
         self.folders._get(w.conn, mailbox, to_folder, with_extended=False)
@@ -324,7 +332,7 @@ class Items:
             self.folders._get(w.conn, mailbox, to_folder, with_extended=False)
             row = self._require(w.conn, mailbox, item_id)
             new_id = self._copy_with_details(w, mailbox, row, to_folder)
-            return self._get_many(w.conn, mailbox, [new_id], True, False, True, True)[0]  # type: ignore[return-value]
+            return self._fresh(w.conn, mailbox, new_id)
 
     def copy_folder_items(self, w: Writer, mailbox: Mailbox, from_folder: int, to_folder: int) -> None:
         rows = w.conn.execute(select(t.items).where(t.items.c.folder_id == from_folder)).all()
@@ -437,7 +445,7 @@ class Items:
             att.id = self._insert_attachment(w.conn, item_id, att)
             att.item_id = item_id
             self._refresh_after_attachments(w, mailbox, row)
-            item = self._get_many(w.conn, mailbox, [item_id], False, False, True, False)[0]
+            item = self._fresh(w.conn, mailbox, item_id, body=False)
             return att, item  # type: ignore[return-value]
 
     def delete_attachment(self, mailbox: Mailbox, item_id: int, attachment_id: int) -> Item:
@@ -448,7 +456,7 @@ class Items:
             if not deleted:
                 raise NotFound(f"attachment {attachment_id}")
             self._refresh_after_attachments(w, mailbox, row)
-            return self._get_many(w.conn, mailbox, [item_id], False, False, True, False)[0]  # type: ignore[return-value]
+            return self._fresh(w.conn, mailbox, item_id, body=False)
 
     def replace(self, mailbox: Mailbox, item_id: int, new: NewItem) -> Item:
         """Overwrite the item with ``new`` where it is: same id and folder, a new change number
@@ -469,7 +477,7 @@ class Items:
             if new.mime is not None:
                 w.conn.execute(insert(t.item_mime).values(item_id=item_id, mime=new.mime))
                 w.conn.execute(update(t.items).where(t.items.c.id == item_id).values(size=len(new.mime)))
-            return self._get_many(w.conn, mailbox, [item_id], True, False, True, True)[0]  # type: ignore[return-value]
+            return self._fresh(w.conn, mailbox, item_id)
 
     def _refresh_after_attachments(self, w: Writer, mailbox: Mailbox, row: Row, journal: bool = True) -> None:
         """HasAttachments and Size after attachments changed; the stored MIME no longer matches."""

@@ -3,7 +3,7 @@ the answer always carries a Duration (the stored one, else the next day from now
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from lxml import etree
 
@@ -24,7 +24,7 @@ class GetUserOofSettings(OofOperation):
 
     def _write(self, mailbox: Mailbox, root: etree._Element) -> None:
         settings = oof.load(self.ctx.store, mailbox)
-        now = self.ctx.now().replace(minute=0, second=0, microsecond=0)
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         node = sub(root, t("OofSettings"))
         sub(node, t("OofState"), settings.state)
         sub(node, t("ExternalAudience"), settings.external_audience)
