@@ -38,6 +38,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("autodiscover.enabled", True, "Answer POX and SOAP Autodiscover under /autodiscover/."),
     Option("tls.cert_file", "", "PEM certificate for HTTPS; empty means a self-signed one in the data folder."),
     Option("tls.key_file", "", "PEM private key for HTTPS."),
+    Option("agents.enabled", [], "Transport agents to run, by entry-point name (e.g. \"disclaimer\", "
+                                 "\"header-stamp\") or module:Class; each agent's settings go in its own "
+                                 "[agents.NAME] table."),
     Option("log_level", "INFO", "Logging level."),
 )
 _BY_KEY = {o.key: o for o in OPTIONS}
@@ -51,6 +54,7 @@ class ConfigError(ValueError):
 class Config:
     values: dict[str, Any] = field(default_factory=lambda: {o.key: o.default for o in OPTIONS})
     sources: dict[str, str] = field(default_factory=lambda: {o.key: "default" for o in OPTIONS})
+    agent_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -97,6 +101,10 @@ def load(config_file: Path | None = None, overrides: dict[str, Any] | None = Non
             table = tomllib.loads(config_file.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{config_file}: {exc}") from exc
+        agents = table.get("agents", {})
+        for name, settings in list(agents.items()) if isinstance(agents, dict) else ():
+            if isinstance(settings, dict):  # [agents.NAME] tables belong to the agents, not to the schema
+                config.agent_settings[name] = agents.pop(name)
         for key, value in _flatten(table).items():
             config.set(key, value, f"{config_file}")
         if "data_dir" in config.values and config.sources["data_dir"] != "default":
