@@ -175,10 +175,11 @@ def display_name(windows_id: str) -> str:
     return f"(UTC{offset}) {zone_name.rsplit('/', 1)[-1].replace('_', ' ')}"
 
 
-def definition(parent: etree._Element, windows_id: str, full: bool) -> etree._Element:
-    """Append the zone's TimeZoneDefinition; with ``full``, its Periods, TransitionsGroups and
-    Transitions: one group per era, entered at the era's start."""
-    node = sub(parent, t("TimeZoneDefinition"), Id=windows_id, Name=display_name(windows_id))
+def definition(parent: etree._Element, windows_id: str, full: bool, tag: str = "TimeZoneDefinition") -> etree._Element:
+    """Append the zone's TimeZoneDefinition (or another element of that type, StartTimeZone ...);
+    with ``full``, its Periods, TransitionsGroups and Transitions: one group per era, entered at
+    the era's start."""
+    node = sub(parent, t(tag), Id=windows_id, Name=display_name(windows_id))
     if not full:
         return node
     found = eras(win_tz[windows_id])
@@ -214,3 +215,10 @@ def _recurring(group: etree._Element, period_id: str, when: Recurrence) -> None:
     sub(node, t("Month"), str(when.month))
     sub(node, t("DayOfWeek"), DAY_NAMES[when.weekday])
     sub(node, t("Occurrence"), str(when.occurrence))
+
+
+def meeting_time_zone(parent: etree._Element, windows_id: str) -> etree._Element:
+    """The Exchange 2007 MeetingTimeZone: the zone's name and its standard offset (as a bias)."""
+    node = sub(parent, t("MeetingTimeZone"), TimeZoneName=windows_id)
+    sub(node, t("BaseOffset"), duration(-eras(win_tz[windows_id])[-1].rule.standard))
+    return node
