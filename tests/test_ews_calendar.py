@@ -238,3 +238,87 @@ def test_naive_times_are_read_in_the_time_zone_context(account):
     assert (got.start, got.end) == (start, start + timedelta(hours=3))  # wall-clock sum: 2 real hours
     assert got.end - got.start == timedelta(hours=2)
     assert got.start.astimezone(NEW_YORK).replace(tzinfo=None) == datetime(2030, 3, 10, 1)
+
+
+# -- GetUserAvailability ---------------------------------------------------------------------------
+def test_free_busy_merged_and_detailed_from_the_calendars(server, server_store, account, mailbox):
+    from exchangelib.errors import ErrorMailRecipientNotFound
+
+    from .conftest import make_account, new_mailbox
+
+    bob = new_mailbox(server_store, mailbox.address.split("@")[1], "bob", "Bob Example")
+    bob_account = make_account(server, bob.address)
+    day = _at(BERLIN, 2030, 5, 6, 0)  # a Monday
+    _weekly(bob_account, day + timedelta(hours=9), count=3)  # 09:00-09:30, Busy
+    CalendarItem(account=bob_account, folder=bob_account.calendar, subject="Maybe", start=day + timedelta(hours=11),
+                 end=day + timedelta(hours=12), legacy_free_busy_status="Tentative",
+                 ).save(send_meeting_invitations=SEND_TO_NONE)
+    CalendarItem(account=bob_account, folder=bob_account.calendar, subject="Secret", sensitivity="Private",
+                 start=day + timedelta(hours=13), end=day + timedelta(hours=14),
+                 ).save(send_meeting_invitations=SEND_TO_NONE)
+    views = list(account.protocol.get_free_busy_info(
+        accounts=[(bob.address, "Required", False), (mailbox.address, "Optional", False),
+                  ("nobody@nowhere.example", "Required", False)],
+        start=day + timedelta(hours=8), end=day + timedelta(hours=15), merged_free_busy_interval=60,
+        requested_view="DetailedMerged"))
+    bob_view, own_view, unknown = views
+    assert bob_view.view_type == "DetailedMerged"
+    # 08 free, 09 busy, 10 free, 11 tentative, 12 free, 13 busy (private), 14 free
+    assert bob_view.merged == "0201020"
+    assert [(e.start.astimezone(BERLIN), e.busy_type) for e in bob_view.calendar_events] == [
+        (day + timedelta(hours=9), "Busy"), (day + timedelta(hours=11), "Tentative"),
+        (day + timedelta(hours=13), "Busy")]
+    assert all(e.details is None for e in bob_view.calendar_events)  # another's calendar: times only
+    assert own_view.merged == "0000000" and not own_view.calendar_events
+    assert isinstance(unknown, ErrorMailRecipientNotFound)
+    own_start = day + timedelta(hours=10)
+    CalendarItem(account=account, folder=account.calendar, subject="Mine", start=own_start,
+                 end=own_start + timedelta(minutes=30)).save(send_meeting_invitations=SEND_TO_NONE)
+    mine = next(iter(account.protocol.get_free_busy_info(
+        accounts=[(mailbox.address, "Required", False)], start=day, end=day + timedelta(days=1),
+        requested_view="Detailed")))
+    assert mine.merged is None
+    assert [e.details.subject for e in mine.calendar_events] == ["Mine"]
+
+
+def test_availability_windows_are_checked(server, mailbox):
+    body = """<m:GetUserAvailabilityRequest><m:MailboxDataArray><t:MailboxData><t:Email>
+<t:Address>{address}</t:Address></t:Email><t:AttendeeType>Required</t:AttendeeType></t:MailboxData>
+</m:MailboxDataArray><t:FreeBusyViewOptions><t:TimeWindow><t:StartTime>{start}</t:StartTime>
+<t:EndTime>{end}</t:EndTime></t:TimeWindow><t:RequestedView>FreeBusy</t:RequestedView></t:FreeBusyViewOptions>
+</m:GetUserAvailabilityRequest>"""
+
+    def answer(start: str, end: str) -> list[str]:
+        return codes(_soap(server, mailbox, body.format(address=mailbox.address, start=start, end=end)))
+
+    assert answer("2030-01-02T00:00:00", "2030-01-01T00:00:00") == ["ErrorInvalidTimeInterval"]
+    assert answer("2030-01-01T00:00:00", "2030-06-01T00:00:00") == ["ErrorTimeIntervalTooBig"]
+    assert answer("2030-01-01T00:00:00", "2030-01-02T00:00:00") == ["NoError"]
+
+
+def test_suggestions_rank_slots_by_attendee_availability(server, server_store, account, mailbox):
+    from .conftest import make_account, new_mailbox
+
+    bob = new_mailbox(server_store, mailbox.address.split("@")[1], "bob", "Bob Example")
+    bob_account = make_account(server, bob.address)
+    busy = EWSDateTime(2030, 5, 6, 8, tzinfo=EWSTimeZone("UTC"))  # Monday 08:00-12:00 UTC
+    CalendarItem(account=bob_account, folder=bob_account.calendar, subject="Busy morning", start=busy,
+                 end=busy + timedelta(hours=4)).save(send_meeting_invitations=SEND_TO_NONE)
+    body = f"""<m:GetUserAvailabilityRequest><t:TimeZone><t:Bias>0</t:Bias><t:StandardTime><t:Bias>0</t:Bias>
+<t:Time>00:00:00</t:Time><t:DayOrder>0</t:DayOrder><t:Month>0</t:Month><t:DayOfWeek>Sunday</t:DayOfWeek>
+</t:StandardTime><t:DaylightTime><t:Bias>0</t:Bias><t:Time>00:00:00</t:Time><t:DayOrder>0</t:DayOrder>
+<t:Month>0</t:Month><t:DayOfWeek>Sunday</t:DayOfWeek></t:DaylightTime></t:TimeZone><m:MailboxDataArray>
+<t:MailboxData><t:Email><t:Address>{bob.address}</t:Address></t:Email><t:AttendeeType>Required</t:AttendeeType>
+</t:MailboxData><t:MailboxData><t:Email><t:Address>{mailbox.address}</t:Address></t:Email>
+<t:AttendeeType>Required</t:AttendeeType></t:MailboxData></m:MailboxDataArray><t:SuggestionsViewOptions>
+<t:MeetingDurationInMinutes>60</t:MeetingDurationInMinutes><t:MinimumSuggestionQuality>Poor</t:MinimumSuggestionQuality>
+<t:DetailedSuggestionsWindow><t:StartTime>2030-05-06T00:00:00</t:StartTime><t:EndTime>2030-05-07T00:00:00</t:EndTime>
+</t:DetailedSuggestionsWindow></t:SuggestionsViewOptions></m:GetUserAvailabilityRequest>"""
+    root = _soap(server, mailbox, body)
+    assert codes(root) == ["NoError"]
+    slots = {s.findtext("{*}MeetingTime"): s.findtext("{*}SuggestionQuality") for s in root.iter("{*}Suggestion")}
+    assert slots["2030-05-06T08:00:00"] == "Fair"  # one of two attendees busy
+    assert slots["2030-05-06T11:30:00"] == "Fair"
+    assert slots["2030-05-06T12:00:00"] == "Excellent"
+    assert "2030-05-06T16:30:00" not in slots  # a one-hour meeting must end by 17:00
+    assert root.findtext(".//{*}DayQuality") == "Excellent"

@@ -222,3 +222,37 @@ def meeting_time_zone(parent: etree._Element, windows_id: str) -> etree._Element
     node = sub(parent, t("MeetingTimeZone"), TimeZoneName=windows_id)
     sub(node, t("BaseOffset"), duration(-eras(win_tz[windows_id])[-1].rule.standard))
     return node
+
+
+class RuleZone(tzinfo):
+    """A zone given as one yearly rule, the way GetUserAvailability's SerializableTimeZone gives it."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+
+    def _in_daylight(self, dt: datetime) -> bool:
+        rule = self.rule
+        if rule.daylight is None or rule.to_daylight is None or rule.to_standard is None:
+            return False
+        wall = dt.replace(tzinfo=None)
+        begins, ends = _moment(wall.year, rule.to_daylight), _moment(wall.year, rule.to_standard)
+        return begins <= wall < ends if begins < ends else not ends <= wall < begins
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        if dt is not None and self._in_daylight(dt) and self.rule.daylight is not None:
+            return self.rule.daylight
+        return self.rule.standard
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return self.utcoffset(dt) - self.rule.standard
+
+    def tzname(self, dt: datetime | None) -> str:
+        return f"UTC{duration(self.utcoffset(dt))}"
+
+
+def _moment(year: int, when: Recurrence) -> datetime:
+    """The wall-clock time of a yearly transition in ``year``."""
+    last_day = calendar.monthrange(year, when.month)[1]
+    days = [d for d in range(1, last_day + 1) if calendar.weekday(year, when.month, d) == when.weekday]
+    day = days[-1] if when.occurrence == -1 or when.occurrence > len(days) else days[when.occurrence - 1]
+    return datetime(year, when.month, day) + when.time
