@@ -21,7 +21,7 @@ from mailroom.content.properties import derive_properties
 from mailroom.store import ids
 from mailroom.store.model import Body, Item, Mailbox, NewItem
 
-from . import calendar, mapi, timezones, versions
+from . import calendar, mapi, tasks, timezones, versions
 from .context import Context
 from .dates import typed_value
 from .errors import EWSError, SOAPFault
@@ -102,6 +102,8 @@ def convert(element: Element, node: etree._Element, ctx: Context) -> Any:
     if element.kind == "string":
         return node.text or ""
     text = (node.text or "").strip()
+    if element.name in tasks.DATE_ELEMENTS:
+        return tasks.client_day(text, ctx.tz)
     try:
         return typed_value(element.kind, text, ctx.tz)
     except ValueError as exc:

@@ -226,19 +226,19 @@ def series(recurrence: Recurrence, start: datetime, end: datetime, zone: tzinfo)
     return found
 
 
-def next_after(recurrence: Recurrence, current: datetime, completed: datetime, zone: tzinfo) -> datetime | None:
-    """The next start of a recurring task after its occurrence at ``current`` was completed at
-    ``completed``: a regenerating task starts again one interval after its completion; a fixed one
-    moves to its next occurrence. None when the series has ended."""
+def next_after(recurrence: Recurrence, current: datetime, completed: date, zone: tzinfo) -> datetime | None:
+    """The next start of a recurring task after its occurrence at ``current`` (a midnight in
+    ``zone``) was completed on the day ``completed``: a regenerating task starts again one
+    interval after that day; a fixed one moves to its next occurrence. None when the series has
+    ended."""
+    wall = current.astimezone(zone).replace(tzinfo=None)
     if recurrence.regenerate is not None:
         unit, interval = recurrence.regenerate
-        following = completed.astimezone(zone).replace(tzinfo=None) + relativedelta(**{unit: interval})
-        following = datetime.combine(following.date(), current.astimezone(zone).time())
+        following = datetime.combine(completed + relativedelta(**{unit: interval}), wall.time())
         if recurrence.range.end is not None and following.date() > recurrence.range.end:
             return None
         return following.replace(tzinfo=zone).astimezone(UTC)
-    for _index, start in Series(recurrence, current.astimezone(zone).replace(tzinfo=None), zone,
-                                timedelta(0)).starts():
+    for _index, start in Series(recurrence, wall, zone, timedelta(0)).starts():
         if start > current:
             return start
     return None

@@ -7,6 +7,7 @@ import base64
 import binascii
 import copy
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from lxml import etree
@@ -14,9 +15,10 @@ from lxml import etree
 from mailroom.content import body as bodies
 from mailroom.content import mime
 from mailroom.content.properties import derive_properties
-from mailroom.store.model import Body, ExtendedValue, Item, ItemChanges, Mailbox
+from mailroom.store.model import Body, ExtendedValue, Item, ItemChanges, Mailbox, NewItem
 
-from .. import calendar, mapi
+from .. import calendar, mapi, recurrence, tasks
+from ..dates import parse_utc
 from ..errors import EWSError
 from ..extended import PROPERTY_SETS, ExtendedField, parse_property
 from ..items import READ_ONLY, convert, element_for_class, parse_body, render
@@ -123,6 +125,8 @@ class UpdateItem(Operation):
         else:
             if kind == "CalendarItem":
                 self._complete_calendar_item(mailbox, edit)
+            elif kind == "Task":
+                self._complete_task(mailbox, edit)
             updated = self.ctx.store.items.update(mailbox, item.id, edit.changes, expected_change=expected)
         items = sub(msg, m("Items"))
         if sending:
@@ -152,6 +156,32 @@ class UpdateItem(Operation):
             props.pop("_Deleted", None)
         edit.changes.set_props = {k: v for k, v in props.items() if before.get(k) != v}
         edit.changes.delete_props = [k for k in before if k not in props]
+
+    def _complete_task(self, mailbox: Mailbox, edit: _Edit) -> None:
+        """Status and percent kept in step; completing a recurring task keeps a completed copy of
+        this occurrence and moves the task on to its next one, as Exchange does."""
+        before = edit.item.props
+        props = {k: v for k, v in before.items() if k not in edit.changes.delete_props}
+        props.update(edit.changes.set_props)
+        tasks.normalise(props, before, self.ctx.tz)
+        if props["Status"] == "Completed" != before.get("Status") and props.get("Recurrence"):
+            following = self._next_task(props)
+            if following is not None:
+                done = {k: v for k, v in props.items() if k != "Recurrence"}
+                done["IsRecurring"] = False
+                self.ctx.store.items.create(mailbox, edit.item.folder_id, NewItem(props=done, body=edit.body()))
+                props = tasks.shift(props, following)
+        edit.changes.set_props = {k: v for k, v in props.items() if before.get(k) != v}
+        edit.changes.delete_props = [k for k in before if k not in props]
+
+    def _next_task(self, props: dict[str, Any]) -> datetime | None:
+        anchor = props.get("StartDate") or props.get("DueDate")
+        if anchor is None:
+            return None
+        found = recurrence.parse(props["Recurrence"], task=True)
+        current = parse_utc(anchor)
+        zone = tasks.day_zone(current, (self.ctx.tz, UTC))
+        return recurrence.next_after(found, current, datetime.now(self.ctx.tz).date(), zone)
 
     def _expected(self, change_key: str | None) -> int | None:
         """The change number the update must find, or None when it may overwrite whatever is there."""
