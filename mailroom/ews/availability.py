@@ -9,7 +9,7 @@ data, 5 Working elsewhere). Working hours are Exchange's default (Monday to Frid
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from lxml import etree
 
@@ -130,7 +130,7 @@ def day_suggestions(day: date, zone: tzinfo, minutes: int, calendars: list[list[
     at = datetime.combine(day, WORK_START, zone)
     last = datetime.combine(day, WORK_END, zone) - timedelta(minutes=minutes)
     while at <= last:
-        start, end = at.astimezone(calendar.UTC), (at + timedelta(minutes=minutes)).astimezone(calendar.UTC)
+        start, end = at.astimezone(UTC), (at + timedelta(minutes=minutes)).astimezone(UTC)
         conflicts = [None if c is None else status_between(c, start, end) for c in calendars]
         found.append(Suggestion(at, quality(conflicts, good_threshold), conflicts))
         at += timedelta(minutes=30)

@@ -21,6 +21,7 @@ from lxml import etree
 
 from mailroom.content import recipients
 from mailroom.content.recipients import Address
+from mailroom.store import ids
 from mailroom.store.model import Body, Item, ItemChanges, Mailbox
 from mailroom.store.query import And, Compare, Prop, Sort
 
@@ -28,7 +29,7 @@ from . import recurrence, timezones
 from .context import Context
 from .dates import parse_utc
 from .errors import EWSError
-from .xml import parse_fragment
+from .xml import parse_fragment, sub, t
 
 _ZONE_ELEMENTS = ("StartTimeZone", "EndTimeZone", "MeetingTimeZone", "StartTimeZoneId", "EndTimeZoneId")
 # A series's own bookkeeping: never copied onto its occurrences.
@@ -248,10 +249,6 @@ def _with_span(master: Item, set_props: dict[str, Any]) -> ItemChanges:
 def occurrence_info(parent: etree._Element, tag: str, mailbox: Mailbox, item: Item, change_key: str,
                     with_original: bool = True) -> None:
     """An OccurrenceInfoType element (FirstOccurrence, LastOccurrence, a modified occurrence)."""
-    from mailroom.store import ids
-
-    from .xml import sub, t
-
     node = sub(parent, t(tag))
     sub(node, t("ItemId"), Id=ids.occurrence_id(mailbox.guid, item.id, item.props["_Instance"]), ChangeKey=change_key)
     sub(node, t("Start"), item.props["Start"])
