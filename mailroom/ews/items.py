@@ -21,7 +21,7 @@ from mailroom.content.properties import derive_properties
 from mailroom.store import ids
 from mailroom.store.model import Body, Item, Mailbox, NewItem
 
-from . import mapi, versions
+from . import calendar, mapi, tasks, timezones, versions
 from .context import Context
 from .dates import typed_value
 from .errors import EWSError, SOAPFault
@@ -62,7 +62,9 @@ _VERSION_GATED = {"ConversationId": "Exchange2010", "UniqueBody": "Exchange2010"
                   "TextBody": "Exchange2013", "NormalizedBody": "Exchange2013", "InstanceKey": "Exchange2013",
                   "EffectiveRights": "Exchange2007_SP1", "LastModifiedName": "Exchange2007_SP1",
                   "LastModifiedTime": "Exchange2007_SP1", "IsAssociated": "Exchange2010",
-                  "WebClientReadFormQueryString": "Exchange2010", "WebClientEditFormQueryString": "Exchange2010"}
+                  "WebClientReadFormQueryString": "Exchange2010", "WebClientEditFormQueryString": "Exchange2010",
+                  "StartTimeZone": "Exchange2010", "EndTimeZone": "Exchange2010", "StartTimeZoneId": "Exchange2013",
+                  "EndTimeZoneId": "Exchange2013"}
 
 
 def element_for_class(item_class: str, ctx: Context) -> str:
@@ -100,6 +102,8 @@ def convert(element: Element, node: etree._Element, ctx: Context) -> Any:
     if element.kind == "string":
         return node.text or ""
     text = (node.text or "").strip()
+    if element.name in tasks.DATE_ELEMENTS:
+        return tasks.client_day(text, ctx.tz)
     try:
         return typed_value(element.kind, text, ctx.tz)
     except ValueError as exc:
@@ -317,6 +321,62 @@ def _with_default(default: Callable[[Item, Mailbox, Context], str]) -> Callable[
     return write
 
 
+def _master_only(write: Callable[..., None]) -> Callable[..., None]:
+    """A recurring master's computed element (FirstOccurrence ...): nothing for other items."""
+    def render_for_master(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:
+        if item.props.get("Recurrence") and not calendar.is_occurrence(item) and calendar.is_calendar(item.props):
+            write(node, step, item, mailbox)
+    return render_for_master
+
+
+@_master_only
+def _occurrence_bounds(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox) -> None:
+    first, last = calendar.first_and_last(item)
+    found = first if step.element.name == "FirstOccurrence" else last
+    if found is not None:
+        calendar.occurrence_info(node, step.element.name, mailbox, found, item_id_attrs(mailbox, item)["ChangeKey"])
+
+
+@_master_only
+def _modified_occurrences(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox) -> None:
+    found = calendar.modified(item)
+    if found:
+        holder = etree.SubElement(node, step.tag)
+        change_key = item_id_attrs(mailbox, item)["ChangeKey"]
+        for occurrence in found:
+            calendar.occurrence_info(holder, "Occurrence", mailbox, occurrence, change_key)
+
+
+@_master_only
+def _deleted_occurrences(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox) -> None:
+    starts = calendar.deleted_starts(item)
+    if starts:
+        holder = etree.SubElement(node, step.tag)
+        for start in starts:
+            _text(etree.SubElement(holder, t("DeletedOccurrence")), t("Start"), start)
+
+
+def _zone(which: str) -> Callable[..., None]:
+    """StartTimeZone/EndTimeZone (a TimeZoneDefinition) or their *Id forms, from the zone ids kept."""
+    def write(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
+        zone_id = item.props.get(f"_{which}Zone")
+        if zone_id is None:
+            return
+        if step.element.name.endswith("Id"):
+            _text(node, step.tag, zone_id)
+        else:
+            timezones.definition(node, zone_id, full=False, tag=step.element.name)
+    return write
+
+
+def _meeting_time_zone(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, shape: Shape,
+                       ctx: Context, *_: Any) -> None:
+    """The Exchange 2007 form of the start zone; 2010 and later callers get StartTimeZone instead."""
+    zone_id = item.props.get("_StartZone")
+    if zone_id is not None and not ctx.at_least("Exchange2010"):
+        timezones.meeting_time_zone(node, zone_id)
+
+
 _SPECIAL: dict[str, Callable[..., None]] = {
     "ItemId": _item_id, "ParentFolderId": _parent_folder_id, "MimeContent": _mime, "Attachments": _attachments,
     "Body": _body, "UniqueBody": _body, "NormalizedBody": _body, "TextBody": _body,
@@ -327,6 +387,10 @@ _SPECIAL: dict[str, Callable[..., None]] = {
     "LastModifiedName": _with_default(lambda _i, mailbox, _c: mailbox.display_name),
     "Sensitivity": _with_default(lambda *_: "Normal"),
     "DisplayTo": _with_default(lambda *_: ""), "DisplayCc": _with_default(lambda *_: ""),
+    "FirstOccurrence": _occurrence_bounds, "LastOccurrence": _occurrence_bounds,
+    "ModifiedOccurrences": _modified_occurrences, "DeletedOccurrences": _deleted_occurrences,
+    "StartTimeZone": _zone("Start"), "EndTimeZone": _zone("End"), "StartTimeZoneId": _zone("Start"),
+    "EndTimeZoneId": _zone("End"), "MeetingTimeZone": _meeting_time_zone,
 }
 
 
@@ -379,7 +443,9 @@ def _render_body(node: etree._Element, key: str, item: Item, shape: Shape) -> No
 def item_id_attrs(mailbox: Mailbox, item: Item) -> dict[str, str]:
     """The Id and the current ChangeKey of an item, as ItemId attributes."""
     kind = ids.CHANGEKEY_CALENDAR if item.item_class.startswith("IPM.Appointment") else ids.CHANGEKEY_MESSAGE
-    return {"Id": ids.item_id(mailbox.guid, item.id),
+    instance = item.props.get("_Instance")
+    return {"Id": ids.item_id(mailbox.guid, item.id) if instance is None else
+            ids.occurrence_id(mailbox.guid, item.id, instance),
             "ChangeKey": ids.change_key(kind, mailbox.database_guid, item.change_number)}
 
 

@@ -13,6 +13,7 @@ from mailroom.store import ids
 from mailroom.store.default_folders import ABSENT_DISTINGUISHED
 from mailroom.store.model import Folder, Item, Mailbox
 
+from . import calendar
 from .context import Context
 from .errors import EWSError, SOAPFault
 from .schema import schema
@@ -123,22 +124,52 @@ class Operation:
         return mailbox
 
     def decode_id(self, text: str, kind: int, malformed_code: str = "ErrorInvalidIdMalformed") -> tuple[Mailbox, int]:
-        try:
-            oid = ids.decode(text, kind)
-        except ids.MalformedId as exc:
-            raise EWSError(malformed_code) from exc
-        mailbox = self.ctx.mailbox_by_guid(oid.mailbox_guid)
-        if mailbox is None:
-            raise EWSError("ErrorItemNotFound" if kind != ids.KIND_FOLDER else "ErrorFolderNotFound")
-        if not self.ctx.identity.may_open(mailbox):
-            raise EWSError("ErrorAccessDenied")
+        mailbox, oid = self.decode_object(text, (kind,), malformed_code)
         return mailbox, oid.row_id
 
-    def item_from(self, el: etree._Element, **load: bool) -> tuple[Mailbox, Item]:
-        """Resolve an ItemId element; checks the ChangeKey only for shape (see ``expected_change``)."""
-        mailbox, row_id = self.decode_id(el.get("Id") or "", ids.KIND_ITEM)
+    def decode_object(self, text: str, kinds: tuple[int, ...],
+                      malformed_code: str = "ErrorInvalidIdMalformed") -> tuple[Mailbox, ids.ObjectId]:
+        """An id of one of these kinds, and the mailbox it names (which the caller may open)."""
         try:
-            return mailbox, self.ctx.store.items.get(mailbox, row_id, **load)
+            oid = ids.decode(text)
+        except ids.MalformedId as exc:
+            raise EWSError(malformed_code) from exc
+        if oid.kind not in kinds:
+            raise EWSError(malformed_code)
+        mailbox = self.ctx.mailbox_by_guid(oid.mailbox_guid)
+        if mailbox is None:
+            raise EWSError("ErrorItemNotFound" if ids.KIND_FOLDER not in kinds else "ErrorFolderNotFound")
+        if not self.ctx.identity.may_open(mailbox):
+            raise EWSError("ErrorAccessDenied")
+        return mailbox, oid
+
+    def item_from(self, el: etree._Element, **load: bool) -> tuple[Mailbox, Item]:
+        """Resolve an ItemId (of an item or of an occurrence), an OccurrenceItemId (a recurring
+        master and an instance index) or a RecurringMasterItemId (an occurrence's master).
+        Checks the ChangeKey only for shape (see ``expected_change``)."""
+        name = local(el.tag)
+        if name == "OccurrenceItemId":
+            mailbox, oid = self.decode_object(el.get("RecurringMasterId") or "", (ids.KIND_ITEM,))
+            try:
+                index = int(el.get("InstanceIndex") or "")
+            except ValueError as exc:
+                raise SOAPFault("ErrorSchemaValidation", "InstanceIndex must be a number.") from exc
+            return mailbox, calendar.occurrence(self._item(mailbox, oid.row_id, load), index)
+        if name == "RecurringMasterItemId":
+            mailbox, oid = self.decode_object(el.get("OccurrenceId") or "", (ids.KIND_ITEM, ids.KIND_OCCURRENCE))
+            item = self._item(mailbox, oid.row_id, load)
+            if oid.kind == ids.KIND_ITEM and not item.props.get("Recurrence"):
+                raise EWSError("ErrorCalendarCannotUseIdForOccurrenceId", "The item is not an occurrence.")
+            return mailbox, item
+        mailbox, oid = self.decode_object(el.get("Id") or "", (ids.KIND_ITEM, ids.KIND_OCCURRENCE))
+        item = self._item(mailbox, oid.row_id, load)
+        if oid.kind == ids.KIND_OCCURRENCE:
+            return mailbox, calendar.occurrence(item, oid.attachment_id)
+        return mailbox, item
+
+    def _item(self, mailbox: Mailbox, row_id: int, load: dict[str, bool]) -> Item:
+        try:
+            return self.ctx.store.items.get(mailbox, row_id, **load)
         except store_errors.NotFound as exc:
             raise EWSError("ErrorItemNotFound") from exc
 

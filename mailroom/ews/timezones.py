@@ -175,10 +175,11 @@ def display_name(windows_id: str) -> str:
     return f"(UTC{offset}) {zone_name.rsplit('/', 1)[-1].replace('_', ' ')}"
 
 
-def definition(parent: etree._Element, windows_id: str, full: bool) -> etree._Element:
-    """Append the zone's TimeZoneDefinition; with ``full``, its Periods, TransitionsGroups and
-    Transitions: one group per era, entered at the era's start."""
-    node = sub(parent, t("TimeZoneDefinition"), Id=windows_id, Name=display_name(windows_id))
+def definition(parent: etree._Element, windows_id: str, full: bool, tag: str = "TimeZoneDefinition") -> etree._Element:
+    """Append the zone's TimeZoneDefinition (or another element of that type, StartTimeZone ...);
+    with ``full``, its Periods, TransitionsGroups and Transitions: one group per era, entered at
+    the era's start."""
+    node = sub(parent, t(tag), Id=windows_id, Name=display_name(windows_id))
     if not full:
         return node
     found = eras(win_tz[windows_id])
@@ -214,3 +215,44 @@ def _recurring(group: etree._Element, period_id: str, when: Recurrence) -> None:
     sub(node, t("Month"), str(when.month))
     sub(node, t("DayOfWeek"), DAY_NAMES[when.weekday])
     sub(node, t("Occurrence"), str(when.occurrence))
+
+
+def meeting_time_zone(parent: etree._Element, windows_id: str) -> etree._Element:
+    """The Exchange 2007 MeetingTimeZone: the zone's name and its standard offset (as a bias)."""
+    node = sub(parent, t("MeetingTimeZone"), TimeZoneName=windows_id)
+    sub(node, t("BaseOffset"), duration(-eras(win_tz[windows_id])[-1].rule.standard))
+    return node
+
+
+class RuleZone(tzinfo):
+    """A zone given as one yearly rule, the way GetUserAvailability's SerializableTimeZone gives it."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+
+    def _in_daylight(self, dt: datetime) -> bool:
+        rule = self.rule
+        if rule.daylight is None or rule.to_daylight is None or rule.to_standard is None:
+            return False
+        wall = dt.replace(tzinfo=None)
+        begins, ends = _moment(wall.year, rule.to_daylight), _moment(wall.year, rule.to_standard)
+        return begins <= wall < ends if begins < ends else not ends <= wall < begins
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        if dt is not None and self._in_daylight(dt) and self.rule.daylight is not None:
+            return self.rule.daylight
+        return self.rule.standard
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return self.utcoffset(dt) - self.rule.standard
+
+    def tzname(self, dt: datetime | None) -> str:
+        return f"UTC{duration(self.utcoffset(dt))}"
+
+
+def _moment(year: int, when: Recurrence) -> datetime:
+    """The wall-clock time of a yearly transition in ``year``."""
+    last_day = calendar.monthrange(year, when.month)[1]
+    days = [d for d in range(1, last_day + 1) if calendar.weekday(year, when.month, d) == when.weekday]
+    day = days[-1] if when.occurrence == -1 or when.occurrence > len(days) else days[when.occurrence - 1]
+    return datetime(year, when.month, day) + when.time

@@ -1,8 +1,9 @@
 """Opaque, stable, URL-safe identifiers for folders, items and attachments.
 
 An id is base64url (no padding) of: version byte, kind byte, the mailbox GUID (16 bytes) and the
-row id (8 bytes, big endian); attachment ids add the attachment row id. A move or copy makes a new
-row, so it makes a new id, as Exchange does since 2007 SP1 RU4. The ChangeKey follows Exchange's
+row id (8 bytes, big endian); attachment ids add the attachment row id; occurrence ids (of a
+recurring calendar item) carry the master's row id and add the instance index. A move or copy
+makes a new row, so it makes a new id, as Exchange does since 2007 SP1 RU4. The ChangeKey follows Exchange's
 layout (kind, length 22, database GUID, 6-byte change number), base64 encoded.
 """
 
@@ -19,6 +20,8 @@ VERSION = 1
 KIND_FOLDER = ord("F")
 KIND_ITEM = ord("I")
 KIND_ATTACHMENT = ord("A")
+KIND_OCCURRENCE = ord("O")
+_WITH_SUFFIX = (KIND_ATTACHMENT, KIND_OCCURRENCE)  # kinds whose ids carry a second 8-byte number
 _HEAD = struct.Struct(">BB16sQ")
 
 CHANGEKEY_FOLDER = 1
@@ -40,11 +43,11 @@ class ObjectId:
     kind: int
     mailbox_guid: str
     row_id: int
-    attachment_id: int = 0
+    attachment_id: int = 0  # the attachment row id, or an occurrence's instance index
 
     def encode(self) -> str:
         raw = _HEAD.pack(VERSION, self.kind, _guid_bytes(self.mailbox_guid), self.row_id)
-        if self.kind == KIND_ATTACHMENT:
+        if self.kind in _WITH_SUFFIX:
             raw += struct.pack(">Q", self.attachment_id)
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
@@ -68,12 +71,12 @@ def from_entry_id(raw: bytes, kind: int | None = None) -> ObjectId:
     if len(raw) < _HEAD.size:
         raise MalformedId(raw.hex())
     version, found_kind, guid, row_id = _HEAD.unpack_from(raw)
-    expected = _HEAD.size + (8 if found_kind == KIND_ATTACHMENT else 0)
-    if version != VERSION or found_kind not in (KIND_FOLDER, KIND_ITEM, KIND_ATTACHMENT) or len(raw) != expected:
+    expected = _HEAD.size + (8 if found_kind in _WITH_SUFFIX else 0)
+    if version != VERSION or found_kind not in (KIND_FOLDER, KIND_ITEM, *_WITH_SUFFIX) or len(raw) != expected:
         raise MalformedId(raw.hex())
     if kind is not None and found_kind != kind:
         raise MalformedId(raw.hex())
-    attachment_id = struct.unpack_from(">Q", raw, _HEAD.size)[0] if found_kind == KIND_ATTACHMENT else 0
+    attachment_id = struct.unpack_from(">Q", raw, _HEAD.size)[0] if found_kind in _WITH_SUFFIX else 0
     return ObjectId(found_kind, str(uuid.UUID(bytes=guid)), row_id, attachment_id)
 
 
@@ -87,6 +90,10 @@ def item_id(mailbox_guid: str, row_id: int) -> str:
 
 def attachment_id(mailbox_guid: str, item_row_id: int, attachment_row_id: int) -> str:
     return ObjectId(KIND_ATTACHMENT, mailbox_guid, item_row_id, attachment_row_id).encode()
+
+
+def occurrence_id(mailbox_guid: str, master_row_id: int, instance_index: int) -> str:
+    return ObjectId(KIND_OCCURRENCE, mailbox_guid, master_row_id, instance_index).encode()
 
 
 def change_key(kind: int, database_guid: str, change_number: int) -> str:

@@ -51,6 +51,9 @@ ITEM_COLUMNS: dict[str, Any] = {
     "Size": t.items.c.size,
     "HasAttachments": t.items.c.has_attachments,
     "InternetMessageId": t.items.c.message_id,
+    # Not EWS properties: the calendar layer sets them (see tables.items), views filter on them.
+    "_SpanStart": t.items.c.span_start,
+    "_SpanEnd": t.items.c.span_end,
 }
 # Searchable, but not an item property the store keeps in props.
 _ITEM_QUERY_COLUMNS = {**ITEM_COLUMNS, "Body": t.items.c.body}

@@ -119,11 +119,16 @@ items = Table(
     Column("body_type", String(8)),
     Column("body", Text),
     Column("props", Json, nullable=False),
+    # The time a calendar item covers (a recurring master: from its first occurrence to the end of
+    # its last, "9999-..." when it has no end), so a calendar view reads only what overlaps it.
+    Column("span_start", String(32)),
+    Column("span_end", String(32)),
     Index("ix_items_folder_received", "folder_id", "is_associated", "date_received", "id"),
     Index("ix_items_folder_created", "folder_id", "is_associated", "date_created", "id"),
     Index("ix_items_folder_subject", "folder_id", "is_associated", "subject"),
     Index("ix_items_folder_unread", "folder_id", "is_read"),
     Index("ix_items_message_id", "mailbox_id", "message_id"),
+    Index("ix_items_folder_span", "folder_id", "is_associated", "span_end", "span_start"),
     sqlite_autoincrement=True,
 )
 

@@ -6,6 +6,7 @@ from lxml import etree
 from mailroom.store import ids
 from mailroom.store.model import Folder, Mailbox
 
+from .. import calendar, tasks
 from ..attachments import parse_attachments
 from ..errors import EWSError, SOAPFault
 from ..items import parse_item
@@ -53,6 +54,10 @@ class CreateItem(Operation):
                 new.props.setdefault("IsDraft", True)
                 new.props.setdefault("IsRead", True)
             mailbox, folder = self._folder(saved_el, _DEFAULT_FOLDER.get(kind, "drafts"))
+            if kind == "CalendarItem":
+                calendar.normalise(new.props, self.ctx, mailbox, creating=True)
+            elif kind == "Task":
+                tasks.normalise(new.props, {}, self.ctx.tz)
             created = self.ctx.store.items.create(mailbox, folder.id, new)
             node = sub(items, t(kind))
             sub(node, t("ItemId"), Id=ids.item_id(mailbox.guid, created.id),

@@ -1,13 +1,15 @@
 """DeleteItem: HardDelete (gone), SoftDelete (to Recoverable Items, out of the user's sight) or
-MoveToDeletedItems (to Deleted Items; an item already there is soft-deleted)."""
+MoveToDeletedItems (to Deleted Items; an item already there is soft-deleted). Deleting an
+occurrence of a recurring calendar item removes it from its series."""
 
 from lxml import etree
 
+from .. import calendar
 from ..errors import EWSError
 from ..folders import disposal, trash_id
 from ..items import element_for_class
 from ..service import Operation, choice, require
-from ..xml import local, m, t
+from ..xml import m
 
 
 class DeleteItem(Operation):
@@ -21,8 +23,6 @@ class DeleteItem(Operation):
         root, messages = self.response()
 
         def one(id_el: etree._Element, _msg: etree._Element) -> None:
-            if id_el.tag != t("ItemId"):
-                raise EWSError("ErrorInvalidOperation", f"{local(id_el.tag)} is not supported here.")
             mailbox, item = self.item_from(id_el, body=False, attachments=False)
             kind = element_for_class(item.item_class, self.ctx)
             if kind == "CalendarItem" and cancellations is None:
@@ -31,6 +31,10 @@ class DeleteItem(Operation):
             if kind == "Task" and occurrences is None:
                 raise EWSError("ErrorAffectedTaskOccurrencesRequired",
                                "AffectedTaskOccurrences is required to delete tasks.")
+            if calendar.is_occurrence(item):  # an occurrence is deleted from its series
+                master = store.items.get(mailbox, item.id, body=False, attachments=False)
+                store.items.update(mailbox, item.id, calendar.deletion_changes(master, item.props["_Instance"]))
+                return
             target = trash_id(store, mailbox, delete_type)
             if delete_type == "MoveToDeletedItems" and item.folder_id == target:
                 target = trash_id(store, mailbox, "SoftDelete")

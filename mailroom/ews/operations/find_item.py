@@ -2,13 +2,19 @@
 
 An unfiltered view costs what its page costs: the total comes from the folder's counters and the
 page is read from an index in order. A restriction, sort or view the server cannot serve is
-answered per folder with its error code, as Exchange does."""
+answered per folder with its error code, as Exchange does. A CalendarView lists single items and
+the occurrences of recurring ones in its window, by start."""
+
+from datetime import timedelta
 
 from lxml import etree
 
-from mailroom.store.query import And, Compare, Filter, Prop, Sort
+from mailroom.store.model import Folder, Item, Mailbox
+from mailroom.store.query import And, Filter, Sort
 
-from ..dates import to_utc_text
+from .. import calendar
+from ..context import Context
+from ..dates import parse_utc, to_utc_text
 from ..errors import EWSError, SOAPFault
 from ..items import render
 from ..paging import Paging, parse_paging, set_paging_attributes
@@ -16,6 +22,8 @@ from ..paths import Shape
 from ..restrictions import parse_query_string, parse_restriction, parse_sort
 from ..service import Operation, require
 from ..xml import local, m, sub, t
+
+_MAX_VIEW = timedelta(days=2 * 366)  # Exchange's limit on a CalendarView's window
 
 
 class FindItem(Operation):
@@ -34,8 +42,14 @@ class FindItem(Operation):
         if query is not None and not self.ctx.at_least("Exchange2010"):
             raise SOAPFault("ErrorSchemaValidation", "QueryString is not part of the requested schema version.")
         failure: EWSError | None = None
+        view: _CalendarView | None = None
         try:
             paging, where, sort = self._view(request, query)
+            calendar_el = request.find(m("CalendarView"))
+            if calendar_el is not None:
+                if where is not None:
+                    raise EWSError("ErrorInvalidRestriction", "CalendarView cannot be combined with a Restriction.")
+                view = _CalendarView(calendar_el, self.ctx)
         except EWSError as err:  # reported for each folder, as Exchange does
             failure, paging, where, sort = err, Paging(), None, []
         root, messages = self.response()
@@ -45,7 +59,9 @@ class FindItem(Operation):
             if failure is not None:
                 raise failure
             found, total = [], 0
-            if traversal != "SoftDeleted":
+            if view is not None:
+                found, total = view.items(self.ctx, mailbox, folder, shape)
+            elif traversal != "SoftDeleted":
                 found, total = self.ctx.store.items.find(
                     mailbox, folder.id, where=where, sort=sort, page=paging.page,
                     associated=traversal == "Associated", with_extended=bool(shape.extended))
@@ -65,22 +81,36 @@ class FindItem(Operation):
         if text is not None:
             where = text if where is None else And((where, text))
         sort = parse_sort(request.find(m("SortOrder")))
-        calendar = request.find(m("CalendarView"))
-        if calendar is not None:
-            return self._calendar_view(calendar, where)
         if any(local(c.tag) in ("SeekToConditionPageItemView", "ContactsView") for c in request):
             raise EWSError("ErrorInvalidOperation", "This paged view is not supported.")
         return parse_paging(request), where, sort
 
-    def _calendar_view(self, view: etree._Element, where: Filter | None) -> tuple[Paging, Filter, list[Sort]]:
-        """Items overlapping [StartDate, EndDate), ordered by Start (occurrences are not expanded)."""
+
+
+class _CalendarView:
+    """A CalendarView: the window, checked as Exchange checks it, and its size limit."""
+
+    def __init__(self, view: etree._Element, ctx: Context) -> None:
         try:
-            start = to_utc_text(view.get("StartDate") or "", self.ctx.tz)
-            end = to_utc_text(view.get("EndDate") or "", self.ctx.tz)
+            self.start = parse_utc(to_utc_text(view.get("StartDate") or "", ctx.tz))
+            self.end = parse_utc(to_utc_text(view.get("EndDate") or "", ctx.tz))
         except EWSError as exc:
             raise SOAPFault("ErrorSchemaValidation", "CalendarView needs StartDate and EndDate.") from exc
-        if where is not None:
-            raise EWSError("ErrorInvalidRestriction", "CalendarView cannot be combined with a Restriction.")
-        window = And((Compare(Prop("Start", "datetime"), "lt", end), Compare(Prop("End", "datetime"), "gt", start)))
+        if self.end < self.start:
+            raise EWSError("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate.")
+        if self.end - self.start > _MAX_VIEW:
+            raise EWSError("ErrorCalendarViewRangeTooBig", "A calendar view may span at most two years.")
         limit = view.get("MaxEntriesReturned")
-        return Paging("indexed", int(limit) if limit else None), window, [Sort(Prop("Start", "datetime"))]
+        try:
+            self.limit = int(limit) if limit is not None else None
+        except ValueError as exc:
+            raise SOAPFault("ErrorSchemaValidation", "MaxEntriesReturned must be a number.") from exc
+        if self.limit is not None and self.limit < 1:
+            raise EWSError("ErrorInvalidPagingMaxRows", "MaxEntriesReturned must be at least 1.")
+
+    def items(self, ctx: Context, mailbox: Mailbox, folder: Folder, shape: Shape) -> tuple[list[Item], int]:
+        """The first MaxEntriesReturned single items and occurrences of the window, and how many there are."""
+        if not (folder.folder_class or "").startswith("IPF.Appointment"):
+            raise EWSError("ErrorCalendarFolderIsInvalidForCalendarView", "The folder is not a calendar folder.")
+        found = calendar.view(ctx, mailbox, folder.id, self.start, self.end, with_extended=bool(shape.extended))
+        return found[:self.limit] if self.limit is not None else found, len(found)

@@ -1,12 +1,11 @@
-"""GetItem: items by id, in the shape asked for."""
+"""GetItem: items (and occurrences of recurring calendar items) by id, in the shape asked for."""
 
 from lxml import etree
 
-from ..errors import EWSError
 from ..items import mime_of, render
 from ..paths import Shape
 from ..service import Operation, require
-from ..xml import local, m, sub
+from ..xml import m, sub
 
 
 class GetItem(Operation):
@@ -18,8 +17,6 @@ class GetItem(Operation):
         root, messages = self.response()
 
         def one(id_el: etree._Element, msg: etree._Element) -> None:
-            if local(id_el.tag) != "ItemId":
-                raise EWSError("ErrorInvalidOperation", f"{local(id_el.tag)} is not supported here yet.")
             mailbox, item = self.item_from(id_el, with_extended=bool(shape.extended))
             mime = mime_of(self.ctx, mailbox, item) if want_mime else None
             render(sub(msg, m("Items")), mailbox, item, shape, self.ctx, mime=mime)

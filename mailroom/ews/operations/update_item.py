@@ -7,6 +7,7 @@ import base64
 import binascii
 import copy
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from lxml import etree
@@ -14,9 +15,10 @@ from lxml import etree
 from mailroom.content import body as bodies
 from mailroom.content import mime
 from mailroom.content.properties import derive_properties
-from mailroom.store.model import Body, ExtendedValue, Item, ItemChanges
+from mailroom.store.model import Body, ExtendedValue, Item, ItemChanges, Mailbox, NewItem
 
-from .. import mapi
+from .. import calendar, mapi, recurrence, tasks
+from ..dates import parse_utc
 from ..errors import EWSError
 from ..extended import PROPERTY_SETS, ExtendedField, parse_property
 from ..items import READ_ONLY, convert, element_for_class, parse_body, render
@@ -37,6 +39,7 @@ _MIME_NEUTRAL = frozenset({"IsRead", "Categories", "Flag", "ReminderIsSet", "Rem
                            "ReminderMinutesBeforeStart", "ReminderNextTime"})
 _MESSAGES = frozenset({"Message", "MeetingMessage", "MeetingRequest", "MeetingResponse", "MeetingCancellation",
                        "SharingMessage"})
+_ID_ELEMENTS = frozenset({"ItemId", "OccurrenceItemId", "RecurringMasterItemId"})
 _INTERNET_HEADERS = f"set:{PROPERTY_SETS['InternetHeaders']}:"
 
 
@@ -98,9 +101,9 @@ class UpdateItem(Operation):
         return root
 
     def _change(self, change_el: etree._Element, msg: etree._Element) -> None:
-        id_el = change_el.find(t("ItemId"))
+        id_el = next((c for c in change_el if local(c.tag) in _ID_ELEMENTS), None)
         if id_el is None:
-            raise EWSError("ErrorInvalidOperation", "Only ItemId is supported here; occurrences are not.")
+            raise EWSError("ErrorInvalidOperation", "The change names no item.")
         mailbox, item = self.item_from(id_el)
         expected = self._expected(id_el.get("ChangeKey"))
         kind = element_for_class(item.item_class, self.ctx)
@@ -117,13 +120,68 @@ class UpdateItem(Operation):
             self._apply(edit, update)
         _derive(edit)
         edit.changes.keep_mime = _keeps_mime(edit.changes)
-        updated = self.ctx.store.items.update(mailbox, item.id, edit.changes, expected_change=expected)
+        if kind == "CalendarItem" and calendar.is_occurrence(item):
+            updated = self._update_occurrence(mailbox, item, edit.changes, expected)
+        else:
+            if kind == "CalendarItem":
+                self._complete_calendar_item(mailbox, edit)
+            elif kind == "Task":
+                self._complete_task(mailbox, edit)
+            updated = self.ctx.store.items.update(mailbox, item.id, edit.changes, expected_change=expected)
         items = sub(msg, m("Items"))
         if sending:
             send_existing(self.ctx, mailbox, updated, saved)  # a sent message is not returned, as on Exchange
         else:
             render(items, mailbox, updated, Shape(base="IdOnly"), self.ctx)
         sub(sub(msg, m("ConflictResults")), t("Count"), "0")
+
+    def _update_occurrence(self, mailbox: Mailbox, occurrence: Item, changes: ItemChanges,
+                           expected: int | None) -> Item:
+        """An occurrence changed becomes an exception, kept on its recurring master."""
+        store = self.ctx.store
+        master = store.items.get(mailbox, occurrence.id)
+        saved = store.items.update(mailbox, master.id, calendar.exception_changes(master, occurrence, changes),
+                                   expected_change=expected)
+        return calendar.occurrence(saved, occurrence.props["_Instance"])
+
+    def _complete_calendar_item(self, mailbox: Mailbox, edit: _Edit) -> None:
+        """Recompute what the server keeps in step on a calendar item (zones, span, first occurrence);
+        a redefined series loses its exceptions and deleted occurrences, as on Exchange."""
+        before = edit.item.props
+        props = {k: v for k, v in before.items() if k not in edit.changes.delete_props}
+        props.update(edit.changes.set_props)
+        calendar.normalise(props, self.ctx, mailbox, creating=False)
+        if calendar.series_changes(before, props):
+            props.pop("_Exceptions", None)
+            props.pop("_Deleted", None)
+        edit.changes.set_props = {k: v for k, v in props.items() if before.get(k) != v}
+        edit.changes.delete_props = [k for k in before if k not in props]
+
+    def _complete_task(self, mailbox: Mailbox, edit: _Edit) -> None:
+        """Status and percent kept in step; completing a recurring task keeps a completed copy of
+        this occurrence and moves the task on to its next one, as Exchange does."""
+        before = edit.item.props
+        props = {k: v for k, v in before.items() if k not in edit.changes.delete_props}
+        props.update(edit.changes.set_props)
+        tasks.normalise(props, before, self.ctx.tz)
+        if props["Status"] == "Completed" != before.get("Status") and props.get("Recurrence"):
+            following = self._next_task(props)
+            if following is not None:
+                done = {k: v for k, v in props.items() if k != "Recurrence"}
+                done["IsRecurring"] = False
+                self.ctx.store.items.create(mailbox, edit.item.folder_id, NewItem(props=done, body=edit.body()))
+                props = tasks.shift(props, following)
+        edit.changes.set_props = {k: v for k, v in props.items() if before.get(k) != v}
+        edit.changes.delete_props = [k for k in before if k not in props]
+
+    def _next_task(self, props: dict[str, Any]) -> datetime | None:
+        anchor = props.get("StartDate") or props.get("DueDate")
+        if anchor is None:
+            return None
+        found = recurrence.parse(props["Recurrence"], task=True)
+        current = parse_utc(anchor)
+        zone = tasks.day_zone(current, (self.ctx.tz, UTC))
+        return recurrence.next_after(found, current, datetime.now(self.ctx.tz).date(), zone)
 
     def _expected(self, change_key: str | None) -> int | None:
         """The change number the update must find, or None when it may overwrite whatever is there."""
