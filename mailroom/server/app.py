@@ -23,7 +23,7 @@ from mailroom.ews.errors import SOAPFault
 from mailroom.ews.streaming import Stream
 from mailroom.store import Store
 from mailroom.transport import metrics as transport_metrics
-from mailroom.transport import smtp_receive
+from mailroom.transport import pickup, smtp_receive
 from mailroom.transport.backpressure import BackPressure, Thresholds, standard_resources
 from mailroom.transport.envelope import Submission, SubmissionRefused
 from mailroom.transport.local import deliver_local, report_undeliverable
@@ -265,6 +265,14 @@ async def _start_transport(config: Config, server: EWSServer, stack: AsyncExitSt
                                         max_message_bytes=config["transport.max_message_bytes"])
         stack.callback(smtp.close)
         shown.append(("SMTP", f"smtp://{_host(listen[0])}:{smtp.sockets[0].getsockname()[1]}", f" ({role})"))
+    if config["transport.pickup_dir"]:
+        directory = pickup.PickupDirectory(
+            data_dir / config["transport.pickup_dir"], submitter, tracking=tracking, metrics=metrics,
+            backpressure=pressure, hostname=hostname, interval=config["transport.pickup_interval_seconds"],
+            max_per_minute=config["transport.pickup_max_messages_per_minute"],
+            max_header_bytes=config["transport.pickup_max_header_bytes"],
+            max_recipients=config["transport.pickup_max_recipients"])
+        _background(stack, directory.run())
     metrics_listen = split_listen(config["metrics.listen"], "metrics.listen")
     if metrics_listen:
         runner = web.AppRunner(transport_metrics.application(metrics), access_log=None, handle_signals=False)

@@ -51,6 +51,9 @@ class TransportMetrics:
         self.smtp_sessions_active = Gauge(
             "mailroom_smtp_sessions_active", "SMTP connections open now, per listener.", ["listener"],
             registry=self.registry)
+        self.pickup_polls = Counter(
+            "mailroom_pickup_polls", "Polls of the pickup directory (scanned, or skipped under back pressure).",
+            ["outcome"], registry=self.registry)
         self.deliveries = Counter(
             "mailroom_deliveries", "Delivery outcomes per recipient (destination local|remote; outcome "
                                    "delivered|deferred|failed).", ["destination", "outcome"], registry=self.registry)
