@@ -97,6 +97,8 @@ class RunningServer:
         self.config = configuration.load(None, {"data_dir": str(data_dir), "database_url": store_url,
                                                  "ews.http_listen": "127.0.0.1:0", "ews.https_listen": "127.0.0.1:0",
                                                  "ews.workers": 4, "transport.inbound_listen": "127.0.0.1:0",
+                                                 "transport.submission_listen": "127.0.0.1:0",
+                                                 "metrics.listen": "127.0.0.1:0",
                                                  **settings})
         self.urls: list[str] = []
         self.bad_responses: list[str] = []
@@ -135,6 +137,15 @@ class RunningServer:
     def smtp_url(self) -> str:
         """``smtp://HOST:PORT`` of the inbound SMTP listener."""
         return next(url for url in self.urls if url.startswith("smtp://"))
+
+    @property
+    def submission_url(self) -> str:
+        """``smtp://HOST:PORT`` of the submission listener (listed after the inbound one)."""
+        return [url for url in self.urls if url.startswith("smtp://")][-1]
+
+    @property
+    def metrics_url(self) -> str:
+        return next(url for url in self.urls if url.endswith("/metrics"))
 
     def stop(self) -> None:
         if self._loop and self._stop:

@@ -149,7 +149,7 @@ def _read_urls(process: subprocess.Popen[str], count: int, timeout: float = 30) 
     def read() -> None:
         for line in process.stdout:  # type: ignore[union-attr]
             lines.append(line)
-            if line.split()[:1] in (["EWS"], ["SMTP"]):
+            if line.split()[:1] in (["EWS"], ["SMTP"], ["metrics"]):
                 urls.append(line.split()[1])
                 if len(urls) == count:
                     break
@@ -165,10 +165,13 @@ def _read_urls(process: subprocess.Popen[str], count: int, timeout: float = 30) 
 def test_serve_prints_its_urls_when_ready_and_stops_cleanly(tmp_path, stop):
     data = tmp_path / "data"
     command = [sys.executable, "-m", "mailroom", "serve", "--data", str(data), "--http", "127.0.0.1:0",
-               "--https", "127.0.0.1:0", "--smtp", "127.0.0.1:0"]
+               "--https", "127.0.0.1:0", "--smtp", "127.0.0.1:0", "--submission", "127.0.0.1:0", "--metrics",
+               "127.0.0.1:0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     try:
-        http_url, https_url, smtp_url = _read_urls(process, 3)
+        http_url, https_url, smtp_url, submission_url, metrics_url = _read_urls(process, 5)
+        assert submission_url.startswith("smtp://127.0.0.1:") and submission_url != smtp_url
+        assert metrics_url.startswith("http://127.0.0.1:") and metrics_url.endswith("/metrics")
         assert smtp_url.startswith("smtp://127.0.0.1:") and not smtp_url.endswith(":0")
         host, port = smtp_url.removeprefix("smtp://").split(":")
         with smtplib.SMTP(host, int(port), timeout=30) as smtp:
@@ -192,13 +195,14 @@ def test_serve_prints_its_urls_when_ready_and_stops_cleanly(tmp_path, stop):
 def test_serve_with_http_only_and_a_busy_port(tmp_path):
     data = tmp_path / "data"
     command = [sys.executable, "-m", "mailroom", "serve", "--data", str(data), "--http", "127.0.0.1:0",
-               "--https", "", "--smtp", ""]
+               "--https", "", "--smtp", "", "--submission", "", "--metrics", ""]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     try:
         (url,) = _read_urls(first, 1)
         assert not (data / "tls").exists()  # no HTTPS listener, no certificate
         busy = url.split("/")[2]
-        second = mailroom("serve", "--data", str(tmp_path / "other"), "--http", busy, "--https", "", "--smtp", "")
+        second = mailroom("serve", "--data", str(tmp_path / "other"), "--http", busy, "--https", "", "--smtp", "",
+                          "--submission", "", "--metrics", "")
         fails(second, "error:")
         assert post(url, envelope("<m:GetFolder/>"), None, None).status_code == 401  # the first one still serves
     finally:

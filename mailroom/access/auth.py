@@ -6,6 +6,7 @@ import base64
 import binascii
 
 from mailroom.store import Store
+from mailroom.store.model import Mailbox
 
 from .identity import Identity
 from .passwords import CredentialCache, verify_password
@@ -34,14 +35,19 @@ class Authenticator:
         creds = parse_basic(header)
         if creds is None:
             return None
-        username, password = creds
+        mailbox = self.verify(*creds)
+        return Identity.owner(mailbox) if mailbox is not None else None
+
+    def verify(self, username: str, password: str) -> Mailbox | None:
+        """The mailbox these credentials log in to, or None (EWS Basic and SMTP AUTH alike).
+        Blocking (argon2): call from a worker."""
         cached = self.cache.get(username, password)
         if cached is not None:
-            return Identity.owner(cached)
+            return cached
         # Accept the address, or DOMAIN\user as Windows clients send it (user@... or user part).
         login = username.split("\\", 1)[1] if "\\" in username else username
         mailbox, password_hash = self.store.directory.password_hash(login) or (None, None)
         if not verify_password(password_hash, password) or mailbox is None:  # verify first: equal timing
             return None
         self.cache.put(username, password, mailbox)
-        return Identity.owner(mailbox)
+        return mailbox

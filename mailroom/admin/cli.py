@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -18,6 +20,7 @@ from mailroom.access.passwords import hash_password
 from mailroom.server import config as configuration
 from mailroom.store import Store
 from mailroom.store.errors import StoreError
+from mailroom.transport.tracking import MessageTrackingLog, TrackingQuery
 
 app = typer.Typer(help="mailroom: a self-hosted messaging server that speaks Exchange Web Services.",
                   no_args_is_help=True, add_completion=False)
@@ -30,6 +33,8 @@ app.add_typer(domain_app, name="domain")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(db_app, name="db")
 app.add_typer(impersonation_app, name="impersonation")
+tracking_app = typer.Typer(help="The message tracking log (Get-MessageTrackingLog).", no_args_is_help=True)
+app.add_typer(tracking_app, name="tracking")
 console = Console()
 errors = Console(stderr=True)
 
@@ -70,11 +75,17 @@ def serve(
     http: Annotated[str | None, typer.Option("--http", help="HOST:PORT for EWS over HTTP ('' disables).")] = None,
     https: Annotated[str | None, typer.Option("--https", help="HOST:PORT for EWS over HTTPS ('' disables).")] = None,
     smtp: Annotated[str | None, typer.Option("--smtp", help="HOST:PORT for inbound SMTP ('' disables).")] = None,
+    submission: Annotated[str | None, typer.Option("--submission",
+                                                   help="HOST:PORT for SMTP submission ('' disables).")] = None,
+    metrics: Annotated[str | None, typer.Option("--metrics", help="HOST:PORT for Prometheus metrics ('' disables).")
+                       ] = None,
     workers: Annotated[int | None, typer.Option(help="EWS worker threads.")] = None,
 ) -> None:
     """Run the server (SQLite under the data folder, loopback listeners, no configuration needed)."""
     cfg = _config(data, config, database_url=database, **{"ews.http_listen": http, "ews.https_listen": https,
                                                            "transport.inbound_listen": smtp,
+                                                           "transport.submission_listen": submission,
+                                                           "metrics.listen": metrics,
                                                            "ews.workers": workers})
     logging.basicConfig(level=cfg["log_level"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from mailroom.server.app import serve as run
@@ -243,6 +254,82 @@ def db_upgrade(data: DataOpt = None, config: ConfigOpt = None, database: Databas
     with store.engine.connect() as conn:
         revision = MigrationContext.configure(conn).get_current_revision()
     console.print(f"{store.backend} store is at schema revision {revision} (the newest)")
+
+
+WhenOpt = Annotated[datetime | None, typer.Option(help="ISO 8601 date-time (UTC unless it has an offset).",
+                                                  formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z",
+                                                           "%Y-%m-%d %H:%M:%S"])]
+EventOpt = Annotated[str | None, typer.Option("--event-id", help="RECEIVE, DELIVER, SEND, FAIL, ...")]
+
+
+def _tracking_log(data: Path | None, config_file: Path | None) -> MessageTrackingLog:
+    return MessageTrackingLog(_config(data, config_file).data_dir / "logs" / "MessageTracking")
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
+
+
+def _result_size(value: str) -> int | None:
+    if value.lower() == "unlimited":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        _fail(f"--result-size must be a positive number or 'unlimited', not {value!r}")
+    return int(value)
+
+
+@tracking_app.command("search")
+def tracking_search(
+    start: WhenOpt = None,
+    end: WhenOpt = None,
+    sender: Annotated[str | None, typer.Option(help="Sender address.")] = None,
+    recipients: Annotated[str | None, typer.Option(help="Recipient addresses, comma-separated (any of them).")] = None,
+    event_id: EventOpt = None,
+    message_id: Annotated[str | None, typer.Option("--message-id", help="Message-ID, with its <>.")] = None,
+    subject: Annotated[str | None, typer.Option(help="Part of the subject.")] = None,
+    source: Annotated[str | None, typer.Option(help="SMTP, PICKUP, STOREDRIVER, ...")] = None,
+    result_size: Annotated[str, typer.Option("--result-size", help="Most records shown, or 'unlimited'.")] = "1000",
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Search the message tracking log, as Get-MessageTrackingLog does (end is exclusive)."""
+    query = TrackingQuery(start=_utc(start), end=_utc(end), sender=sender, event_id=event_id, message_id=message_id,
+                          recipients=tuple(r.strip() for r in (recipients or "").split(",") if r.strip()),
+                          subject=subject, source=source, result_size=_result_size(result_size))
+    table = Table("Timestamp", "EventId", "Source", "Sender", "Recipients", "MessageSubject", "MessageId",
+                  "InternalMessageId", "TotalBytes", "ConnectorId")
+    for event in _tracking_log(data, config).search(query):
+        table.add_row(event.date_time.isoformat(timespec="seconds"), event.event_id, event.source,
+                      event.sender_address, ", ".join(event.recipient_address), event.message_subject,
+                      event.message_id, event.internal_message_id,
+                      "" if event.total_bytes is None else str(event.total_bytes), event.connector_id)
+    console.print(table)
+
+
+@tracking_app.command("counts")
+def tracking_counts(
+    start: WhenOpt = None,
+    end: WhenOpt = None,
+    event_id: EventOpt = None,
+    by: Annotated[str, typer.Option(help="Count per sender, recipient or event.")] = "sender",
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Count tracking records in a time range, e.g. messages received per sender:
+    ``tracking counts --start 2026-11-01 --end 2026-12-01 --event-id RECEIVE --by sender``."""
+    if by not in ("sender", "recipient", "event"):
+        _fail(f"--by must be sender, recipient or event, not {by!r}")
+    query = TrackingQuery(start=_utc(start), end=_utc(end), event_id=event_id, result_size=None)
+    counts: Counter[str] = Counter()
+    for event in _tracking_log(data, config).search(query):
+        if by == "recipient":
+            counts.update(event.recipient_address)
+        else:
+            counts[event.sender_address if by == "sender" else event.event_id] += 1
+    table = Table(by.capitalize(), "Count")
+    for key, count in counts.most_common():
+        table.add_row(key or "<>", str(count))
+    console.print(table)
 
 
 def main() -> None:

@@ -6,9 +6,10 @@ import asyncio
 import logging
 import signal
 import socket
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import aclosing
+import uuid
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import AsyncExitStack, aclosing, suppress
 from importlib import resources
 from pathlib import Path
 
@@ -21,9 +22,15 @@ from mailroom.ews import endpoint
 from mailroom.ews.errors import SOAPFault
 from mailroom.ews.streaming import Stream
 from mailroom.store import Store
-from mailroom.transport import smtp_inbound
+from mailroom.transport import metrics as transport_metrics
+from mailroom.transport import pickup, smtp_receive
+from mailroom.transport.backpressure import BackPressure, Thresholds, standard_resources
+from mailroom.transport.envelope import Submission, SubmissionRefused
+from mailroom.transport.local import deliver_local, report_undeliverable
+from mailroom.transport.metrics import TransportMetrics
+from mailroom.transport.tracking import MessageTrackingLog
 
-from .config import Config, split_listen
+from .config import Config, ConfigError, split_listen
 from .tls import ensure_self_signed, server_context
 
 log = logging.getLogger(__name__)
@@ -175,38 +182,133 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
         site = web.TCPSite(runner, https[0], https[1], ssl_context=server_context(cert, key), reuse_address=True)
         await site.start()
         urls.append(f"https://{_host(https[0])}:{_bound_port(site)}/EWS/Exchange.asmx")
-    smtp, smtp_urls = await _start_smtp(config, server)
+    edge = AsyncExitStack()
+    shown = await _start_transport(config, server, edge)
     print(f"mailroom ready ({store.backend} store, data in {data_dir.resolve()})", flush=True)
     for url in urls:
         print(f"  EWS  {url}", flush=True)
-    for url in smtp_urls:
-        print(f"  SMTP {url} (inbound)", flush=True)
+    for label, url, role in shown:
+        print(f"  {label} {url}{role}", flush=True)
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     if ready is not None:
-        ready(urls + smtp_urls)
+        ready(urls + [url for _, url, _ in shown])
     try:
         await stop.wait()
     finally:
-        if smtp is not None:
-            smtp.close()
+        await edge.aclose()
         await runner.cleanup()
         server.close()
 
 
-async def _start_smtp(config: Config, server: EWSServer) -> tuple[asyncio.Server | None, list[str]]:
-    """The inbound SMTP listener on this event loop (its store calls use the EWS worker pool)."""
-    inbound = split_listen(config["transport.inbound_listen"], "transport.inbound_listen")
-    if not inbound:
-        return None, []
-    smtp = await smtp_inbound.start(server.store, server.pool, inbound[0], inbound[1],
-                                    max_recipients=config["transport.max_recipients"],
-                                    max_message_bytes=config["transport.max_message_bytes"],
-                                    hostname=socket.getfqdn())
-    return smtp, [f"smtp://{_host(inbound[0])}:{smtp.sockets[0].getsockname()[1]}"]
+class LocalSubmitter:
+    """A Submitter that delivers straight into the local mailboxes (no queue, no remote routing)."""
+
+    def __init__(self, store: Store, executor: Executor) -> None:
+        self.store = store
+        self.executor = executor
+        self._in_flight = 0
+
+    def submission_queue_length(self) -> int:
+        return self._in_flight
+
+    def pending_commits(self) -> int:
+        return self._in_flight
+
+    async def submit(self, submission: Submission) -> str:
+        self._in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, self._deliver, submission)
+        finally:
+            self._in_flight -= 1
+
+    def _deliver(self, submission: Submission) -> str:
+        result = deliver_local(self.store, submission.raw, [r.address for r in submission.recipients])
+        if not (result.delivered or result.duplicates) and submission.submitter is None and submission.source == "SMTP":
+            raise SubmissionRefused("550 5.1.1 User unknown")  # inbound: its recipients went away since RCPT
+        if result.not_local and submission.mail_from:
+            report_undeliverable(self.store, submission.mail_from, submission.raw, result.not_local,
+                                 "no remote delivery on this server")
+        return uuid.uuid4().hex
+
+
+async def _start_transport(config: Config, server: EWSServer, stack: AsyncExitStack) -> list[tuple[str, str, str]]:
+    """The transport's edge on this event loop (store calls in the EWS worker pool): the message
+    tracking log, back pressure, metrics, the SMTP listeners and the pickup directory. Returns
+    what to print: (label, url, role)."""
+    data_dir = config.data_dir
+    tracking = MessageTrackingLog(data_dir / "logs" / "MessageTracking")
+    stack.callback(tracking.close)
+    metrics = TransportMetrics()
+    submitter = LocalSubmitter(server.store, server.pool)  # the lead replaces this with the queue's TransportService
+    pressure = BackPressure(standard_resources(data_dir, _thresholds(config), submitter.submission_queue_length,
+                                               submitter.pending_commits),
+                            metrics, config["backpressure.interval_seconds"])
+    if config["backpressure.enabled"]:
+        pressure.meter()  # before the listeners open, so they start at the right level
+        _background(stack, pressure.run())
+    shown: list[tuple[str, str, str]] = []
+    hostname = socket.getfqdn()
+    for role, key in (("inbound", "transport.inbound_listen"), ("submission", "transport.submission_listen")):
+        listen = split_listen(config[key], key)
+        if not listen:
+            continue
+        listener = smtp_receive.Listener(role, role == "submission", config["transport.max_recipients"], hostname)
+        handler = smtp_receive.ReceiveHandler(listener, store=server.store, executor=server.pool, submitter=submitter,
+                                              auth=server.auth, backpressure=pressure, tracking=tracking,
+                                              metrics=metrics)
+        tls = server_context(*_certificate(config, data_dir, listen[0]))
+        smtp = await smtp_receive.start(handler, listen[0], listen[1], tls=tls,
+                                        max_message_bytes=config["transport.max_message_bytes"])
+        stack.callback(smtp.close)
+        shown.append(("SMTP", f"smtp://{_host(listen[0])}:{smtp.sockets[0].getsockname()[1]}", f" ({role})"))
+    if config["transport.pickup_dir"]:
+        directory = pickup.PickupDirectory(
+            data_dir / config["transport.pickup_dir"], submitter, tracking=tracking, metrics=metrics,
+            backpressure=pressure, hostname=hostname, interval=config["transport.pickup_interval_seconds"],
+            max_per_minute=config["transport.pickup_max_messages_per_minute"],
+            max_header_bytes=config["transport.pickup_max_header_bytes"],
+            max_recipients=config["transport.pickup_max_recipients"])
+        _background(stack, directory.run())
+    metrics_listen = split_listen(config["metrics.listen"], "metrics.listen")
+    if metrics_listen:
+        runner = web.AppRunner(transport_metrics.application(metrics), access_log=None, handle_signals=False)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, metrics_listen[0], metrics_listen[1], reuse_address=True)
+        await site.start()
+        shown.append(("metrics", f"http://{_host(metrics_listen[0])}:{_bound_port(site)}/metrics", ""))
+    return shown
+
+
+def _thresholds(config: Config) -> dict[str, Thresholds]:
+    """The back-pressure thresholds from the ``backpressure.*`` options (four numbers each)."""
+    found = {}
+    for name in ("database_used_space", "private_bytes", "system_memory", "submission_queue_length",
+                 "version_buckets"):
+        key = f"backpressure.{name}"
+        values = config[key]
+        try:
+            found[name] = Thresholds(*(float(v) for v in values))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{config.source(key)}: {key}: expected [LowToMedium, MediumToHigh, HighToMedium, "
+                              f"MediumToLow], got {values!r} ({exc})") from exc
+    return found
+
+
+def _background(stack: AsyncExitStack, work: Coroutine[object, object, None]) -> None:
+    """Run ``work`` as a task until the stack closes."""
+    task = asyncio.get_running_loop().create_task(work)
+
+    async def cancel() -> None:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(cancel)
 
 
 def _challenge() -> web.Response:

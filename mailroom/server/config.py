@@ -35,6 +35,30 @@ OPTIONS: tuple[Option, ...] = (
     Option("transport.max_recipients", 200, "Most recipients accepted per SMTP message; more get 452 4.5.3."),
     Option("transport.max_message_bytes", 36 * 1024 * 1024, "Largest SMTP message accepted (bytes); larger ones "
                                                             "get 552 5.3.4."),
+    Option("transport.submission_listen", "127.0.0.1:5870", "HOST:PORT for SMTP submission (the port-587 role: "
+                                                           "STARTTLS, then AUTH PLAIN/LOGIN, then any recipient); "
+                                                           "empty disables it."),
+    Option("transport.pickup_dir", "Pickup", "Pickup directory: .eml files dropped here are submitted (relative to the "
+                                             "data folder); empty disables it."),
+    Option("transport.pickup_interval_seconds", 5, "How often the pickup directory is polled."),
+    Option("transport.pickup_max_messages_per_minute", 100, "Most pickup files submitted per minute."),
+    Option("transport.pickup_max_header_bytes", 64 * 1024, "Largest header block of a pickup file (bytes)."),
+    Option("transport.pickup_max_recipients", 100, "Most To/Cc/Bcc recipients of a pickup file."),
+    Option("backpressure.enabled", True, "Meter resources and refuse new mail under pressure (Exchange's back "
+                                         "pressure)."),
+    Option("backpressure.interval_seconds", 2, "How often the back-pressure resources are metered."),
+    Option("backpressure.database_used_space", [96, 99, 97, 94], "Percent used of the disk holding the data folder: "
+                                                                 "[LowToMedium, MediumToHigh, HighToMedium, "
+                                                                 "MediumToLow]."),
+    Option("backpressure.private_bytes", [72, 75, 73, 71], "Memory of the server process, percent of RAM "
+                                                           "(the same four thresholds)."),
+    Option("backpressure.system_memory", [88, 94, 89, 84], "Memory in use on the machine, percent "
+                                                           "(the same four thresholds)."),
+    Option("backpressure.submission_queue_length", [9999, 15000, 10000, 2000], "Messages in the submission queue "
+                                                                               "(the same four thresholds)."),
+    Option("backpressure.version_buckets", [999, 1500, 1000, 800], "Uncommitted queue work (the same four "
+                                                                   "thresholds)."),
+    Option("metrics.listen", "127.0.0.1:9464", "HOST:PORT for the Prometheus /metrics endpoint; empty disables it."),
     Option("autodiscover.enabled", True, "Answer POX and SOAP Autodiscover under /autodiscover/."),
     Option("tls.cert_file", "", "PEM certificate for HTTPS; empty means a self-signed one in the data folder."),
     Option("tls.key_file", "", "PEM private key for HTTPS."),

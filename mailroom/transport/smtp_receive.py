@@ -1,0 +1,373 @@
+"""SMTP receive: the inbound listener (the port-25 role) and the submission listener (the port-587
+role), one aiosmtpd protocol and handler with a switch between them.
+
+- inbound: mail for accepted domains only, from anyone, no AUTH; relaying is refused (550 5.7.1)
+  and an unknown local recipient is refused at RCPT (550 5.1.1).
+- submission: STARTTLS, then AUTH PLAIN/LOGIN (the same argon2 check and credential cache as
+  EWS) before MAIL; then any recipient, but only as oneself: the envelope sender and the From /
+  Sender addresses must be the user's address or one of its aliases (Exchange's SendAsDenied).
+
+Both hand each message to a ``Submitter`` and answer 250 only once ``submit()`` returned, i.e.
+the message is durable (ARCHITECTURE rule 2), and record a RECEIVE event in the message tracking
+log. Back pressure is asked at MAIL FROM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import email.policy
+import email.utils
+import logging
+import re
+import ssl
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from email.message import Message
+from email.parser import BytesHeaderParser
+from typing import Any, AnyStr
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from mailroom.access.auth import Authenticator
+from mailroom.store import Store
+from mailroom.store.model import Mailbox
+
+from .backpressure import BackPressure
+from .envelope import Recipient, Submission, SubmissionRefused, Submitter
+from .metrics import TransportMetrics
+from .tracking import MessageTrackingLog, TrackingEvent
+
+log = logging.getLogger(__name__)
+
+_ENHANCED = re.compile(rb"^[245]\.\d{1,3}\.\d{1,3}( |$)")
+# RFC 3463 codes for aiosmtpd's own replies, which carry none.
+_DEFAULT_ENHANCED = {500: b"5.5.2", 501: b"5.5.4", 502: b"5.5.1", 503: b"5.5.1", 504: b"5.5.4", 552: b"5.3.4",
+                     555: b"5.5.4"}
+# Exchange's SmtpResponse.SendAsDenied (on-premises); Exchange Online says 550 5.7.60 with the same text.
+SEND_AS_DENIED = "550 5.7.1 Client does not have permissions to send as this sender"
+_XTEXT = re.compile(r"^(?:[!-*,-<>-~]|\+[0-9A-F]{2})*$")  # RFC 3461 section 4
+_NOTIFY = {"SUCCESS", "FAILURE", "DELAY"}
+
+
+@dataclass(frozen=True)
+class Listener:
+    """What distinguishes one listener: its name (the tracking log's connector-id) and role."""
+
+    name: str
+    submission: bool
+    max_recipients: int
+    hostname: str
+
+
+class ReceiveEnvelope(Envelope):
+    """aiosmtpd's envelope plus the RFC 3461 (DSN) parameters, kept as the client gave them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ret: str | None = None
+        self.envid: str | None = None
+        self.recipients: list[Recipient] = []
+
+
+class _DsnError(ValueError):
+    pass
+
+
+def _dsn_params(arg: str, keyword: str, names: set[str]) -> tuple[str, dict[str, str]]:
+    """Take the DSN parameters ``names`` out of a MAIL/RCPT argument (aiosmtpd does not know them
+    and upper-cases what it parses); returns the rest of the argument and the values found."""
+    if arg[:len(keyword)].upper() != keyword:
+        return arg, {}
+    words = arg[len(keyword):].split(" ")
+    address = words[0] if words else ""
+    kept, found = [], {}
+    for word in words[1:]:
+        name, _, value = word.partition("=")
+        if name.upper() in names:
+            if name.upper() in found or not value:
+                raise _DsnError(f"501 5.5.4 Invalid {name.upper()} parameter")
+            found[name.upper()] = value
+        elif word:
+            kept.append(word)
+    return " ".join([keyword + address, *kept]), found
+
+
+class ReceiveSMTP(SMTP):
+    """aiosmtpd's protocol with ENHANCEDSTATUSCODES on every 2xx/4xx/5xx reply but the greeting
+    and the EHLO answer (RFC 2034), the DSN parameters (RFC 3461), and AUTH verified off the
+    event loop."""
+
+    def __init__(self, handler: ReceiveHandler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.handler = handler
+        self._open = False
+        # aiosmtpd keeps these limits in one class-wide dict and grows it at every EHLO; keep our own.
+        self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+
+    def _create_envelope(self) -> ReceiveEnvelope:
+        return ReceiveEnvelope()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if not self._open:  # not again after STARTTLS
+            self._open = True
+            self.handler.session_opened()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        if self._open:
+            self._open = False
+            self.handler.session_closed()
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        await super().smtp_EHLO(hostname)
+        # SIZE, SMTPUTF8 and the DSN parameters (RFC 3461 section 4: ENVID and RET up to 120, ORCPT 500)
+        self.command_size_limits["MAIL"] = SMTP.command_size_limit + 26 + 10 + 120
+        self.command_size_limits["RCPT"] = SMTP.command_size_limit + 520
+
+    async def push(self, status: AnyStr) -> None:
+        line = status.encode("utf-8") if isinstance(status, str) else status
+        await super().push(self._enhanced(line))
+
+    def _enhanced(self, line: bytes) -> bytes:
+        code, text = line[:3], line[4:]
+        if (len(line) < 4 or line[3:4] != b" " or not code.isdigit() or code[:1] not in b"245" or code == b"220"
+                or _ENHANCED.match(text) or line in (b"250 HELP", f"250 {self.hostname}".encode())):
+            return line
+        enhanced = _DEFAULT_ENHANCED.get(int(code), code[:1] + b".0.0")
+        return b"%s %s %s" % (code, enhanced, text)
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        try:
+            rest, found = _dsn_params(arg or "", "FROM:", {"RET", "ENVID"})
+            ret = found.get("RET", "").upper() or None
+            if ret not in (None, "FULL", "HDRS"):
+                raise _DsnError("501 5.5.4 Invalid RET parameter")
+            envid = found.get("ENVID")
+            if envid is not None and (len(envid) > 100 or not _XTEXT.match(envid)):
+                raise _DsnError("501 5.5.4 Invalid ENVID parameter")
+        except _DsnError as bad:
+            await self.push(str(bad))
+            return
+        await super().smtp_MAIL(rest if arg is not None else None)
+        envelope = self.envelope
+        if isinstance(envelope, ReceiveEnvelope) and envelope.mail_from:
+            envelope.ret, envelope.envid = ret, envid
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        try:
+            rest, found = _dsn_params(arg or "", "TO:", {"NOTIFY", "ORCPT"})
+            notify = tuple(found["NOTIFY"].upper().split(",")) if "NOTIFY" in found else ()
+            if notify and not (notify == ("NEVER",) or set(notify) <= _NOTIFY):
+                raise _DsnError("501 5.5.4 Invalid NOTIFY parameter")
+            orcpt = found.get("ORCPT")
+            if orcpt is not None and (";" not in orcpt or not _XTEXT.match(orcpt.partition(";")[2])):
+                raise _DsnError("501 5.5.4 Invalid ORCPT parameter")
+        except _DsnError as bad:
+            await self.push(str(bad))
+            return
+        envelope = self.envelope
+        count = len(envelope.rcpt_tos) if envelope else 0
+        await super().smtp_RCPT(rest if arg is not None else None)
+        if isinstance(envelope, ReceiveEnvelope) and len(envelope.rcpt_tos) > count:
+            envelope.recipients.append(Recipient(envelope.rcpt_tos[-1], notify, orcpt))
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        if not self.handler.listener.submission:  # the inbound role offers no mechanism (as Exchange's)
+            await self.push("504 5.7.4 Unrecognized authentication type")
+            return
+        await super().smtp_AUTH(arg)
+
+    def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
+        """aiosmtpd calls this synchronously once it has decoded the credentials; hand them back,
+        so ``_verified`` can check them off the event loop (argon2 takes a while)."""
+        return AuthResult(success=True, auth_data=auth_data)
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._verified(await super().auth_PLAIN(_, args))
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._verified(await super().auth_LOGIN(_, args))
+
+    async def _verified(self, decoded: AuthResult) -> AuthResult:
+        if not decoded.success or not isinstance(decoded.auth_data, LoginPassword):
+            return decoded
+        login, password = decoded.auth_data
+        mailbox = await self.handler.verify(login.decode("utf-8", "replace"), password.decode("utf-8", "replace"))
+        if mailbox is None:
+            return AuthResult(success=False, handled=False)  # 535 5.7.8 Authentication credentials invalid
+        return AuthResult(success=True, auth_data=mailbox)
+
+
+class ReceiveHandler:
+    """aiosmtpd handler hooks shared by both listeners. Store calls run in ``executor``."""
+
+    def __init__(self, listener: Listener, *, store: Store, executor: Executor, submitter: Submitter,
+                 auth: Authenticator, backpressure: BackPressure, tracking: MessageTrackingLog,
+                 metrics: TransportMetrics) -> None:
+        self.listener = listener
+        self.store = store
+        self.executor = executor
+        self.submitter = submitter
+        self.auth = auth
+        self.backpressure = backpressure
+        self.tracking = tracking
+        self.metrics = metrics
+
+    def session_opened(self) -> None:
+        self.metrics.smtp_sessions.labels(self.listener.name).inc()
+        self.metrics.smtp_sessions_active.labels(self.listener.name).inc()
+
+    def session_closed(self) -> None:
+        self.metrics.smtp_sessions_active.labels(self.listener.name).dec()
+
+    async def verify(self, username: str, password: str) -> Mailbox | None:
+        cached = self.auth.cache.get(username, password)
+        if cached is not None:
+            return cached
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self.auth.verify, username, password)
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        kept = [r for r in responses[:-1] if self.listener.submission or not r.startswith("250-AUTH")]
+        return [*kept, "250-PIPELINING", "250-DSN", "250-ENHANCEDSTATUSCODES", responses[-1]]
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        refusal = self.backpressure.refusal(authenticated=bool(session.authenticated))
+        if refusal:
+            return refusal
+        if self.listener.submission and not _own(session.auth_data, _reverse_path(address)):
+            return SEND_AS_DENIED
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Sender OK"
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        if len(envelope.rcpt_tos) >= self.listener.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        if not self.listener.submission:
+            refusal = await asyncio.get_running_loop().run_in_executor(self.executor, self._refusal, address)
+            if refusal:
+                return refusal
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 Recipient OK"
+
+    def _refusal(self, address: str) -> str | None:
+        """Why ``address`` is not ours to accept: another domain (relay) or no such mailbox or alias."""
+        domain = address.rpartition("@")[2].lower()
+        if domain not in {d.name.lower() for d in self.store.directory.domains()}:
+            return "550 5.7.1 Unable to relay"
+        if self.store.directory.mailbox_by_address(address) is None:
+            return "550 5.1.1 User unknown"
+        return None
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope, ReceiveEnvelope)
+        content = envelope.original_content or b""
+        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(content)
+        if self.listener.submission and not _sends_as_self(session.auth_data, headers):
+            self.metrics.messages_refused.labels(self.listener.name).inc()
+            return SEND_AS_DENIED
+        message_id = str(headers.get("Message-ID", "")).strip()
+        added = b""
+        if not message_id:
+            message_id = email.utils.make_msgid(domain=self.listener.hostname)
+            added = f"Message-ID: {message_id}\r\n".encode()
+        raw = self._received(server, session, envelope) + added + content
+        submission = self._submission(server, session, envelope, raw)
+        try:
+            internal_id = await self.submitter.submit(submission)
+        except SubmissionRefused as refused:
+            self.metrics.messages_refused.labels(self.listener.name).inc()
+            return refused.reply
+        except Exception:
+            log.exception("submission of %s failed", message_id)
+            return "451 4.3.0 Temporary failure, try again later"
+        self.metrics.messages_received.labels(self.listener.name).inc()
+        self.tracking.record(self._event(server, submission, headers, message_id, internal_id))
+        log.info("%s from %s accepted on %s as %s", message_id, submission.mail_from or "<>", self.listener.name,
+                 internal_id)
+        return (f"250 2.6.0 {message_id} [InternalId={internal_id}, Hostname={self.listener.hostname}] "
+                "Queued mail for delivery")
+
+    def _submission(self, server: SMTP, session: Session, envelope: ReceiveEnvelope, raw: bytes) -> Submission:
+        ip = session.peer[0] if session.peer else ""
+        submitter = session.auth_data.address if isinstance(session.auth_data, Mailbox) else None
+        extra = {"helo": session.host_name or ""}
+        if session.ssl:
+            cipher = session.ssl.get("cipher")
+            extra["tls"] = str(cipher[1] if isinstance(cipher, tuple) else cipher)
+        return Submission(mail_from=_reverse_path(envelope.mail_from or ""), recipients=tuple(envelope.recipients),
+                          raw=raw, source="SMTP", connector=self.listener.name, client_ip=ip,
+                          client_hostname=session.host_name or "", submitter=submitter, envid=envelope.envid,
+                          ret=envelope.ret, extra=extra)
+
+    def _event(self, server: SMTP, submission: Submission, headers: Message, message_id: str,
+               internal_id: str) -> TrackingEvent:
+        local = server.transport.get_extra_info("sockname") if server.transport else None
+        return TrackingEvent(
+            event_id="RECEIVE", source="SMTP", internal_message_id=internal_id, message_id=message_id,
+            recipient_address=[r.address for r in submission.recipients], total_bytes=len(submission.raw),
+            recipient_count=len(submission.recipients), message_subject=str(headers.get("Subject", "")),
+            sender_address=header_sender(headers) or submission.mail_from, return_path=submission.mail_from or "<>",
+            directionality="Originating" if submission.submitter else "Incoming", client_ip=submission.client_ip,
+            client_hostname=submission.client_hostname, server_ip=local[0] if local else "",
+            server_hostname=self.listener.hostname, connector_id=self.listener.name)
+
+    def _received(self, server: SMTP, session: Session, envelope: ReceiveEnvelope) -> bytes:
+        """Our Received: trace header, with RFC 3848 / RFC 6531 protocol names (ESMTPSA, UTF8SMTPS...)."""
+        ip = session.peer[0] if session.peer else "unknown"
+        protocol = ("UTF8SMTP" if envelope.smtp_utf8 else "ESMTP" if session.extended_smtp else "SMTP")
+        suffix = ("S" if session.ssl else "") + ("A" if session.authenticated else "")
+        if suffix and protocol == "SMTP":
+            protocol = "ESMTP"
+        target = f"\r\n\tfor <{envelope.rcpt_tos[0]}>" if len(envelope.rcpt_tos) == 1 else ""
+        value = (f"from {session.host_name} ([{ip}])\r\n\tby {self.listener.hostname} (mailroom) with "
+                 f"{protocol}{suffix}{target}; {email.utils.formatdate(localtime=False)}")
+        return f"Received: {value}\r\n".encode()
+
+
+def header_sender(headers: Message) -> str:
+    """The message's sender as the tracking log records it: Sender:, else the first From: address."""
+    for name in ("Sender", "From"):
+        addresses = [a for _, a in email.utils.getaddresses([str(v) for v in headers.get_all(name, [])]) if a]
+        if addresses:
+            return addresses[0]
+    return ""
+
+
+def _reverse_path(address: str) -> str:
+    return "" if address == "<>" else address
+
+
+def _own(mailbox: object, address: str) -> bool:
+    """Whether ``address`` is the authenticated mailbox's own (its address or an alias)."""
+    if not isinstance(mailbox, Mailbox) or not address:
+        return False
+    return address.lower() in {mailbox.address.lower(), *(a.lower() for a in mailbox.aliases)}
+
+
+def _sends_as_self(mailbox: object, headers: Message) -> bool:
+    """Every From: and Sender: address is the user's own, and there is at least one."""
+    values = [str(v) for name in ("From", "Sender") for v in headers.get_all(name, [])]
+    addresses = [a for _, a in email.utils.getaddresses(values)]
+    return bool(addresses) and all(_own(mailbox, a) for a in addresses)
+
+
+async def start(handler: ReceiveHandler, host: str, port: int, *, max_message_bytes: int,
+                tls: ssl.SSLContext | None) -> asyncio.Server:
+    """Listen on ``host:port`` on the running event loop; STARTTLS is offered when ``tls`` is given,
+    and AUTH (submission only) is offered and accepted only after it."""
+    loop = asyncio.get_running_loop()
+    submission = handler.listener.submission
+    return await loop.create_server(
+        lambda: ReceiveSMTP(handler, data_size_limit=max_message_bytes, enable_SMTPUTF8=True,
+                            hostname=handler.listener.hostname, ident="mailroom ESMTP", tls_context=tls,
+                            auth_required=submission, auth_require_tls=True,
+                            auth_exclude_mechanism=None if submission else ["LOGIN", "PLAIN"], loop=loop),
+        host, port, reuse_address=True)
