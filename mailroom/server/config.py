@@ -35,6 +35,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("transport.max_recipients", 200, "Most recipients accepted per SMTP message; more get 452 4.5.3."),
     Option("transport.max_message_bytes", 36 * 1024 * 1024, "Largest SMTP message accepted (bytes); larger ones "
                                                             "get 552 5.3.4."),
+    Option("transport.smart_host", "", "HOST:PORT every remote domain's mail is relayed through; empty means "
+                                       "delivery to each domain's MX hosts."),
+    Option("transport.dns_servers", [], "DNS servers (\"HOST:PORT\" IP addresses) for MX and address lookups; "
+                                        "empty means the system resolver."),
+    Option("transport.dns_timeout", 10, "Seconds a DNS lookup may take before delivery is deferred (4.4.3)."),
+    Option("transport.remote_port", 25, "Port remote MX hosts are connected to."),
+    Option("transport.outbound_tls", "opportunistic", "STARTTLS on outbound SMTP: opportunistic (when offered, "
+                                                      "unverified), required (never send in clear) or off."),
+    Option("transport.max_outbound_connections", 1000, "Most outbound SMTP connections at once."),
+    Option("transport.max_per_domain_connections", 40, "Most outbound SMTP connections to one domain at once."),
     Option("autodiscover.enabled", True, "Answer POX and SOAP Autodiscover under /autodiscover/."),
     Option("tls.cert_file", "", "PEM certificate for HTTPS; empty means a self-signed one in the data folder."),
     Option("tls.key_file", "", "PEM private key for HTTPS."),
@@ -61,6 +71,8 @@ class Config:
             raise ConfigError(f"{source}: unknown setting {key!r}")
         if not isinstance(value, type(option.default)):
             raise ConfigError(f"{source}: {key} must be a {type(option.default).__name__}, not {value!r}")
+        if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{source}: {key} must be a list of strings, not {value!r}")
         self.values[key] = value
         self.sources[key] = source
 
