@@ -302,9 +302,9 @@ def _same(recipients: list[Recipient], result: _Result, remote_host: str = "") -
 
 
 def _quotable(address: str) -> bool:
-    """Whether ``address`` can be put on an SMTP command line at all (no line breaks and the like)."""
+    """Whether ``address`` goes on an SMTP command line as it is (aiosmtplib would rewrite or refuse
+    one with line breaks, spaces, a display name and the like)."""
     try:
-        quote_address(address)
+        return quote_address(address) == f"<{address}>"
     except ValueError:
         return False
-    return True
