@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailroom.server.config import Config, ConfigError
+from mailroom.server.config import Config, ConfigError, load
 from mailroom.server.tls import ensure_self_signed, server_context
 from mailroom.transport.envelope import Recipient
 from mailroom.transport.outbound import Outbound, RecipientOutcome
@@ -311,24 +311,37 @@ def test_a_bad_greeting_or_a_dropped_connection_moves_on_to_the_next_mx(dns):
     assert outcome.delivered and outcome.remote_host.startswith("good.example.test")
 
 
-def test_every_host_failing_is_a_transient_outcome(dns):
+def test_every_host_refusing_connections_is_a_transient_outcome(dns):
     dns.add("example.test", "MX", "10 mx1.example.test.", "20 mx2.example.test.")
     dns.add("mx1.example.test", "A", "127.0.0.2")
     dns.add("mx2.example.test", "A", "127.0.0.3")
-    dns.add("dropping.test", "A", "127.0.0.4")
 
-    async def main() -> tuple[list[RecipientOutcome], list[RecipientOutcome]]:
-        async with raw_server("127.0.0.4", 0, [b"220 dropping.test ESMTP\r\n"]) as port:
-            refused = await outbound(dns, remote_port=port).deliver(
+    async def main() -> list[RecipientOutcome]:
+        async with sink_server(Sink(), "127.0.0.4") as port:  # a port nothing listens on at .2 and .3
+            return await outbound(dns, remote_port=port).deliver(
                 "example.test", "sender@here.test", rcpts("a@example.test", "b@example.test"), RAW)
-            dropped = await outbound(dns, remote_port=port).deliver(
-                "dropping.test", "sender@here.test", rcpts("a@dropping.test"), RAW)
-            return refused, dropped
 
-    refused, (dropped,) = run(main())
+    refused = run(main())
     assert [(o.code, o.enhanced, o.permanent, o.delivered) for o in refused] == [(0, "4.4.1", False, False)] * 2
     assert "mx1.example.test [127.0.0.2]" in refused[0].text and "mx2.example.test [127.0.0.3]" in refused[0].text
-    assert (dropped.code, dropped.enhanced, dropped.permanent) == (0, "4.4.2", False)
+
+
+@pytest.mark.parametrize(("lines", "code", "enhanced", "says"), [
+    ([b"554 5.3.2 No service here\r\n"], 0, "4.4.1", "554 5.3.2 No service here"),
+    ([b"220 hi\r\n", b"250 hi\r\n", b"421 4.3.2 Shutting down\r\n"], 421, "4.3.2", "4.3.2 Shutting down"),
+    ([b"220 hi\r\n"], 0, "4.4.2", "lost"),  # hangs up at EHLO
+])
+def test_a_host_ending_the_session_is_a_transient_outcome(dns, lines, code, enhanced, says):
+    dns.add("only.test", "A", "127.0.0.2")
+
+    async def main() -> list[RecipientOutcome]:
+        async with raw_server("127.0.0.2", 0, lines) as port:
+            return await outbound(dns, remote_port=port).deliver(
+                "only.test", "sender@here.test", rcpts("a@only.test"), RAW)
+
+    (outcome,) = run(main())
+    assert (outcome.code, outcome.enhanced, outcome.permanent) == (code, enhanced, False)
+    assert says in outcome.text
 
 
 @pytest.mark.parametrize(("domain", "enhanced"), [("nullmx.test", "5.1.10"), ("nosuch.test", "5.1.2"),
@@ -537,3 +550,22 @@ def test_connections_are_limited(dns, settings, domains, limit):
     most, outcomes = run(main())
     assert most == limit
     assert all(outcome.delivered for outcome in outcomes) and len(sink.received) == len(domains)
+
+
+def test_the_routing_settings_come_from_the_config_file(dns, tmp_path):
+    dns.add("example.test", "A", "127.0.0.2")
+    config_file = tmp_path / "mailroom.toml"
+    config_file.write_text(f'[transport]\ndns_servers = ["{dns.address}"]\nremote_port = 2999\n')
+    router = Router.from_config(load(config_file))
+    (target,) = run(router.route("example.test"))
+    assert (target.host, target.address, target.port) == ("example.test", "127.0.0.2", 2999)
+
+
+@pytest.mark.parametrize(("text", "error"), [("dns_servers = [53]", "list of strings"),
+                                             ('dns_servers = "127.0.0.1:53"', "must be a list"),
+                                             ('dns_servers = ["dns.example.net:53"]', "not an IP address")])
+def test_bad_dns_servers_are_config_errors(tmp_path, text, error):
+    config_file = tmp_path / "mailroom.toml"
+    config_file.write_text(f"[transport]\n{text}\n")
+    with pytest.raises(ConfigError, match=error):
+        Router.from_config(load(config_file))

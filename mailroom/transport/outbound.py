@@ -276,11 +276,12 @@ def _mail_options(smtp: aiosmtplib.SMTP, message: _Message, dsn: bool) -> list[s
 
 
 def _rcpt_options(recipient: Recipient) -> list[str]:
-    """RFC 3461 NOTIFY and ORCPT (the latter passed on as it was given: "rfc822;" plus xtext)."""
+    """RFC 3461 NOTIFY and ORCPT (the latter passed on as it was given, "rfc822;" plus xtext, when it
+    is one word of printable ASCII)."""
     options = []
     if recipient.notify:
         options.append("NOTIFY=" + ",".join(value.upper() for value in recipient.notify))
-    if recipient.orcpt:
+    if recipient.orcpt and all("!" <= char <= "~" for char in recipient.orcpt):
         options.append(f"ORCPT={recipient.orcpt}")
     return options
 
@@ -291,9 +292,10 @@ def _xtext(value: str) -> str:
 
 
 def _transient(code: int, text: str) -> _Result:
-    """A reply that ends the attempt at this host, as a transient failure whatever its class."""
+    """A reply that ends the attempt at this host (greeting, EHLO, MAIL FROM 4xx, 421): transient even
+    when it is a 5xx, since another host, or this one later, may take the message."""
     result = _Result.reply(code, text)
-    return _Result(code if code < 500 else 0, "4" + result.enhanced[1:], result.text)
+    return result if code < 500 else _Result(0, "4.4.1", f"{code} {result.text}")
 
 
 def _same(recipients: list[Recipient], result: _Result, remote_host: str = "") -> list[RecipientOutcome]:
