@@ -149,6 +149,15 @@ def dns() -> Iterator[DNSServer]:
         yield server
 
 
+async def send(dns: DNSServer, sink: Sink, domain: str, recipients: list[Recipient], raw: bytes = RAW,
+               host: str = "127.0.0.2", server: dict[str, Any] | None = None, sender: str = "sender@here.test",
+               envid: str | None = None, ret: str | None = None, **settings: Any) -> list[RecipientOutcome]:
+    """Deliver through a new Outbound (``settings``: transport.* options) to ``sink`` served on ``host``
+    (``server``: sink_server's options); the sink's port is the remote_port."""
+    async with sink_server(sink, host, **(server or {})) as port:
+        return await outbound(dns, remote_port=port, **settings).deliver(domain, sender, recipients, raw, envid, ret)
+
+
 def outbound(dns: DNSServer | None, **settings: Any) -> Outbound:
     config = Config()
     config.set("transport.dns_servers", [dns.address] if dns else [], "test")
@@ -179,12 +188,8 @@ def test_delivers_to_the_mx_over_starttls(dns, tmp_path):
     one_mx(dns, "example.test")
     sink = Sink()
 
-    async def main() -> list[RecipientOutcome]:
-        async with sink_server(sink, "127.0.0.2", tls=tmp_path) as port:
-            return await outbound(dns, remote_port=port).deliver(
-                "example.test", "sender@here.test", rcpts("a@example.test", "b@example.test"), RAW)
-
-    outcomes = run(main())
+    outcomes = run(send(dns, sink, "example.test", rcpts("a@example.test", "b@example.test"),
+                        server=dict(tls=tmp_path)))
     assert [(o.address, o.code, o.enhanced, o.delivered, o.permanent) for o in outcomes] == [
         ("a@example.test", 250, "2.0.0", True, False), ("b@example.test", 250, "2.0.0", True, False)]
     assert outcomes[0].text == "2.0.0 Queued as 42"
@@ -202,13 +207,8 @@ def test_each_recipient_gets_its_own_reply_and_data_applies_to_the_accepted(dns)
     sink = Sink(replies={"busy@example.test": "450 4.2.1 Mailbox busy", "gone@example.test": "550 5.1.1 No such user",
                          "odd@example.test": "550 Not here"})
 
-    async def main() -> list[RecipientOutcome]:
-        async with sink_server(sink, "127.0.0.2") as port:
-            return await outbound(dns, remote_port=port).deliver(
-                "example.test", "sender@here.test",
-                rcpts("busy@example.test", "ok@example.test", "gone@example.test", "odd@example.test"), RAW)
-
-    outcomes = run(main())
+    outcomes = run(send(dns, sink, "example.test",
+                        rcpts("busy@example.test", "ok@example.test", "gone@example.test", "odd@example.test")))
     assert [(o.address, o.code, o.enhanced, o.permanent) for o in outcomes] == [
         ("busy@example.test", 450, "4.2.1", False), ("ok@example.test", 250, "2.0.0", False),
         ("gone@example.test", 550, "5.1.1", True), ("odd@example.test", 550, "5.0.0", True)]
@@ -221,13 +221,7 @@ def test_the_data_reply_applies_to_every_accepted_recipient(dns, reply):
     one_mx(dns, "example.test")
     sink = Sink(replies={"gone@example.test": "550 5.1.1 No such user"}, data_reply=reply)
 
-    async def main() -> list[RecipientOutcome]:
-        async with sink_server(sink, "127.0.0.2") as port:
-            return await outbound(dns, remote_port=port).deliver(
-                "example.test", "sender@here.test", rcpts("a@example.test", "gone@example.test", "b@example.test"),
-                RAW)
-
-    outcomes = run(main())
+    outcomes = run(send(dns, sink, "example.test", rcpts("a@example.test", "gone@example.test", "b@example.test")))
     code, enhanced = int(reply[:3]), reply.split()[1]
     assert [(o.code, o.enhanced) for o in outcomes] == [(code, enhanced), (550, "5.1.1"), (code, enhanced)]
     assert outcomes[0].permanent == reply.startswith("5")
@@ -238,12 +232,8 @@ def test_a_refused_sender_fails_every_recipient(dns):
     one_mx(dns, "example.test")
     sink = Sink(replies={"spammer@here.test": "550 5.7.1 Sender refused"})
 
-    async def main() -> list[RecipientOutcome]:
-        async with sink_server(sink, "127.0.0.2") as port:
-            return await outbound(dns, remote_port=port).deliver(
-                "example.test", "spammer@here.test", rcpts("a@example.test", "b@example.test"), RAW)
-
-    outcomes = run(main())
+    outcomes = run(send(dns, sink, "example.test", rcpts("a@example.test", "b@example.test"),
+                        sender="spammer@here.test"))
     assert [(o.code, o.enhanced, o.permanent) for o in outcomes] == [(550, "5.7.1", True)] * 2
 
 
@@ -283,12 +273,7 @@ def test_a_refusing_mx_falls_back_to_the_next(dns):
     dns.add("up.example.test", "A", "127.0.0.3")
     sink = Sink()
 
-    async def main() -> list[RecipientOutcome]:
-        async with sink_server(sink, "127.0.0.3") as port:
-            return await outbound(dns, remote_port=port).deliver(
-                "example.test", "sender@here.test", rcpts("a@example.test"), RAW)
-
-    (outcome,) = run(main())
+    (outcome,) = run(send(dns, sink, "example.test", rcpts("a@example.test"), host="127.0.0.3"))
     assert outcome.delivered and outcome.remote_host.startswith("up.example.test")
     assert len(sink.received) == 1
 
@@ -362,12 +347,7 @@ def test_a_domain_without_mx_gets_mail_at_its_address(dns):
     dns.add("plain.test", "A", "127.0.0.2")
     sink = Sink()
 
-    async def main() -> list[RecipientOutcome]:
-        async with sink_server(sink, "127.0.0.2") as port:
-            return await outbound(dns, remote_port=port).deliver(
-                "plain.test", "sender@here.test", rcpts("a@plain.test"), RAW)
-
-    (outcome,) = run(main())
+    (outcome,) = run(send(dns, sink, "plain.test", rcpts("a@plain.test")))
     assert outcome.delivered and outcome.remote_host.startswith("plain.test [127.0.0.2]")
     assert dns.queries[("plain.test", "MX")] == 1
 
@@ -377,12 +357,7 @@ def test_an_ipv6_only_mx_is_reached_over_ipv6(dns):
     one_mx(dns, "six.test", "::1")
     sink = Sink()
 
-    async def main() -> list[RecipientOutcome]:
-        async with sink_server(sink, "::1") as port:
-            return await outbound(dns, remote_port=port).deliver(
-                "six.test", "sender@here.test", rcpts("a@six.test"), RAW)
-
-    (outcome,) = run(main())
+    (outcome,) = run(send(dns, sink, "six.test", rcpts("a@six.test"), host="::1"))
     assert outcome.delivered and outcome.remote_host.startswith("mx1.six.test [::1]:")
 
 
@@ -407,12 +382,7 @@ def test_tls_required_refuses_a_server_without_starttls(dns, tmp_path):
     one_mx(dns, "example.test")
     sink = Sink()
 
-    async def main() -> list[RecipientOutcome]:
-        async with sink_server(sink, "127.0.0.2") as port:
-            return await outbound(dns, remote_port=port, outbound_tls="required").deliver(
-                "example.test", "sender@here.test", rcpts("a@example.test"), RAW)
-
-    (outcome,) = run(main())
+    (outcome,) = run(send(dns, sink, "example.test", rcpts("a@example.test"), outbound_tls="required"))
     assert (outcome.code, outcome.enhanced, outcome.permanent) == (0, "4.7.4", False)
     assert "STARTTLS" in outcome.text
     assert not sink.received
@@ -423,12 +393,8 @@ def test_tls_policy_with_a_server_offering_starttls(dns, tmp_path, policy, encry
     one_mx(dns, "example.test")
     sink = Sink()
 
-    async def main() -> list[RecipientOutcome]:
-        async with sink_server(sink, "127.0.0.2", tls=tmp_path) as port:
-            return await outbound(dns, remote_port=port, outbound_tls=policy).deliver(
-                "example.test", "sender@here.test", rcpts("a@example.test"), RAW)
-
-    (outcome,) = run(main())
+    (outcome,) = run(send(dns, sink, "example.test", rcpts("a@example.test"),
+                          server=dict(tls=tmp_path), outbound_tls=policy))
     assert outcome.delivered
     assert sink.received[0].tls == encrypted
 
@@ -442,12 +408,7 @@ def test_a_message_over_the_servers_size_is_refused_without_sending(dns):
     one_mx(dns, "example.test")
     sink = Sink()
 
-    async def main() -> list[RecipientOutcome]:
-        async with sink_server(sink, "127.0.0.2", size=len(RAW) - 1) as port:
-            return await outbound(dns, remote_port=port).deliver(
-                "example.test", "sender@here.test", rcpts("a@example.test"), RAW)
-
-    (outcome,) = run(main())
+    (outcome,) = run(send(dns, sink, "example.test", rcpts("a@example.test"), server=dict(size=len(RAW) - 1)))
     assert (outcome.code, outcome.enhanced, outcome.permanent) == (0, "5.3.4", True)
     assert outcome.remote_host.startswith("mx1.example.test")
     assert not sink.received
@@ -459,12 +420,8 @@ def test_an_internationalised_address_needs_smtputf8(dns, smtputf8):
     sink = Sink()
     raw = "From: sender@here.test\r\nTo: jörg@example.test\r\nSubject: Grüße\r\n\r\nHallo, schöne Grüße.\r\n"
 
-    async def main() -> list[RecipientOutcome]:
-        async with sink_server(sink, "127.0.0.2", smtputf8=smtputf8) as port:
-            return await outbound(dns, remote_port=port).deliver(
-                "example.test", "sender@here.test", rcpts("jörg@example.test"), raw.encode())
-
-    (outcome,) = run(main())
+    (outcome,) = run(send(dns, sink, "example.test", rcpts("jörg@example.test"),
+                          raw.encode(), server=dict(smtputf8=smtputf8)))
     if smtputf8:
         assert outcome.delivered
         (received,) = sink.received
@@ -481,12 +438,7 @@ def test_an_8bit_body_is_sent_as_8bitmime(dns):
     sink = Sink()
     raw = "From: sender@here.test\r\nContent-Transfer-Encoding: 8bit\r\n\r\nSchöne Grüße.\r\n".encode()
 
-    async def main() -> list[RecipientOutcome]:
-        async with sink_server(sink, "127.0.0.2") as port:
-            return await outbound(dns, remote_port=port).deliver(
-                "example.test", "sender@here.test", rcpts("a@example.test"), raw)
-
-    (outcome,) = run(main())
+    (outcome,) = run(send(dns, sink, "example.test", rcpts("a@example.test"), raw))
     assert outcome.delivered
     assert "BODY=8BITMIME" in sink.received[0].mail_options
     assert "SMTPUTF8" not in sink.received[0].mail_options  # ASCII headers and addresses need no SMTPUTF8
@@ -499,12 +451,7 @@ def test_dsn_parameters_pass_through_when_the_server_offers_dsn(dns, offers_dsn)
     recipients = [Recipient("a@example.test", notify=("SUCCESS", "FAILURE"), orcpt="rfc822;a@example.test"),
                   Recipient("b@example.test", notify=("NEVER",))]
 
-    async def main() -> list[RecipientOutcome]:
-        async with sink_server(sink, "127.0.0.2", cls=DSNSMTP) as port:
-            return await outbound(dns, remote_port=port).deliver(
-                "example.test", "sender@here.test", recipients, RAW, envid="id+1=x", ret="hdrs")
-
-    outcomes = run(main())
+    outcomes = run(send(dns, sink, "example.test", recipients, server=dict(cls=DSNSMTP), envid="id+1=x", ret="hdrs"))
     assert all(outcome.delivered for outcome in outcomes)
     expected = ["RET=HDRS", "ENVID=id+2B1+3Dx", "NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;a@example.test",
                 "NOTIFY=NEVER"]
@@ -515,12 +462,7 @@ def test_an_address_that_cannot_go_on_the_wire_fails_alone(dns):
     one_mx(dns, "example.test")
     sink = Sink()
 
-    async def main() -> list[RecipientOutcome]:
-        async with sink_server(sink, "127.0.0.2") as port:
-            return await outbound(dns, remote_port=port).deliver(
-                "example.test", "sender@here.test", rcpts("bad\r\nRSET@example.test", "ok@example.test"), RAW)
-
-    bad, ok = run(main())
+    bad, ok = run(send(dns, sink, "example.test", rcpts("bad\r\nRSET@example.test", "ok@example.test")))
     assert (bad.code, bad.enhanced, bad.permanent) == (0, "5.1.3", True)
     assert ok.delivered
     assert sink.received[0].rcpt_tos == ["ok@example.test"]
