@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import random
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ import dns.nameserver
 import dns.resolver
 
 from mailroom.server.config import Config, ConfigError
+
+log = logging.getLogger(__name__)
 
 MAX_ADDRESSES = 10  # addresses tried per delivery, over all MX hosts (Postfix tries 5)
 
@@ -120,7 +123,11 @@ class Router:
 
 def _resolver(servers: list[str], timeout: float) -> dns.asyncresolver.Resolver:
     """dnspython's resolver on ``servers`` ("HOST:PORT" IP addresses) or the system's, with a TTL cache."""
-    resolver = dns.asyncresolver.Resolver(configure=not servers)
+    try:
+        resolver = dns.asyncresolver.Resolver(configure=not servers)
+    except dns.resolver.NoResolverConfiguration as exc:  # no /etc/resolv.conf: start anyway, defer remote mail
+        log.warning("no system DNS resolver (%s): remote mail waits until transport.dns_servers is set", exc)
+        resolver = dns.asyncresolver.Resolver(configure=False)
     if servers:
         resolver.nameservers = [_nameserver(server) for server in servers]
     resolver.lifetime = timeout
