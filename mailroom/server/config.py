@@ -59,6 +59,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("backpressure.version_buckets", [999, 1500, 1000, 800], "Uncommitted queue work (the same four "
                                                                    "thresholds)."),
     Option("metrics.listen", "127.0.0.1:9464", "HOST:PORT for the Prometheus /metrics endpoint; empty disables it."),
+    Option("transport.smart_host", "", "HOST:PORT every remote domain's mail is relayed through; empty means "
+                                       "delivery to each domain's MX hosts."),
+    Option("transport.dns_servers", [], "DNS servers (\"HOST:PORT\" IP addresses) for MX and address lookups; "
+                                        "empty means the system resolver."),
+    Option("transport.dns_timeout", 10, "Seconds a DNS lookup may take before delivery is deferred (4.4.3)."),
+    Option("transport.remote_port", 25, "Port remote MX hosts are connected to."),
+    Option("transport.outbound_tls", "opportunistic", "STARTTLS on outbound SMTP: opportunistic (when offered, "
+                                                      "unverified), required (never send in clear) or off."),
+    Option("transport.max_outbound_connections", 1000, "Most outbound SMTP connections at once."),
+    Option("transport.max_per_domain_connections", 40, "Most outbound SMTP connections to one domain at once."),
     Option("autodiscover.enabled", True, "Answer POX and SOAP Autodiscover under /autodiscover/."),
     Option("tls.cert_file", "", "PEM certificate for HTTPS; empty means a self-signed one in the data folder."),
     Option("tls.key_file", "", "PEM private key for HTTPS."),
@@ -89,6 +99,8 @@ class Config:
             raise ConfigError(f"{source}: unknown setting {key!r}")
         if not isinstance(value, type(option.default)):
             raise ConfigError(f"{source}: {key} must be a {type(option.default).__name__}, not {value!r}")
+        if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{source}: {key} must be a list of strings, not {value!r}")
         self.values[key] = value
         self.sources[key] = source
 
