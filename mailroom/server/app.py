@@ -19,11 +19,14 @@ from mailroom.access.identity import Identity
 from mailroom.autodiscover import POX_PATH, SOAP_PATH, base_url, pox, soap
 from mailroom.ews import endpoint
 from mailroom.ews.errors import SOAPFault
+from mailroom.ews.push import Pusher
 from mailroom.ews.streaming import Stream
+from mailroom.notify import guard, listener, optout, subscriptions
+from mailroom.notify.settings import Settings
 from mailroom.store import Store
 from mailroom.transport import smtp_inbound
 
-from .config import Config, split_listen
+from .config import Config, ConfigError, split_listen
 from .tls import ensure_self_signed, server_context
 
 log = logging.getLogger(__name__)
@@ -82,8 +85,9 @@ class EWSServer:
             too_big = SOAPFault("ErrorRequestStreamTooBig",
                                 f"The request is larger than the limit of {self.max_request_bytes} bytes.")
             return self._reply(b"", *endpoint.fault(too_big))
+        notifications = not optout.session_opted_out(request.headers.get(optout.SESSION_HEADER))
         status, payload = await asyncio.get_running_loop().run_in_executor(
-            self.pool, endpoint.process, self.store, identity, body)
+            self.pool, endpoint.process, self.store, identity, body, notifications)
         if isinstance(payload, Stream):
             return await self._stream(request, payload)
         return self._reply(body, status, payload)
@@ -176,6 +180,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
         await site.start()
         urls.append(f"https://{_host(https[0])}:{_bound_port(site)}/EWS/Exchange.asmx")
     smtp, smtp_urls = await _start_smtp(config, server)
+    pusher, listening = await _start_notifications(config, server)
     print(f"mailroom ready ({store.backend} store, data in {data_dir.resolve()})", flush=True)
     for url in urls:
         print(f"  EWS  {url}", flush=True)
@@ -193,6 +198,9 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
     finally:
         if smtp is not None:
             smtp.close()
+        if listening is not None:
+            listening.cancel()
+        await pusher.close()
         await runner.cleanup()
         server.close()
 
@@ -207,6 +215,23 @@ async def _start_smtp(config: Config, server: EWSServer) -> tuple[asyncio.Server
                                     max_message_bytes=config["transport.max_message_bytes"],
                                     hostname=socket.getfqdn())
     return smtp, [f"smtp://{_host(inbound[0])}:{smtp.sockets[0].getsockname()[1]}"]
+
+
+async def _start_notifications(config: Config, server: EWSServer) -> tuple[Pusher, asyncio.Task[None] | None]:
+    """Push delivery on this event loop, with the configured settings; on PostgreSQL, the listener
+    that brings other processes' commits to this one's streams and pushes."""
+    settings = Settings.from_config(config)
+    try:
+        guard.from_settings(settings)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    registry = subscriptions.registry(server.store)
+    registry.settings = settings
+    pusher = Pusher(server.store, server.pool, settings)
+    registry.start_push = pusher.start
+    if server.store.backend != "postgresql":
+        return pusher, None
+    return pusher, await listener.start(server.store)
 
 
 def _challenge() -> web.Response:
