@@ -8,6 +8,8 @@ last watermark (on the same subscription or a new one) misses nothing and gets n
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from lxml import etree
 
 from mailroom.access.identity import Identity
@@ -26,7 +28,9 @@ _CHUNK = 500  # journal entries read at a time
 _MAX_SCAN = 5000  # journal entries one GetEvents reads at most (filtered-out ones count too)
 
 
+@lru_cache(maxsize=8192)
 def watermark(mailbox: Mailbox, seq: int) -> str:
+    """Cached: one commit's events go to every subscription of the mailbox with the same watermarks."""
     return syncstate.encode(SyncState(syncstate.WATERMARK, 0, seq), mailbox)
 
 
