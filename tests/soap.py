@@ -24,8 +24,9 @@ def envelope(body: str, version: str | None = "Exchange2016", header_extra: str 
     ).encode()
 
 
-def post(url: str, payload: bytes, user: str | None, password: str | None) -> requests.Response:
-    headers = {"Content-Type": "text/xml; charset=utf-8"}
+def post(url: str, payload: bytes, user: str | None, password: str | None,
+         headers: dict[str, str] | None = None) -> requests.Response:
+    headers = {"Content-Type": "text/xml; charset=utf-8", **(headers or {})}
     if user is not None:
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         headers["Authorization"] = f"Basic {token}"

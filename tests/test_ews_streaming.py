@@ -172,3 +172,17 @@ def test_exchangelib_knows_the_streaming_request(account):
     """exchangelib sends StreamingSubscriptionRequest for all folders too (folders=None)."""
     sid = SubscribeToStreaming(account=account).get(folders=None, event_types=SubscribeToStreaming.EVENT_TYPES)
     assert isinstance(sid, str) and sid
+
+
+def test_reconnecting_misses_nothing_and_repeats_nothing(server, account, server_store, mailbox):
+    """Events committed between two connections of one subscription arrive on the second, once."""
+    sid = account.inbox.subscribe_to_streaming(event_types=["CreatedEvent"])
+    thread, result = in_thread(lambda: raw_stream(server, mailbox.address, [sid]))
+    during = fill(server_store, mailbox, "inbox", 1)
+    thread.join(MINUTE * 3)
+    between = fill(server_store, mailbox, "inbox", 2)  # no connection open
+    thread, again = in_thread(lambda: raw_stream(server, mailbox.address, [sid]))
+    thread.join(MINUTE * 3)
+    item = store_ids.item_id
+    assert notified(envelopes(result[0].content)) == [(sid, "CreatedEvent", item(mailbox.guid, during[0]))]
+    assert notified(envelopes(again[0].content)) == [(sid, "CreatedEvent", item(mailbox.guid, i)) for i in between]

@@ -17,6 +17,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailroom.access.passwords import hash_password
+from mailroom.notify import optout
 from mailroom.server import config as configuration
 from mailroom.store import Store
 from mailroom.store.errors import StoreError
@@ -191,6 +192,21 @@ def mailbox_alias(
     except (StoreError, ValueError) as exc:
         _fail(str(exc))
     console.print(f"alias {alias} {'removed from' if remove else 'added to'} {address}")
+
+
+@mailbox_app.command("set-notifications")
+def mailbox_set_notifications(
+    address: str,
+    enabled: Annotated[bool, typer.Option("--enabled/--disabled", help="Allow or refuse subscriptions.")],
+    data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None,
+) -> None:
+    """Turn EWS notifications (pull, push and streaming subscriptions) on or off for a mailbox."""
+    store = _store(data, config, database)
+    mailbox = store.directory.mailbox_by_address(address)
+    if mailbox is None:
+        _fail(f"no mailbox {address}")
+    optout.set_enabled(store, mailbox, enabled)
+    console.print(f"notifications {'enabled' if enabled else 'disabled'} for {mailbox.address}")
 
 
 @mailbox_app.command("remove")

@@ -9,11 +9,11 @@ from datetime import datetime
 
 from mailroom.store import Store
 from mailroom.store.errors import Conflict
-from mailroom.store.model import Item, ItemChanges, Mailbox, NewItem
-from mailroom.store.query import Compare, Prop
+from mailroom.store.model import Item, ItemChanges, Mailbox
+
+from . import config_items
 
 ITEM_CLASS = "IPM.Microsoft.OOF.UserOofSettings"
-_MINE = Compare(Prop("ItemClass"), "eq", ITEM_CLASS)
 _PREFIX = "Oof"  # props of the FAI item are the fields below, prefixed
 
 
@@ -43,7 +43,7 @@ class OofSettings:
 def _props(settings: OofSettings) -> dict[str, object]:
     values = {f"{_PREFIX}{f.name}": getattr(settings, f.name) for f in fields(OofSettings)}
     values[f"{_PREFIX}answered"] = list(settings.answered)
-    return {"ItemClass": ITEM_CLASS, "Subject": ITEM_CLASS, "IsAssociated": True, "IsRead": True, **values}
+    return values
 
 
 def _settings(item: Item) -> OofSettings:
@@ -54,9 +54,7 @@ def _settings(item: Item) -> OofSettings:
 
 
 def _item(store: Store, mailbox: Mailbox) -> Item | None:
-    root = store.folders.distinguished(mailbox, "root")
-    found, _ = store.items.find(mailbox, root.id, where=_MINE, associated=True)
-    return found[0] if found else None
+    return config_items.find(store, mailbox, ITEM_CLASS)
 
 
 def load(store: Store, mailbox: Mailbox) -> OofSettings:
@@ -66,13 +64,7 @@ def load(store: Store, mailbox: Mailbox) -> OofSettings:
 
 def save(store: Store, mailbox: Mailbox, settings: OofSettings) -> None:
     """Store new settings; they start a new OOF period (nobody answered yet)."""
-    settings = replace(settings, answered=())
-    item = _item(store, mailbox)
-    if item is None:
-        root = store.folders.distinguished(mailbox, "root")
-        store.items.create(mailbox, root.id, NewItem(props=_props(settings)))
-    else:
-        store.items.update(mailbox, item.id, ItemChanges(set_props=_props(settings), keep_mime=True))
+    config_items.put(store, mailbox, ITEM_CLASS, _props(replace(settings, answered=())))
 
 
 def claim_reply(store: Store, mailbox: Mailbox, sender: str, now: datetime) -> OofSettings | None:

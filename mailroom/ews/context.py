@@ -25,6 +25,7 @@ class Context:
     tz: tzinfo = UTC
     culture: str = "en-US"
     stream: Stream | None = None  # set by GetStreamingEvents: the answer is this open stream
+    notifications: bool = True  # False in a session that asked for none (mailroom/notify/optout.py)
     _mailboxes: dict[str, Mailbox] = field(default_factory=dict)
 
     @property

@@ -65,9 +65,10 @@ class Envelope:
         self.impersonation = header.find(t("ExchangeImpersonation"))
 
 
-def process(store: Store, identity: Identity, body: bytes) -> tuple[int, bytes | Stream]:
+def process(store: Store, identity: Identity, body: bytes, notifications: bool = True) -> tuple[int, bytes | Stream]:
     """Answer one EWS request; returns the HTTP status and the response envelope, or the Stream of
-    envelopes to send when the operation answers with one (GetStreamingEvents)."""
+    envelopes to send when the operation answers with one (GetStreamingEvents). ``notifications``
+    is False for a session that asked for none (Subscribe then fails)."""
     version: str | None = None  # until the request is read, faults report the newest version
     try:
         env = Envelope(parse(body))
@@ -83,11 +84,11 @@ def process(store: Store, identity: Identity, body: bytes) -> tuple[int, bytes |
             raise SOAPFault("ErrorInvalidSchemaVersionForMailboxVersion",
                             f"{op_name} needs RequestServerVersion {op_cls.min_version} or later.")
         ctx = Context(store=store, identity=identity, version=version,
-                      culture=env.culture)
+                      culture=env.culture, notifications=notifications)
         if env.tz is not None:
             ctx.tz = env.tz
         operation = op_cls(ctx)
-        operation.parent = _skeleton(version)
+        operation.parent = skeleton(version)
         response = impersonation.audited(identity, op_name, lambda: operation.execute(env.operation))
         return 200, ctx.stream if ctx.stream is not None else _envelope(response, version)
     except XMLRejected as exc:
@@ -119,7 +120,7 @@ def _server_version(header: etree._Element, version: str | None) -> None:
     sub(header, t("ServerVersionInfo"), **versions.BUILD, Version=versions.reported(version))
 
 
-def _skeleton(version: str | None) -> etree._Element:
+def skeleton(version: str | None) -> etree._Element:
     """A response envelope with its header, returning the empty Body for the response to grow in
     (built in place, a large response is not moved between documents)."""
     root = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"s": SOAP, "m": M, "t": T})
@@ -129,7 +130,7 @@ def _skeleton(version: str | None) -> etree._Element:
 
 def _envelope(response: etree._Element, version: str | None) -> bytes:
     if response.getparent() is None:
-        _skeleton(version).append(response)
+        skeleton(version).append(response)
     return to_bytes(response.getroottree().getroot())
 
 

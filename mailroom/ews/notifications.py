@@ -8,6 +8,8 @@ last watermark (on the same subscription or a new one) misses nothing and gets n
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from lxml import etree
 
 from mailroom.access.identity import Identity
@@ -26,7 +28,9 @@ _CHUNK = 500  # journal entries read at a time
 _MAX_SCAN = 5000  # journal entries one GetEvents reads at most (filtered-out ones count too)
 
 
+@lru_cache(maxsize=8192)
 def watermark(mailbox: Mailbox, seq: int) -> str:
+    """Cached: one commit's events go to every subscription of the mailbox with the same watermarks."""
     return syncstate.encode(SyncState(syncstate.WATERMARK, 0, seq), mailbox)
 
 
@@ -56,8 +60,8 @@ def invalid_watermark() -> EWSError:
     return EWSError("ErrorInvalidWatermark", "The watermark is not valid for this mailbox.")
 
 
-def subscription_of(store: Store, identity: Identity, text: str | None, streaming: bool | None = None) -> Subscription:
-    """The caller's live subscription ``text`` names; using it restarts its timeout. With ``streaming``,
+def subscription_of(store: Store, identity: Identity, text: str | None, kind: str | None = None) -> Subscription:
+    """The caller's live subscription ``text`` names; using it restarts its timeout. With ``kind``,
     it must be of that kind (GetEvents reads pull subscriptions, GetStreamingEvents streaming ones)."""
     try:
         found = subscriptions.registry(store).get((text or "").strip(), identity)
@@ -65,25 +69,47 @@ def subscription_of(store: Store, identity: Identity, text: str | None, streamin
         raise EWSError("ErrorSubscriptionNotFound", "No such subscription: it may have expired.") from exc
     except subscriptions.SubscriptionAccessDenied as exc:
         raise EWSError("ErrorSubscriptionAccessDenied", "The subscription belongs to someone else.") from exc
-    if streaming is not None and found.streaming != streaming:
-        if streaming:
+    if kind is not None and found.kind != kind:
+        if kind == "streaming":
             raise EWSError("ErrorInvalidSubscription", "This is not a streaming subscription.")
         raise EWSError("ErrorInvalidPullSubscriptionId", "This is not a pull subscription.")
     return found
 
 
-def collect(store: Store, mailbox: Mailbox, subscription: Subscription,
+class JournalView:
+    """The journal of one mailbox as one delivery pass reads it: subscriptions at the same place
+    share each read, so a pass over many subscriptions costs a few queries, not a few per subscription."""
+
+    def __init__(self, store: Store, mailbox: Mailbox) -> None:
+        self.store = store
+        self.mailbox = mailbox
+        self.last = store.journal.last_seq(mailbox)  # read first: every entry up to it is committed
+        self._inbox: int | None = None
+        self._pages: dict[int, list[JournalEntry]] = {}
+
+    @property
+    def inbox(self) -> int:
+        if self._inbox is None:
+            self._inbox = self.store.folders.distinguished(self.mailbox, "inbox").id
+        return self._inbox
+
+    def since(self, position: int) -> list[JournalEntry]:
+        found = self._pages.get(position)
+        if found is None:
+            found = self._pages[position] = self.store.journal.since(self.mailbox, position, _CHUNK)
+        return found
+
+
+def collect(view: JournalView, subscription: Subscription,
             after: int) -> tuple[list[tuple[str, JournalEntry]], int, bool]:
     """The subscription's events after seq ``after`` (at most MAX_EVENTS, never splitting one
     entry's events), the seq they reach and whether more may follow."""
-    inbox = store.folders.distinguished(mailbox, "inbox").id
-    last = store.journal.last_seq(mailbox)  # read first: every entry up to it is committed
     events: list[tuple[str, JournalEntry]] = []
     position, scanned = after, 0
     while True:
-        entries = store.journal.since(mailbox, position, _CHUNK)
+        entries = view.since(position)
         for entry in entries:
-            names = ([n for n in subscriptions.event_types(entry, inbox) if n in subscription.event_types]
+            names = ([n for n in subscriptions.event_types(entry, view.inbox) if n in subscription.event_types]
                      if subscription.concerns(entry) else [])
             if events and len(events) + len(names) > MAX_EVENTS:
                 return events, position, True
@@ -91,7 +117,7 @@ def collect(store: Store, mailbox: Mailbox, subscription: Subscription,
             position = entry.seq
         scanned += len(entries)
         if len(entries) < _CHUNK:
-            return events, max(position, last), False
+            return events, max(position, view.last), False
         if scanned >= _MAX_SCAN:
             return events, position, True
 

@@ -1,10 +1,11 @@
-"""Pull and streaming subscriptions, kept in memory per server process.
+"""Pull, push and streaming subscriptions, kept in memory per server process.
 
 A subscription remembers who made it, which folders and event types it wants, the journal seq it
-has delivered up to (at first the one it started at), and when it expires (its timeout after the last use). Events
-are not stored: they are read from the change journal when asked for, so a subscription is only
-this small record. Because it lives in one process, several processes sharing one PostgreSQL
-database would each know only their own subscriptions (keeping them in the store is planned).
+has delivered up to (at first the one it started at), and when it expires (its timeout after the
+last use). Events are not stored: they are read from the change journal when due, so a
+subscription is only this small record. Because it lives in one process, a subscription is used
+through the process that made it; events reach it from every process sharing the database (the
+journal is shared, and commits elsewhere wake it through mailroom/notify/listener.py).
 """
 
 from __future__ import annotations
@@ -13,17 +14,21 @@ import secrets
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mailroom.access.identity import Identity
 from mailroom.store import Store
+from mailroom.store.engine import engine_key
 from mailroom.store.model import JournalEntry
 
 from . import wakeup
+from .settings import Settings, subscription_limit
 
 # Journal action -> event type. "read" changes an item's read flag: a modification to a client.
 _EVENTS = {"created": "CreatedEvent", "modified": "ModifiedEvent", "read": "ModifiedEvent",
            "deleted": "DeletedEvent", "moved": "MovedEvent", "copied": "CopiedEvent"}
+_SWEEP_EVERY = 1.0  # seconds between sweeps of expired subscriptions (each look-up checks its own)
 
 
 class SubscriptionNotFound(LookupError):
@@ -32,6 +37,10 @@ class SubscriptionNotFound(LookupError):
 
 class SubscriptionAccessDenied(PermissionError):
     """The subscription belongs to another identity."""
+
+
+class TooManySubscriptions(RuntimeError):
+    """The caller holds as many subscriptions as it may (EWSMaxSubscriptions)."""
 
 
 def event_types(entry: JournalEntry, inbox_id: int) -> list[str]:
@@ -43,6 +52,15 @@ def event_types(entry: JournalEntry, inbox_id: int) -> list[str]:
     return names
 
 
+@dataclass(frozen=True)
+class PushTarget:
+    """Where and how often a push subscription's notifications go."""
+
+    url: str
+    status_minutes: int  # StatusFrequency
+    version: str  # the RequestServerVersion of the Subscribe request, which the notifications report
+
+
 @dataclass
 class Subscription:
     id: str
@@ -52,7 +70,8 @@ class Subscription:
     event_types: frozenset[str]
     timeout_minutes: int
     delivered: int  # the journal seq its events have been delivered up to
-    streaming: bool = False  # delivered over GetStreamingEvents rather than fetched with GetEvents
+    kind: str = "pull"  # "pull" (GetEvents), "streaming" (GetStreamingEvents) or "push"
+    push: PushTarget | None = None
     expires: float = field(default=0.0)  # time.monotonic() after which it is gone
 
     def touch(self) -> None:
@@ -66,21 +85,44 @@ class Subscription:
         return bool(places & self.folder_ids) or (entry.object_kind == "folder" and entry.object_id in self.folder_ids)
 
 
-class Subscriptions:
-    """The subscriptions of one store in this process."""
+PushStarter = Callable[[Subscription, Identity], None]
 
-    def __init__(self) -> None:
+
+class Subscriptions:
+    """The subscriptions of one store in this process, and the settings they live by."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database  # the engine key wake-ups are filed under
+        self.settings = Settings()
+        self.start_push: PushStarter | None = None  # set by the running server: delivers a push subscription
         self._lock = threading.Lock()
         self._by_id: dict[str, Subscription] = {}
+        self._by_caller: dict[int, set[str]] = {}
+        self._swept = 0.0
 
     def add(self, identity: Identity, folder_ids: frozenset[int] | None, types: frozenset[str],
-            timeout_minutes: int, start: int, streaming: bool = False) -> Subscription:
+            timeout_minutes: int, start: int, kind: str = "pull", push: PushTarget | None = None) -> Subscription:
+        """A new subscription of ``identity``'s, unless its caller already holds as many as it may.
+        A push subscription starts being delivered at once."""
         subscription = Subscription(secrets.token_urlsafe(24), identity.caller.id, identity.mailbox.id, folder_ids,
-                                    types, timeout_minutes, start, streaming)
+                                    types, timeout_minutes, start, kind, push)
         subscription.touch()
         with self._lock:
             self._sweep()
+            held = self._by_caller.setdefault(subscription.caller_id, set())
+            now = time.monotonic()
+            for gone in [s for s in held if self._by_id[s].expires < now]:  # the count must be true
+                self._forget(gone)
+            held = self._by_caller.setdefault(subscription.caller_id, set())
+            if len(held) >= subscription_limit(self.settings, identity):
+                raise TooManySubscriptions(f"{len(held)} subscriptions held")
             self._by_id[subscription.id] = subscription
+            held.add(subscription.id)
+        if push is not None:
+            if self.start_push is None:
+                self.drop(subscription.id)
+                raise RuntimeError("push notifications need the running server")
+            self.start_push(subscription, identity)
         return subscription
 
     def get(self, subscription_id: str, identity: Identity) -> Subscription:
@@ -88,23 +130,45 @@ class Subscriptions:
         with self._lock:
             self._sweep()
             subscription = self._by_id.get(subscription_id)
-            if subscription is None:
+            if subscription is None or subscription.expires < time.monotonic():
                 raise SubscriptionNotFound(subscription_id)
             if (subscription.caller_id, subscription.mailbox_id) != (identity.caller.id, identity.mailbox.id):
                 raise SubscriptionAccessDenied(subscription_id)
             subscription.touch()
             return subscription
 
-    def remove(self, subscription_id: str, identity: Identity) -> None:
-        self.get(subscription_id, identity)
+    def alive(self, subscription: Subscription) -> bool:
+        """Whether it is still subscribed, without restarting its timeout."""
         with self._lock:
-            self._by_id.pop(subscription_id, None)
-        wakeup.poke()  # a stream delivering it stops at once
+            return self._by_id.get(subscription.id) is subscription and subscription.expires >= time.monotonic()
+
+    def remove(self, subscription_id: str, identity: Identity) -> None:
+        found = self.get(subscription_id, identity)
+        self.drop(found.id)
+        wakeup.poke(self.database, [found.mailbox_id])  # a stream or push delivering it stops at once
+
+    def drop(self, subscription_id: str) -> None:
+        """Forget a subscription (unsubscribed, or its push delivery ended)."""
+        with self._lock:
+            self._forget(subscription_id)
+
+    def _forget(self, subscription_id: str) -> None:
+        subscription = self._by_id.pop(subscription_id, None)
+        if subscription is not None:
+            held = self._by_caller.get(subscription.caller_id, set())
+            held.discard(subscription_id)
+            if not held:
+                self._by_caller.pop(subscription.caller_id, None)
 
     def _sweep(self) -> None:
+        """Forget expired subscriptions, at most every _SWEEP_EVERY seconds, so look-ups stay cheap
+        however many subscriptions there are."""
         now = time.monotonic()
+        if now - self._swept < _SWEEP_EVERY:
+            return
+        self._swept = now
         for gone in [s.id for s in self._by_id.values() if s.expires < now]:
-            del self._by_id[gone]
+            self._forget(gone)
 
 
 _REGISTRIES: weakref.WeakKeyDictionary[Store, Subscriptions] = weakref.WeakKeyDictionary()
@@ -116,5 +180,5 @@ def registry(store: Store) -> Subscriptions:
     with _REGISTRIES_LOCK:
         found = _REGISTRIES.get(store)
         if found is None:
-            found = _REGISTRIES[store] = Subscriptions()
+            found = _REGISTRIES[store] = Subscriptions(engine_key(store.engine))
         return found

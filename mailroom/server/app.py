@@ -20,7 +20,10 @@ from mailroom.access.identity import Identity
 from mailroom.autodiscover import POX_PATH, SOAP_PATH, base_url, pox, soap
 from mailroom.ews import endpoint
 from mailroom.ews.errors import SOAPFault
+from mailroom.ews.push import Pusher
 from mailroom.ews.streaming import Stream
+from mailroom.notify import guard, listener, optout, subscriptions
+from mailroom.notify.settings import Settings
 from mailroom.store import Store
 from mailroom.transport import metrics as transport_metrics
 from mailroom.transport import pickup, smtp_receive
@@ -89,8 +92,9 @@ class EWSServer:
             too_big = SOAPFault("ErrorRequestStreamTooBig",
                                 f"The request is larger than the limit of {self.max_request_bytes} bytes.")
             return self._reply(b"", *endpoint.fault(too_big))
+        notifications = not optout.session_opted_out(request.headers.get(optout.SESSION_HEADER))
         status, payload = await asyncio.get_running_loop().run_in_executor(
-            self.pool, endpoint.process, self.store, identity, body)
+            self.pool, endpoint.process, self.store, identity, body, notifications)
         if isinstance(payload, Stream):
             return await self._stream(request, payload)
         return self._reply(body, status, payload)
@@ -184,6 +188,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
         urls.append(f"https://{_host(https[0])}:{_bound_port(site)}/EWS/Exchange.asmx")
     edge = AsyncExitStack()
     shown = await _start_transport(config, server, edge)
+    await _start_notifications(config, server, edge)
     print(f"mailroom ready ({store.backend} store, data in {data_dir.resolve()})", flush=True)
     for url in urls:
         print(f"  EWS  {url}", flush=True)
@@ -309,6 +314,24 @@ def _background(stack: AsyncExitStack, work: Coroutine[object, object, None]) ->
             await task
 
     stack.push_async_callback(cancel)
+
+
+async def _start_notifications(config: Config, server: EWSServer, stack: AsyncExitStack) -> None:
+    """Push delivery on this event loop, with the configured settings; on PostgreSQL, the listener
+    that brings other processes' commits to this one's streams and pushes."""
+    settings = Settings.from_config(config)
+    try:
+        guard.from_settings(settings)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    registry = subscriptions.registry(server.store)
+    registry.settings = settings
+    pusher = Pusher(server.store, server.pool, settings)
+    stack.push_async_callback(pusher.close)
+    registry.start_push = pusher.start
+    if server.store.backend == "postgresql":
+        listening = await listener.start(server.store)
+        stack.callback(listening.cancel)
 
 
 def _challenge() -> web.Response:

@@ -76,6 +76,17 @@ OPTIONS: tuple[Option, ...] = (
                                  "\"header-stamp\") or module:Class; each agent's settings go in its own "
                                  "[agents.NAME] table."),
     Option("log_level", "INFO", "Logging level."),
+    Option("notifications.max_subscriptions_per_caller", 5000, "Most live subscriptions (pull, push and streaming) one "
+                                                             "caller may hold (EWSMaxSubscriptions); more get "
+                                                             "ErrorExceededSubscriptionCount."),
+    Option("notifications.push_allow", [], "Hosts and networks (CIDR) push notifications may go to even where the "
+                                           "built-in refusals (loopback, link-local, metadata) apply."),
+    Option("notifications.push_deny", [], "Hosts and networks (CIDR) push notifications never go to."),
+    Option("notifications.push_retry_seconds", 30.0, "First wait before retrying a failed push; it doubles until "
+                                                     "the next wait would exceed the StatusFrequency."),
+    Option("notifications.push_timeout_seconds", 30.0, "Time one push may take (connect, send, read the answer)."),
+    Option("notifications.push_max_answer_bytes", 64 * 1024, "Largest answer to a push read; a longer one is a "
+                                                             "failed push."),
 )
 _BY_KEY = {o.key: o for o in OPTIONS}
 
@@ -97,6 +108,8 @@ class Config:
         option = _BY_KEY.get(key)
         if option is None:
             raise ConfigError(f"{source}: unknown setting {key!r}")
+        if isinstance(option.default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # TOML's 30 for a float setting
         if not isinstance(value, type(option.default)):
             raise ConfigError(f"{source}: {key} must be a {type(option.default).__name__}, not {value!r}")
         if isinstance(value, list) and not all(isinstance(item, str) for item in value):

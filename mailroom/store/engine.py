@@ -9,12 +9,13 @@ sequence order, so a reader that has seen N has seen everything up to N.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Engine, Select, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Dialect, Engine, Select, create_engine, event, func, insert, select, update
 from sqlalchemy.pool import NullPool
 
 from . import tables as t
@@ -144,17 +145,43 @@ def writing(engine: Engine, database_id: int | None = None) -> Iterator[Writer]:
                              .with_for_update())
             writer = Writer(conn)
             yield writer
-    for callback in writer.after_commit:
-        callback()
+            if writer.mailboxes and conn.dialect.name == "postgresql":
+                _notify(conn, writer.mailboxes)
+    if writer.mailboxes:
+        for hook in COMMIT_HOOKS:
+            hook(engine_key(engine), frozenset(writer.mailboxes))
 
 
-COMMIT_HOOKS: list[Callable[[], None]] = []
-"""Called in the writing thread after each commit that journalled a change (streaming notifications wake on it)."""
+COMMIT_HOOKS: list[Callable[[str, frozenset[int]], None]] = []
+"""Called in the writing thread after each commit that journalled a change, with the engine's key
+and the ids of the mailboxes changed (notifications wake on it)."""
+
+NOTIFY_CHANNEL = "mailroom_journal"
+ORIGIN = uuid.uuid4().hex
+"""This process, in the NOTIFY payloads it sends (it wakes its own listeners without them)."""
 
 
-def _committed() -> None:
-    for hook in COMMIT_HOOKS:
-        hook()
+def engine_key(engine: Engine) -> str:
+    """Names the database an engine opens, the same for every engine of one URL in this process."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _notify(conn: Connection, mailboxes: set[int]) -> None:
+    """Tell other mailroom processes on this PostgreSQL database which mailboxes this transaction
+    changed: PostgreSQL delivers the NOTIFY when (and only if) the transaction commits."""
+    payload = f"{ORIGIN} {','.join(map(str, sorted(mailboxes)))}"
+    conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, payload)))
+
+
+def parse_notify(payload: str) -> frozenset[int] | None:
+    """The mailboxes a NOTIFY from another process names; None for this process's own or a garbled one."""
+    origin, _, listed = payload.partition(" ")
+    if origin == ORIGIN:
+        return None
+    try:
+        return frozenset(int(n) for n in listed.split(",") if n)
+    except ValueError:
+        return None
 
 
 class Writer:
@@ -162,7 +189,7 @@ class Writer:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.after_commit: list[Callable[[], None]] = []
+        self.mailboxes: set[int] = set()  # whose journal this transaction appended to
 
     def next_change(self, database_id: int) -> int:
         row = self.conn.execute(
@@ -184,8 +211,7 @@ class Writer:
     def record(self, seq: int, database_id: int, mailbox_id: int, kind: str, object_id: int, action: str,
                folder_id: int | None, old_folder_id: int | None = None, old_object_id: int | None = None) -> None:
         """Write the journal row for a change whose number was taken with ``next_change``."""
-        if _committed not in self.after_commit:
-            self.after_commit.append(_committed)
+        self.mailboxes.add(mailbox_id)
         self.conn.execute(insert(t.journal).values(
             database_id=database_id, seq=seq, mailbox_id=mailbox_id, object_kind=kind, object_id=object_id,
             action=action, folder_id=folder_id, old_folder_id=old_folder_id, old_object_id=old_object_id,

@@ -38,7 +38,7 @@ class GetStreamingEvents(Operation):
         failed: list[tuple[str, EWSError]] = []
         for name in names:
             try:
-                found.append(notifications.subscription_of(self.ctx.store, self.ctx.identity, name, streaming=True))
+                found.append(notifications.subscription_of(self.ctx.store, self.ctx.identity, name, kind="streaming"))
             except EWSError as err:
                 failed.append((name, err))
         if failed:
