@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import psycopg
@@ -90,6 +93,21 @@ def new_mailbox(store: Store, domain: str, local: str = "user", name: str | None
     return store.directory.add_mailbox(f"{local}@{domain}", hash_password(PASSWORD), name)
 
 
+def settle_queue(data_dir: Path, timeout: float = 30) -> None:
+    """Wait until the queue in ``data_dir`` has no recipient in its first attempt and nothing in flight."""
+    path = data_dir / "queue" / "mail.que"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with closing(sqlite3.connect(path, timeout=30)) as conn:
+            busy = conn.execute("SELECT (SELECT count(*) FROM recipients r JOIN messages m ON m.id = r.message_id"
+                                " WHERE r.status = 'ready' AND m.status = 'Active' AND m.poison = 0)"
+                                " + (SELECT count(*) FROM messages WHERE lease_until > 0)").fetchone()[0]
+        if not busy:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"the queue in {data_dir} did not settle in {timeout} s")
+
+
 class RunningServer:
     """The real server, on loopback ports chosen by the OS, in a thread of this process."""
 
@@ -135,6 +153,11 @@ class RunningServer:
     def smtp_url(self) -> str:
         """``smtp://HOST:PORT`` of the inbound SMTP listener."""
         return next(url for url in self.urls if url.startswith("smtp://"))
+
+    def settle(self, timeout: float = 30) -> None:
+        """Wait (bounded) until the transport has processed everything queued: no recipient is
+        waiting for its first attempt and no message is in flight (retries may stay)."""
+        settle_queue(self.config.data_dir, timeout)
 
     def stop(self) -> None:
         if self._loop and self._stop:

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from mailroom.ews.errors import SOAPFault
 from mailroom.ews.streaming import Stream
 from mailroom.store import Store
 from mailroom.transport import smtp_inbound
+from mailroom.transport.envelope import Submission
+from mailroom.transport.service import Settings, TransportService
+from mailroom.transport.tracking import MessageTrackingLog
 
 from .config import Config, split_listen
 from .tls import ensure_self_signed, server_context
@@ -44,6 +48,7 @@ class EWSServer:
         self.public_url = public_url
         self.max_request_bytes = max_request_bytes
         self.on_response = on_response  # tests hook in here to validate every response
+        self.submit: Callable[[Submission], str] | None = None  # EWS sending's way into the transport
         self.auth = Authenticator(store)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ews")
         endpoint.load_operations()
@@ -83,7 +88,7 @@ class EWSServer:
                                 f"The request is larger than the limit of {self.max_request_bytes} bytes.")
             return self._reply(b"", *endpoint.fault(too_big))
         status, payload = await asyncio.get_running_loop().run_in_executor(
-            self.pool, endpoint.process, self.store, identity, body)
+            self.pool, endpoint.process, self.store, identity, body, self.submit)
         if isinstance(payload, Stream):
             return await self._stream(request, payload)
         return self._reply(body, status, payload)
@@ -175,7 +180,10 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
         site = web.TCPSite(runner, https[0], https[1], ssl_context=server_context(cert, key), reuse_address=True)
         await site.start()
         urls.append(f"https://{_host(https[0])}:{_bound_port(site)}/EWS/Exchange.asmx")
-    smtp, smtp_urls = await _start_smtp(config, server)
+    transport, tracking = _transport(config, server)
+    await transport.start()
+    server.submit = transport.submit_threadsafe
+    smtp, smtp_urls = await _start_smtp(config, server, transport)
     print(f"mailroom ready ({store.backend} store, data in {data_dir.resolve()})", flush=True)
     for url in urls:
         print(f"  EWS  {url}", flush=True)
@@ -194,10 +202,26 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
         if smtp is not None:
             smtp.close()
         await runner.cleanup()
+        await transport.stop()
+        tracking.close()
         server.close()
 
 
-async def _start_smtp(config: Config, server: EWSServer) -> tuple[asyncio.Server | None, list[str]]:
+def _transport(config: Config, server: EWSServer) -> tuple[TransportService, MessageTrackingLog]:
+    """The queue and its pipeline, with the message tracking log in ``<data_dir>/logs/MessageTracking``."""
+    tracking = MessageTrackingLog(config.data_dir / "logs" / "MessageTracking",
+                                  max_age=timedelta(days=config["tracking.max_age_days"]),
+                                  max_file_bytes=config["tracking.max_file_bytes"],
+                                  max_directory_bytes=config["tracking.max_directory_bytes"],
+                                  log_subject=config["tracking.log_subject"], enabled=config["tracking.enabled"])
+    # remote=None until troute's Outbound is merged: the lead passes Outbound(config, hostname) here.
+    transport = TransportService(server.store, config.data_dir, Settings.from_config(config, socket.getfqdn()),
+                                 tracking, server.pool, remote=None)
+    return transport, tracking
+
+
+async def _start_smtp(config: Config, server: EWSServer,
+                      transport: TransportService) -> tuple[asyncio.Server | None, list[str]]:
     """The inbound SMTP listener on this event loop (its store calls use the EWS worker pool)."""
     inbound = split_listen(config["transport.inbound_listen"], "transport.inbound_listen")
     if not inbound:
@@ -205,7 +229,7 @@ async def _start_smtp(config: Config, server: EWSServer) -> tuple[asyncio.Server
     smtp = await smtp_inbound.start(server.store, server.pool, inbound[0], inbound[1],
                                     max_recipients=config["transport.max_recipients"],
                                     max_message_bytes=config["transport.max_message_bytes"],
-                                    hostname=socket.getfqdn())
+                                    hostname=socket.getfqdn(), submitter=transport)
     return smtp, [f"smtp://{_host(inbound[0])}:{smtp.sockets[0].getsockname()[1]}"]
 
 

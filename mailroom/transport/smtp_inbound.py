@@ -1,7 +1,7 @@
 """The inbound SMTP listener (the port-25 role): mail for accepted domains, no AUTH, no relaying.
 
-A message is delivered into the local mailboxes, and committed, before its 250 goes back
-(ARCHITECTURE rule 2). Submission (AUTH), the durable queue and remote routing come later.
+A message is submitted to the transport (the durable queue) and committed before its 250 goes
+back (ARCHITECTURE rule 2).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailroom.store import Store
 
-from .local import deliver_local
+from .envelope import Recipient, Submission, SubmissionRefused, Submitter
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,10 @@ class InboundSMTP(SMTP):
 class InboundHandler:
     """aiosmtpd handler hooks. Store calls run in ``executor``, never on the event loop."""
 
-    def __init__(self, store: Store, executor: Executor, max_recipients: int, hostname: str) -> None:
+    def __init__(self, store: Store, executor: Executor, max_recipients: int, hostname: str,
+                 submitter: Submitter) -> None:
         self.store = store
+        self.submitter = submitter
         self.executor = executor
         self.max_recipients = max_recipients
         self.hostname = hostname
@@ -86,16 +88,16 @@ class InboundHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw, message_id = self._prepared(session, envelope)
+        submission = Submission(mail_from=envelope.mail_from or "", raw=raw, source="SMTP", connector="inbound",
+                                recipients=tuple(Recipient(a) for a in envelope.rcpt_tos),
+                                client_ip=session.peer[0] if session.peer else "", client_hostname=session.host_name)
         try:
-            result = await self._run(deliver_local, self.store, raw, list(envelope.rcpt_tos))
+            await self.submitter.submit(submission)
+        except SubmissionRefused as exc:
+            return exc.reply
         except Exception:
-            log.exception("delivery of %s failed", message_id)
-            return "451 4.3.0 Delivery failed, try again later"
-        if result.not_local:  # removed between RCPT and DATA; the queue will report these
-            log.warning("%s not delivered to %s: no such mailbox any more", message_id, ", ".join(result.not_local))
-        if not result.delivered and not result.duplicates:
-            return "550 5.1.1 User unknown"
-        log.info("%s from %s delivered to %s", message_id, envelope.mail_from, ", ".join(result.delivered) or "-")
+            log.exception("queueing %s failed", message_id)
+            return "451 4.3.0 Error queueing the message, try again later"
         return f"250 2.6.0 {message_id} Queued mail for delivery"
 
     def _prepared(self, session: Session, envelope: Envelope) -> tuple[bytes, str]:
@@ -120,9 +122,9 @@ class InboundHandler:
 
 
 async def start(store: Store, executor: Executor, host: str, port: int, *, max_recipients: int,
-                max_message_bytes: int, hostname: str) -> asyncio.Server:
+                max_message_bytes: int, hostname: str, submitter: Submitter) -> asyncio.Server:
     """Listen on ``host:port`` on the running event loop."""
-    handler = InboundHandler(store, executor, max_recipients, hostname)
+    handler = InboundHandler(store, executor, max_recipients, hostname, submitter)
     loop = asyncio.get_running_loop()
     return await loop.create_server(
         lambda: InboundSMTP(handler, data_size_limit=max_message_bytes, enable_SMTPUTF8=True, hostname=hostname,
