@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import ClassVar
 
 import psycopg
 import pytest
@@ -108,8 +109,16 @@ def settle_queue(data_dir: Path, timeout: float = 30) -> None:
     raise TimeoutError(f"the queue in {data_dir} did not settle in {timeout} s")
 
 
+def settle_all(timeout: float = 30) -> None:
+    """``settle`` every server running in this process (for helpers that do not hold the server)."""
+    for running in list(RunningServer.live):
+        running.settle(timeout)
+
+
 class RunningServer:
     """The real server, on loopback ports chosen by the OS, in a thread of this process."""
+
+    live: ClassVar[set[RunningServer]] = set()
 
     def __init__(self, store_url: str, data_dir: Path, **settings: object) -> None:
         self.config = configuration.load(None, {"data_dir": str(data_dir), "database_url": store_url,
@@ -135,6 +144,7 @@ class RunningServer:
 
     def _on_ready(self, urls: list[str]) -> None:
         self.urls = urls
+        RunningServer.live.add(self)
         self._ready.set()
 
     def _check(self, _request: bytes, _status: int, payload: bytes) -> None:
@@ -162,6 +172,7 @@ class RunningServer:
     def stop(self) -> None:
         if self._loop and self._stop:
             self._loop.call_soon_threadsafe(self._stop.set)
+        RunningServer.live.discard(self)
         self._thread.join(30)
 
 
