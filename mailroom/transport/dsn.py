@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
 
+from .queue import NewMessage, QueuedMessage, header, now
+
 # Action -> (NOTIFY keyword that asks for it, Subject prefix, item class in the mailbox).
 _KINDS = {
     "failed": ("FAILURE", "Undeliverable", "REPORT.IPM.Note.NDR"),
@@ -40,6 +42,12 @@ class DsnRecipient:
     diagnostic: str = ""  # the SMTP reply or our diagnosis, e.g. "550 5.1.1 User unknown"
     orcpt: str | None = None  # ORCPT as given ("rfc822;addr")
     remote_mta: str = ""
+
+
+def enhanced(reply: str) -> str:
+    """The RFC 3463 code in an SMTP reply ("550 5.1.1 User unknown" -> "5.1.1")."""
+    parts = reply.split()
+    return parts[1] if len(parts) > 1 and parts[1][:1] in "245" and parts[1].count(".") == 2 else "5.0.0"
 
 
 def wanted(notify: tuple[str, ...], action: str) -> bool:
@@ -90,6 +98,19 @@ def build(*, action: str, reporting_mta: str, to: str, original: bytes, recipien
     report.set_param("report-type", "delivery-status")
     report.set_boundary(email.utils.make_msgid().strip("<>").replace("@", "."))
     return report.as_bytes()
+
+
+def queued(*, action: str, hostname: str, message: QueuedMessage, body: bytes, recipients: list[DsnRecipient],
+           expiration: float) -> NewMessage:
+    """The DSN about ``message`` as a new queue entry from <> to its sender."""
+    raw = build(action=action, reporting_mta=hostname, to=message.mail_from, original=body, envid=message.envid,
+                ret=message.ret, arrival=message.received, retry_until=message.expires, recipients=recipients)
+    headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+    at = now()
+    return NewMessage(internet_id=header(headers, "Message-ID"), mail_from="", subject=header(headers, "Subject"),
+                      source="DSN", connector="", client_ip="", client_hostname="", submitter=None, envid=None,
+                      ret=None, received=at, expires=at + expiration, body=raw,
+                      recipients=((message.mail_from, (), None),))
 
 
 def _human(action: str, recipients: list[DsnRecipient]) -> str:

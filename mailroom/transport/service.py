@@ -57,6 +57,7 @@ from .queue import (
     QueuedMessage,
     QueuedRecipient,
     body_of,
+    header,
     insert_message,
     now,
     remove_if_done,
@@ -256,13 +257,13 @@ class TransportService:
     def _new_message(self, submission: Submission) -> NewMessage:
         raw = submission.raw
         headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
-        internet_id = _header(headers, "Message-ID")
+        internet_id = header(headers, "Message-ID")
         if not internet_id:  # the id local delivery recognises a redelivery by
             internet_id = email.utils.make_msgid(domain=self.settings.hostname)
             raw = f"Message-ID: {internet_id}\r\n".encode() + raw
         received = now()
         return NewMessage(
-            internet_id=internet_id, mail_from=submission.mail_from, subject=_header(headers, "Subject"),
+            internet_id=internet_id, mail_from=submission.mail_from, subject=header(headers, "Subject"),
             source=submission.source, connector=submission.connector, client_ip=submission.client_ip,
             client_hostname=submission.client_hostname, submitter=submission.submitter, envid=submission.envid,
             ret=submission.ret, received=received, expires=received + self.settings.message_expiration_timeout,
@@ -432,21 +433,11 @@ class TransportService:
         for result in results:
             if result.dsn_action:
                 by_action[result.dsn_action].append(result)
-        made = []
-        for action, group in by_action.items():
-            raw = dsn.build(action=action, reporting_mta=self.settings.hostname, to=message.mail_from,
-                            original=work.body, envid=message.envid, ret=message.ret, arrival=message.received,
-                            retry_until=message.expires, recipients=[
-                                dsn.DsnRecipient(r.route.address, action, _enhanced(r.response), r.response,
-                                                 r.recipient.orcpt, r.remote_host) for r in group])
-            headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
-            at = now()
-            made.append((NewMessage(
-                internet_id=_header(headers, "Message-ID"), mail_from="", subject=_header(headers, "Subject"),
-                source="DSN", connector="", client_ip="", client_hostname="", submitter=None, envid=None, ret=None,
-                received=at, expires=at + self.settings.message_expiration_timeout, body=raw,
-                recipients=((message.mail_from, (), None),)), group))
-        return made
+        return [(dsn.queued(action=action, hostname=self.settings.hostname, message=message, body=work.body,
+                            expiration=self.settings.message_expiration_timeout,
+                            recipients=[dsn.DsnRecipient(r.route.address, action, dsn.enhanced(r.response), r.response,
+                                                         r.recipient.orcpt, r.remote_host) for r in group]), group)
+                for action, group in by_action.items()]
 
     # -- tracking ------------------------------------------------------------------------------------
     def _event(self, event_id: str, source: str, message: QueuedMessage, addresses: list[str],
@@ -497,18 +488,6 @@ class TransportService:
 
     async def _in_pool(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
-
-
-def _header(headers: Any, name: str) -> str:
-    try:
-        return str(headers.get(name, "") or "").strip()
-    except Exception:  # a malformed header is not a reason to refuse the message
-        return ""
-
-
-def _enhanced(reply: str) -> str:
-    parts = reply.split()
-    return parts[1] if len(parts) > 1 and parts[1][:1] in "245" and parts[1].count(".") == 2 else "5.0.0"
 
 
 # -- queue database operations (they run in the writer thread, inside a group commit) --------------
