@@ -46,7 +46,7 @@ from .conftest import new_domain, new_mailbox, settle_queue
 
 ENV = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1"}
 ROUNDS = 4
-CLIENTS = 6
+CLIENTS = 10
 
 
 class ServerProcess:
@@ -201,7 +201,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(store, store_url,
     for round_ in range(ROUNDS):
         server = ServerProcess(data, store_url, config)
         clients = Clients(server.port, mailboxes, round_)
-        time.sleep(rng.uniform(0.3, 1.5))
+        time.sleep(rng.uniform(0.5, 2.5))
         server.kill()
         clients.join()
         sent.update(clients.sent)

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -287,10 +287,13 @@ class QueueDatabase:
         with self._lock:
             self._pending -= len(batch)
         for future, result, error in outcomes:
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+            try:
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
+            except InvalidStateError:  # its caller went away (shutdown); the work is committed all the same
+                pass
 
     def close(self) -> None:
         self._ops.put(None)
