@@ -213,6 +213,7 @@ def test_notify_success_never_and_the_null_sender(store, people, tmp_path):
             await service.submit(_submission(alice.address, Recipient(f"nobody@{alice.address.split('@')[1]}",
                                                                       notify=("NEVER",))))
             await service.submit(_submission("", f"ghost@{alice.address.split('@')[1]}"))  # from <>: no DSN
+            await service.submit(_submission("<>", f"ghost@{alice.address.split('@')[1]}"))  # as SMTP gives it
             await drained(tmp_path)
 
     asyncio.run(scenario())
@@ -307,3 +308,18 @@ def test_refusals(store, people, tmp_path):
         assert refused.value.reply.startswith("421")
 
     asyncio.run(scenario())
+
+
+def test_the_same_message_queued_twice_at_once_is_delivered_once(store, people, tmp_path):
+    alice, bob = people
+    submission = _submission(alice.address, bob.address)
+
+    async def scenario() -> None:
+        async with running(store, tmp_path) as service:
+            await asyncio.gather(*(service.submit(submission) for _ in range(5)))
+            await drained(tmp_path)
+            events = [e.event_id for e in service.tracking.search(TrackingQuery(recipients=(bob.address,)))]
+            assert sorted(events) == ["DELIVER"] + ["DUPLICATEDELIVER"] * 4
+
+    asyncio.run(scenario())
+    assert len(_inbox(store, bob)) == 1

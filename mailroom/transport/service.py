@@ -30,7 +30,7 @@ import logging
 import os
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from email.parser import BytesHeaderParser
@@ -182,6 +182,7 @@ class TransportService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[int, asyncio.Task] = {}
         self._awaiting_categorization: set[int] = set()
+        self._delivering: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # Message-ID -> lock, users
         self._wake = asyncio.Event()
         self._scheduler: asyncio.Task | None = None
         self._limit = asyncio.Semaphore(settings.max_concurrent)
@@ -263,7 +264,8 @@ class TransportService:
             raw = f"Message-ID: {internet_id}\r\n".encode() + raw
         received = now()
         return NewMessage(
-            internet_id=internet_id, mail_from=submission.mail_from, subject=header(headers, "Subject"),
+            internet_id=internet_id, mail_from=submission.mail_from.strip().removeprefix("<").removesuffix(">"),
+            subject=header(headers, "Subject"),
             source=submission.source, connector=submission.connector, client_ip=submission.client_ip,
             client_hostname=submission.client_hostname, submitter=submission.submitter, envid=submission.envid,
             ret=submission.ret, received=received, expires=received + self.settings.message_expiration_timeout,
@@ -361,8 +363,9 @@ class TransportService:
     async def _deliver_local(self, work: _Work, local: list[tuple[QueuedRecipient, Route]]) -> list[_Result]:
         item_class = dsn.item_class(work.body) if work.message.source == "DSN" else "IPM.Note"
         try:
-            outcome = await self._in_pool(partial(deliver_local, self.store, work.body,
-                                                  [route.address for _r, route in local], item_class=item_class))
+            async with self._one_at_a_time(work.message.internet_id):
+                outcome = await self._in_pool(partial(deliver_local, self.store, work.body,
+                                                      [route.address for _r, route in local], item_class=item_class))
         except Exception as exc:
             log.exception("local delivery of queued message %s failed", work.message.id)
             return [self._transient(work.message, r, route, f"451 4.3.0 Local delivery failed: {exc}")
@@ -376,6 +379,21 @@ class TransportService:
                 results.append(self._delivered(recipient, route, "250 2.0.0 Delivered", "delivered",
                                                duplicate=address in outcome.duplicates))
         return results
+
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, internet_id: str) -> AsyncIterator[None]:
+        """Local deliveries of one Message-ID run one after another: the store recognises a
+        redelivery by Message-ID, which needs the first copy committed before the second looks."""
+        key = internet_id.lower()
+        entry = self._delivering.setdefault(key, (asyncio.Lock(), [0]))
+        entry[1][0] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1][0] -= 1
+            if not entry[1][0]:
+                del self._delivering[key]
 
     async def _deliver_remote(self, work: _Work, domain: str,
                               batch: list[tuple[QueuedRecipient, Route]]) -> list[_Result]:
@@ -463,7 +481,9 @@ class TransportService:
             elif r.status == DELIVERED:
                 self._event("SEND", "SMTP", message, address, status, server_ip=r.remote_host)
             elif r.status == RETRY:
-                self._event("DEFER", "SMTP" if r.route.next_hop else "QUEUE", message, address, status)
+                source = "STOREDRIVER" if r.route.local else ("ROUTING" if r.route.delivery_type ==
+                                                               UNREACHABLE_DELIVERY else "SMTP")
+                self._event("DEFER", source, message, address, status)
             elif r.status == FAILED:
                 source = "SMTP" if r.remote_host else ("QUEUE" if "expired" in r.response else "ROUTING")
                 self._event("FAIL", source, message, address, status)
