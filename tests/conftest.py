@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
+from typing import ClassVar
 
 import psycopg
 import pytest
@@ -90,8 +94,31 @@ def new_mailbox(store: Store, domain: str, local: str = "user", name: str | None
     return store.directory.add_mailbox(f"{local}@{domain}", hash_password(PASSWORD), name)
 
 
+def settle_queue(data_dir: Path, timeout: float = 30) -> None:
+    """Wait until the queue in ``data_dir`` has no recipient in its first attempt and nothing in flight."""
+    path = data_dir / "queue" / "mail.que"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with closing(sqlite3.connect(path, timeout=30)) as conn:
+            busy = conn.execute("SELECT (SELECT count(*) FROM recipients r JOIN messages m ON m.id = r.message_id"
+                                " WHERE r.status = 'ready' AND m.status = 'Active' AND m.poison = 0)"
+                                " + (SELECT count(*) FROM messages WHERE lease_until > 0)").fetchone()[0]
+        if not busy:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"the queue in {data_dir} did not settle in {timeout} s")
+
+
+def settle_all(timeout: float = 30) -> None:
+    """``settle`` every server running in this process (for helpers that do not hold the server)."""
+    for running in list(RunningServer.live):
+        running.settle(timeout)
+
+
 class RunningServer:
     """The real server, on loopback ports chosen by the OS, in a thread of this process."""
+
+    live: ClassVar[set[RunningServer]] = set()
 
     def __init__(self, store_url: str, data_dir: Path, **settings: object) -> None:
         self.config = configuration.load(None, {"data_dir": str(data_dir), "database_url": store_url,
@@ -119,6 +146,7 @@ class RunningServer:
 
     def _on_ready(self, urls: list[str]) -> None:
         self.urls = urls
+        RunningServer.live.add(self)
         self._ready.set()
 
     def _check(self, _request: bytes, _status: int, payload: bytes) -> None:
@@ -146,10 +174,15 @@ class RunningServer:
     @property
     def metrics_url(self) -> str:
         return next(url for url in self.urls if url.endswith("/metrics"))
+    def settle(self, timeout: float = 30) -> None:
+        """Wait (bounded) until the transport has processed everything queued: no recipient is
+        waiting for its first attempt and no message is in flight (retries may stay)."""
+        settle_queue(self.config.data_dir, timeout)
 
     def stop(self) -> None:
         if self._loop and self._stop:
             self._loop.call_soon_threadsafe(self._stop.set)
+        RunningServer.live.discard(self)
         self._thread.join(30)
 
 

@@ -314,6 +314,7 @@ def test_send_a_draft_to_a_local_mailbox(server, account, mailbox, server_store)
     bob = new_mailbox(server_store, mailbox.address.split("@")[1], "bob", "Bob Example")
     msg = _draft(account, subject="For Bob", to_recipients=[Mailbox(email_address=bob.address)])
     msg.send()  # SendItem, SaveItemToFolder with Sent Items
+    server.settle()
     assert _counts(account.drafts)[0] == 0
     sent = account.sent.get(subject="For Bob")
     assert sent.is_draft is False and sent.author.email_address == mailbox.address
@@ -332,6 +333,7 @@ def test_send_without_saving_and_via_update(server, account, mailbox, server_sto
     second = _draft(account, subject="Edited then sent")
     second.to_recipients = [Mailbox(email_address=bob.address)]
     second.send_and_save(update_fields=["to_recipients"])  # UpdateItem with SendAndSaveCopy
+    server.settle()
     bob_inbox = make_account(server, bob.address).inbox
     assert sorted(i.subject for i in bob_inbox.all()) == ["Edited then sent", "Unsaved"]
     assert [i.subject for i in account.sent.all()] == ["Edited then sent"]

@@ -12,7 +12,7 @@ from exchangelib.settings import OofSettings
 from mailroom.content import oof
 from mailroom.transport.local import deliver_local
 
-from .conftest import PASSWORD, make_account, new_domain, new_mailbox
+from .conftest import PASSWORD, make_account, new_domain, new_mailbox, settle_all
 from .soap import codes, envelope, parse, post
 
 
@@ -97,6 +97,7 @@ def bob(server, server_store, mailbox):
 
 def _send(account, to, subject: str) -> None:
     Message(account=account, subject=subject, body="Hello", to_recipients=[Mailbox(email_address=to)]).send()
+    settle_all()  # the transport delivers after the send returns
 
 
 def test_one_automatic_reply_per_sender(account, bob):
@@ -143,6 +144,7 @@ def test_automatic_and_list_mail_gets_no_reply(account, bob, header):
     mime = (f"From: {account.primary_smtp_address}\r\nTo: {bob.primary_smtp_address}\r\nSubject: Newsletter\r\n"
             f"{header}\r\nContent-Type: text/plain\r\n\r\nNews\r\n").encode()
     Message(account=account, mime_content=mime).send()
+    settle_all()
     assert bob.inbox.filter(subject="Newsletter").count() == 1
     assert _replies(account) == []
 

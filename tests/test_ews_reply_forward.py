@@ -34,11 +34,13 @@ def test_reply_reaches_the_sender_quoted_and_threaded(server, server_store, mail
     alice, bob = _people(server, server_store, mailbox, "bob")
     Message(account=alice, subject="Lunch plans", body="Shall we meet at noon?",
             to_recipients=[bob.primary_smtp_address]).send_and_save()
+    server.settle()
     original = bob.inbox.get(subject="Lunch plans")
 
     Message.register("last_verb", LastVerbExecuted)
     try:
         original.reply(subject=None, body="Noon works.")
+        server.settle()
         assert bob.inbox.get(id=original.id).last_verb == 102  # PR_LAST_VERB_EXECUTED: replied
     finally:
         Message.deregister("last_verb")
@@ -59,8 +61,10 @@ def test_reply_all_reaches_the_cc_but_not_the_replier(server, server_store, mail
     alice, bob, carol = _people(server, server_store, mailbox, "bob", "carol")
     Message(account=alice, subject="Offsite", body="Who is coming?", to_recipients=[bob.primary_smtp_address],
             cc_recipients=[carol.primary_smtp_address]).send_and_save()
+    server.settle()
     original = bob.inbox.get(subject="Offsite")
     original.reply_all(subject="RE: Offsite", body="Count me in.")
+    server.settle()
 
     for account in (alice, carol):
         got = account.inbox.get(subject="RE: Offsite")
@@ -74,12 +78,14 @@ def test_reply_all_recipients_and_subject_are_worked_out_by_the_server(server, s
     alice, bob, carol = _people(server, server_store, mailbox, "bob", "carol")
     Message(account=alice, subject="RE: Budget", body="Numbers attached.",
             to_recipients=[bob.primary_smtp_address, carol.primary_smtp_address]).send_and_save()
+    server.settle()
     original = bob.inbox.get(subject="RE: Budget")
     items = (f'<t:ReplyAllToItem>{_reference(original)}'
              '<t:NewBodyContent BodyType="HTML">&lt;p&gt;Thanks!&lt;/p&gt;</t:NewBodyContent></t:ReplyAllToItem>')
     root = _create(server, bob.primary_smtp_address, items)
     assert codes(root) == ["NoError"]
     assert root.find(".//m:Items", NS) is not None and len(root.find(".//m:Items", NS)) == 0
+    server.settle()
 
     for account in (alice, carol):
         [got] = [m for m in account.inbox.filter(subject="RE: Budget")  # the prefix is not doubled
@@ -97,8 +103,10 @@ def test_forward_carries_the_attachments_and_the_html_original(server, server_st
                   body=HTMLBody("<html><body><p>Agenda <b>inside</b></p></body></html>"))
     msg.attach(FileAttachment(name="agenda.pdf", content=b"%PDF-1.4 \x00\xff", content_type="application/pdf"))
     msg.send_and_save()
+    server.settle()
     original = bob.inbox.get(subject="Agenda")
     original.forward(subject=None, body="FYI", to_recipients=[EWSMailbox(email_address=carol.primary_smtp_address)])
+    server.settle()
 
     got = carol.inbox.get(subject="FW: Agenda")
     assert got.in_reply_to is None and original.message_id in got.references
@@ -111,6 +119,7 @@ def test_forward_carries_the_attachments_and_the_html_original(server, server_st
 def test_create_reply_save_gives_a_draft(server, server_store, mailbox):
     alice, bob = _people(server, server_store, mailbox, "bob")
     Message(account=alice, subject="Contract", body="Please review.", to_recipients=[bob.primary_smtp_address]).send()
+    server.settle()
     original = bob.inbox.get(subject="Contract")
     created = original.create_reply(None, "Looks fine, one question.").save(bob.drafts)
     assert created.id
@@ -146,12 +155,14 @@ def test_bad_reference_items_are_per_item_errors(server, server_store, mailbox):
     body = f"<m:CreateItem><m:Items><t:ReplyToItem>{_reference(mine)}</t:ReplyToItem></m:Items></m:CreateItem>"
     root = parse(post(server.ews_url, envelope(body), alice.primary_smtp_address, PASSWORD))
     assert codes(root) == ["ErrorMessageDispositionRequired"]
+    server.settle()
     assert bob.inbox.total_count == 0 and alice.sent.total_count == 0
 
 
 def test_other_response_objects_fail_alone(server, server_store, mailbox):
     alice, bob = _people(server, server_store, mailbox, "bob")
     Message(account=alice, subject="Status", body="All green.", to_recipients=[bob.primary_smtp_address]).send()
+    server.settle()
     original = bob.inbox.get(subject="Status")
     to_alice = (f"<t:ToRecipients><t:Mailbox><t:EmailAddress>{alice.primary_smtp_address}</t:EmailAddress>"
                 "</t:Mailbox></t:ToRecipients>")
@@ -162,6 +173,7 @@ def test_other_response_objects_fail_alone(server, server_store, mailbox):
              + f"<t:Message><t:Subject>Plain</t:Subject>{to_alice}</t:Message>")
     root = _create(server, bob.primary_smtp_address, items)
     assert codes(root) == ["NoError"] + ["ErrorInvalidOperation"] * len(unsupported) + ["NoError"]
+    server.settle()
     texts = [e.text for e in root.iterfind(".//m:MessageText", NS)]
     assert all("not supported yet" in text for text in texts) and len(texts) == len(unsupported)
     assert {m.subject for m in alice.inbox.all()} == {"FW: Status", "Plain"}

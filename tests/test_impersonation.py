@@ -56,6 +56,7 @@ def test_service_account_reads_writes_and_sends_as_the_owner(server, server_stor
 
     Message(account=account, subject="sent as owner", body="hi",
             to_recipients=[EwsMailbox(email_address=friend.address)]).send_and_save()
+    server.settle()
     received = make_account(server, friend.address).inbox.get(subject="sent as owner")
     assert received.sender.email_address == owner.address
     assert received.author.email_address == owner.address

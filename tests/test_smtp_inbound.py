@@ -75,6 +75,7 @@ def test_a_message_arrives_in_the_inbox_with_a_received_header(server, server_st
     code, reply = smtp.data(msg.as_bytes())
     assert code == 250
     assert reply.decode().startswith(f"2.6.0 {msg['Message-ID']} ")
+    server.settle()
     (item,) = account.inbox.all()
     assert item.subject == "Hello over SMTP"
     assert item.body.strip() == "Delivered by SMTP."
@@ -90,6 +91,7 @@ def test_an_alias_delivers_to_its_mailbox(server, server_store, mailbox, smtp):
     domain = mailbox.address.split("@")[1]
     server_store.directory.add_alias(mailbox.address, f"sales@{domain}")
     smtp.sendmail("sender@elsewhere.example", [f"sales@{domain}"], _message(f"sales@{domain}").as_bytes())
+    server.settle()
     assert len(_inbox(server_store, mailbox)) == 1
 
 
@@ -102,6 +104,7 @@ def test_several_recipients_and_a_message_without_message_id(server, server_stor
     smtp.rcpt(bob.address)
     code, reply = smtp.data(msg.as_bytes())
     assert code == 250 and b"<" in reply  # the Message-ID the server gave it
+    server.settle()
     (alice_raw,) = _inbox(server_store, mailbox)
     (bob_raw,) = _inbox(server_store, bob)
     assert alice_raw == bob_raw and b"\r\nMessage-ID: <" in alice_raw
@@ -124,6 +127,7 @@ def test_relay_to_another_domain_is_refused(server, server_store, mailbox, smtp)
     assert smtp.rcpt("someone@not-ours.example") == (550, b"5.7.1 Unable to relay")
     assert smtp.rcpt(mailbox.address)[0] == 250  # the session goes on
     assert smtp.data(_message(mailbox.address).as_bytes())[0] == 250
+    server.settle()
     assert len(_inbox(server_store, mailbox)) == 1
 
 
@@ -135,6 +139,7 @@ def test_too_many_recipients(server, server_store, mailbox, smtp):
         assert smtp.rcpt(box.address)[0] == 250
     assert smtp.rcpt(mailbox.address) == (452, b"4.5.3 Too many recipients")
     assert smtp.data(_message(others[0].address).as_bytes())[0] == 250  # the accepted ones get it
+    server.settle()
     assert _inbox(server_store, mailbox) == []
     assert all(len(_inbox(server_store, box)) == 1 for box in others)
 
@@ -150,6 +155,7 @@ def test_oversize_message_is_refused_and_nothing_is_stored(server, server_store,
     big = _message(mailbox.address, body=("x" * 70 + "\n") * (MAX_BYTES // 70 + 1)).as_bytes()
     code, reply = smtp.data(big)
     assert (code, reply[:5]) == (552, b"5.3.4"), reply
+    server.settle()
     assert _inbox(server_store, mailbox) == []
 
 
@@ -166,6 +172,7 @@ def test_the_same_message_sent_twice_is_stored_once(server, server_store, mailbo
         smtp.mail("sender@elsewhere.example")
         smtp.rcpt(mailbox.address)
         assert smtp.data(msg)[0] == 250  # the retry is acknowledged, not refused
+    server.settle()
     assert len(_inbox(server_store, mailbox)) == 1
 
 
@@ -174,4 +181,5 @@ def test_pipelined_commands_and_a_null_sender(server, server_store, mailbox, smt
     assert [smtp.getreply()[0] for _ in range(3)] == [250, 250, 354]
     smtp.send(_message(mailbox.address).as_bytes() + b".\r\n")
     assert smtp.getreply()[0] == 250
+    server.settle()
     assert len(_inbox(server_store, mailbox)) == 1

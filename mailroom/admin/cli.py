@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import sys
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from alembic.runtime.migration import MigrationContext
@@ -21,7 +23,10 @@ from mailroom.notify import optout
 from mailroom.server import config as configuration
 from mailroom.store import Store
 from mailroom.store.errors import StoreError
+from mailroom.transport.queue_admin import QueueAdmin, QueueError
 from mailroom.transport.tracking import MessageTrackingLog, TrackingQuery
+
+T = TypeVar("T")
 
 app = typer.Typer(help="mailroom: a self-hosted messaging server that speaks Exchange Web Services.",
                   no_args_is_help=True, add_completion=False)
@@ -36,6 +41,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(impersonation_app, name="impersonation")
 tracking_app = typer.Typer(help="The message tracking log (Get-MessageTrackingLog).", no_args_is_help=True)
 app.add_typer(tracking_app, name="tracking")
+queue_app = typer.Typer(help="The transport's queues (Exchange's Queue Viewer).", no_args_is_help=True)
+message_app = typer.Typer(help="Messages in the transport's queues.", no_args_is_help=True)
+app.add_typer(queue_app, name="queue")
+app.add_typer(message_app, name="message")
 console = Console()
 errors = Console(stderr=True)
 
@@ -346,6 +355,116 @@ def tracking_counts(
     for key, count in counts.most_common():
         table.add_row(key or "<>", str(count))
     console.print(table)
+def _queue_admin(data: Path | None, config_file: Path | None) -> QueueAdmin:
+    """The queue of the data folder (it works while the server runs)."""
+    cfg = _config(data, config_file)
+    tracking = MessageTrackingLog(cfg.data_dir / "logs" / "MessageTracking", enabled=cfg["tracking.enabled"],
+                                  log_subject=cfg["tracking.log_subject"])
+    try:
+        return QueueAdmin(cfg.data_dir, tracking, expiration=cfg["transport.message_expiration_timeout"])
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        _fail(f"cannot open the queue in {cfg.data_dir}: {exc}")
+
+
+def _when(timestamp: float | None) -> str:
+    return datetime.fromtimestamp(timestamp).isoformat(sep=" ", timespec="seconds") if timestamp else ""
+
+
+@queue_app.command("list")
+def queue_list(data: DataOpt = None, config: ConfigOpt = None) -> None:
+    """List the queues: Submission, one per next hop, Unreachable and Poison."""
+    table = Table("Identity", "DeliveryType", "Status", "MessageCount", "NextRetryTime", "LastError")
+    for q in _queue_admin(data, config).queues():
+        table.add_row(q.identity, q.delivery_type, q.status, str(q.message_count), _when(q.next_retry), q.last_error)
+    console.print(table)
+
+
+@queue_app.command("messages")
+def queue_messages(
+    queue: Annotated[str | None, typer.Argument(help="Only this queue (default: all).")] = None,
+    data: DataOpt = None, config: ConfigOpt = None,
+) -> None:
+    """List queued messages (the MESSAGE_ID column is what the message commands take)."""
+    try:
+        infos = _queue_admin(data, config).messages(queue)
+    except QueueError as exc:
+        _fail(str(exc))
+    table = Table("MessageId", "Queue", "Status", "From", "Recipients", "Size", "Subject", "Received", "LastError")
+    for info in infos:
+        m = info.message
+        errors_ = [r.last_response for r in info.recipients if r.last_response]
+        table.add_row(str(m.id), info.queue, info.status, m.mail_from or "<>",
+                      ", ".join(r.address for r in info.recipients), str(m.size), m.subject, _when(m.received),
+                      errors_[-1] if errors_ else m.last_error)
+    console.print(table)
+
+
+@queue_app.command("retry")
+def queue_retry(
+    queue: str,
+    resubmit: Annotated[bool, typer.Option("--resubmit", help="Send the messages back through the categorizer "
+                                                              "(for the Unreachable queue).")] = False,
+    data: DataOpt = None, config: ConfigOpt = None,
+) -> None:
+    """Retry a queue now (the server picks it up within transport.queue_scan_interval)."""
+    try:
+        count = _queue_admin(data, config).retry(queue, resubmit)
+    except QueueError as exc:
+        _fail(str(exc))
+    console.print(f"{count} message(s) in {queue} {'resubmitted' if resubmit else 'due for retry now'}")
+
+
+MessageIdArg = Annotated[int, typer.Argument(help="The MessageId from mailroom queue messages.")]
+
+
+@message_app.command("suspend")
+def message_suspend(message_id: MessageIdArg, data: DataOpt = None, config: ConfigOpt = None) -> None:
+    """Stop delivery attempts for a message until it is resumed."""
+    _queue_action(lambda q: q.suspend(message_id), data, config)
+    console.print(f"message {message_id} suspended")
+
+
+@message_app.command("resume")
+def message_resume(message_id: MessageIdArg, data: DataOpt = None, config: ConfigOpt = None) -> None:
+    """Resume a suspended message (one in the poison queue is processed again)."""
+    _queue_action(lambda q: q.resume(message_id), data, config)
+    console.print(f"message {message_id} resumed")
+
+
+@message_app.command("remove")
+def message_remove(
+    message_id: MessageIdArg,
+    ndr: Annotated[bool, typer.Option("--ndr/--no-ndr", help="Send the sender a non-delivery report.")] = True,
+    data: DataOpt = None, config: ConfigOpt = None,
+) -> None:
+    """Remove a message from the queue (with a non-delivery report unless --no-ndr)."""
+    _queue_action(lambda q: q.remove(message_id, ndr), data, config)
+    console.print(f"message {message_id} removed{' (non-delivery report queued)' if ndr else ''}")
+
+
+@message_app.command("export")
+def message_export(
+    message_id: MessageIdArg,
+    to: Annotated[Path, typer.Option("--to", help="The .eml file to write.")],
+    data: DataOpt = None, config: ConfigOpt = None,
+) -> None:
+    """Write a suspended message's content to a file."""
+    content = _queue_action(lambda q: q.export(message_id), data, config)
+    try:
+        to.write_bytes(content)
+    except OSError as exc:
+        _fail(str(exc))
+    console.print(f"message {message_id} written to {to} ({len(content)} bytes)")
+
+
+def _queue_action(action: Callable[[QueueAdmin], T], data: Path | None, config: Path | None) -> T:
+    admin = _queue_admin(data, config)
+    try:
+        return action(admin)
+    except QueueError as exc:
+        _fail(str(exc))
+    finally:
+        admin.close()
 
 
 def main() -> None:

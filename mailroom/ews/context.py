@@ -1,8 +1,9 @@
-"""Everything one EWS request carries: the store, the Identity, the requested version and the
-caller's time zone. Created per request and passed to the operation explicitly."""
+"""Everything one EWS request carries: the store, the Identity, the requested version, the
+caller's time zone and the transport to send through. Created per request and passed to the operation explicitly."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import TYPE_CHECKING
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 from mailroom.access.identity import Identity
 from mailroom.store import Store
 from mailroom.store.model import Mailbox
+from mailroom.transport.envelope import Submission
 
 from . import versions
 
@@ -26,6 +28,7 @@ class Context:
     culture: str = "en-US"
     stream: Stream | None = None  # set by GetStreamingEvents: the answer is this open stream
     notifications: bool = True  # False in a session that asked for none (mailroom/notify/optout.py)
+    submit: Callable[[Submission], str] | None = None  # the transport's submit, callable from this thread
     _mailboxes: dict[str, Mailbox] = field(default_factory=dict)
 
     @property

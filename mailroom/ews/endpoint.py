@@ -5,6 +5,7 @@ from error responses too)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import tzinfo
 from importlib import import_module, resources
 from pkgutil import iter_modules
@@ -13,6 +14,7 @@ from lxml import etree
 
 from mailroom.access.identity import Identity
 from mailroom.store import Store
+from mailroom.transport.envelope import Submission
 
 from . import impersonation, timezones, versions, wsdl
 from .context import Context
@@ -65,10 +67,12 @@ class Envelope:
         self.impersonation = header.find(t("ExchangeImpersonation"))
 
 
-def process(store: Store, identity: Identity, body: bytes, notifications: bool = True) -> tuple[int, bytes | Stream]:
+def process(store: Store, identity: Identity, body: bytes, notifications: bool = True,
+            submit: Callable[[Submission], str] | None = None) -> tuple[int, bytes | Stream]:
     """Answer one EWS request; returns the HTTP status and the response envelope, or the Stream of
     envelopes to send when the operation answers with one (GetStreamingEvents). ``notifications``
-    is False for a session that asked for none (Subscribe then fails)."""
+    is False for a session that asked for none (Subscribe then fails); ``submit`` hands a message
+    to the transport (from this worker thread)."""
     version: str | None = None  # until the request is read, faults report the newest version
     try:
         env = Envelope(parse(body))
@@ -84,7 +88,7 @@ def process(store: Store, identity: Identity, body: bytes, notifications: bool =
             raise SOAPFault("ErrorInvalidSchemaVersionForMailboxVersion",
                             f"{op_name} needs RequestServerVersion {op_cls.min_version} or later.")
         ctx = Context(store=store, identity=identity, version=version,
-                      culture=env.culture, notifications=notifications)
+                      culture=env.culture, notifications=notifications, submit=submit)
         if env.tz is not None:
             ctx.tz = env.tz
         operation = op_cls(ctx)

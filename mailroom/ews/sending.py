@@ -1,9 +1,11 @@
 """Sending from EWS (CreateItem SendOnly/SendAndSaveCopy, SendItem): stamp the sender, build the
-MIME, hand it to delivery, keep the copy in Sent Items."""
+MIME, submit it to the transport (the queue), keep the copy in Sent Items."""
 
 from __future__ import annotations
 
+import email.policy
 import uuid
+from email.parser import BytesParser
 from typing import TYPE_CHECKING
 
 from lxml import etree
@@ -11,7 +13,7 @@ from lxml import etree
 from mailroom.content import mime, recipients
 from mailroom.content.recipients import Address
 from mailroom.store.model import Folder, Item, ItemChanges, Mailbox, NewItem, utcnow
-from mailroom.transport.local import deliver_local, report_undeliverable
+from mailroom.transport.envelope import Recipient, Submission, SubmissionRefused
 
 from .context import Context
 from .errors import EWSError
@@ -38,12 +40,28 @@ def _rcpts(props: dict) -> list[str]:
     return found
 
 
+def _without_bcc(raw: bytes) -> bytes:
+    """Bcc recipients are envelope-only: the MIME that is sent carries no Bcc header."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep or b"bcc:" not in head.lower():
+        return raw
+    message = BytesParser(policy=email.policy.SMTP).parsebytes(raw)
+    del message["Bcc"]
+    return message.as_bytes()
+
+
 def _deliver(ctx: Context, raw: bytes, rcpts: list[str]) -> None:
-    """Deliver to local mailboxes; recipients elsewhere get a non-delivery report back to the
-    sender until the SMTP transport routes them."""
-    result = deliver_local(ctx.store, raw, rcpts)
-    report_undeliverable(ctx.store, ctx.mailbox.address, raw, result.not_local,
-                         "no route to this recipient: remote delivery is not configured on this server")
+    """Submit to the transport as the caller's mailbox (STOREDRIVER, as Exchange's mailbox
+    submission); it delivers, routes, and reports failures to the sender with DSNs."""
+    if ctx.submit is None:
+        raise EWSError("ErrorMessageSubmissionBlocked", "Sending is not available: the transport is not running.")
+    submission = Submission(mail_from=ctx.mailbox.address, recipients=tuple(Recipient(a) for a in dict.fromkeys(rcpts)),
+                            raw=_without_bcc(raw), source="STOREDRIVER", connector="ews",
+                            submitter=ctx.identity.mailbox.address)
+    try:
+        ctx.submit(submission)
+    except SubmissionRefused as exc:
+        raise EWSError("ErrorMessageSubmissionBlocked", f"The transport refused the message: {exc.reply}") from exc
 
 
 def send_new(ctx: Context, new: NewItem, saved: tuple[Mailbox, Folder] | None) -> Item | None:

@@ -6,10 +6,10 @@ import asyncio
 import logging
 import signal
 import socket
-import uuid
 from collections.abc import Callable, Coroutine
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, aclosing, suppress
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -28,9 +28,12 @@ from mailroom.store import Store
 from mailroom.transport import metrics as transport_metrics
 from mailroom.transport import pickup, smtp_receive
 from mailroom.transport.backpressure import BackPressure, Thresholds, standard_resources
-from mailroom.transport.envelope import Submission, SubmissionRefused
-from mailroom.transport.local import deliver_local, report_undeliverable
+from mailroom.transport.envelope import Submission
 from mailroom.transport.metrics import TransportMetrics
+from mailroom.transport.outbound import Outbound
+from mailroom.transport.queue_admin import QueueAdmin
+from mailroom.transport.service import Settings as TransportSettings
+from mailroom.transport.service import TransportService
 from mailroom.transport.tracking import MessageTrackingLog
 
 from .config import Config, ConfigError, split_listen
@@ -54,6 +57,7 @@ class EWSServer:
         self.public_url = public_url
         self.max_request_bytes = max_request_bytes
         self.on_response = on_response  # tests hook in here to validate every response
+        self.submit: Callable[[Submission], str] | None = None  # EWS sending's way into the transport
         self.auth = Authenticator(store)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ews")
         endpoint.load_operations()
@@ -94,7 +98,7 @@ class EWSServer:
             return self._reply(b"", *endpoint.fault(too_big))
         notifications = not optout.session_opted_out(request.headers.get(optout.SESSION_HEADER))
         status, payload = await asyncio.get_running_loop().run_in_executor(
-            self.pool, endpoint.process, self.store, identity, body, notifications)
+            self.pool, endpoint.process, self.store, identity, body, notifications, self.submit)
         if isinstance(payload, Stream):
             return await self._stream(request, payload)
         return self._reply(body, status, payload)
@@ -204,40 +208,9 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
     try:
         await stop.wait()
     finally:
+        await runner.cleanup()  # EWS first: a send in progress still reaches the transport
         await edge.aclose()
-        await runner.cleanup()
         server.close()
-
-
-class LocalSubmitter:
-    """A Submitter that delivers straight into the local mailboxes (no queue, no remote routing)."""
-
-    def __init__(self, store: Store, executor: Executor) -> None:
-        self.store = store
-        self.executor = executor
-        self._in_flight = 0
-
-    def submission_queue_length(self) -> int:
-        return self._in_flight
-
-    def pending_commits(self) -> int:
-        return self._in_flight
-
-    async def submit(self, submission: Submission) -> str:
-        self._in_flight += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, self._deliver, submission)
-        finally:
-            self._in_flight -= 1
-
-    def _deliver(self, submission: Submission) -> str:
-        result = deliver_local(self.store, submission.raw, [r.address for r in submission.recipients])
-        if not (result.delivered or result.duplicates) and submission.submitter is None and submission.source == "SMTP":
-            raise SubmissionRefused("550 5.1.1 User unknown")  # inbound: its recipients went away since RCPT
-        if result.not_local and submission.mail_from:
-            report_undeliverable(self.store, submission.mail_from, submission.raw, result.not_local,
-                                 "no remote delivery on this server")
-        return uuid.uuid4().hex
 
 
 async def _start_transport(config: Config, server: EWSServer, stack: AsyncExitStack) -> list[tuple[str, str, str]]:
@@ -245,10 +218,20 @@ async def _start_transport(config: Config, server: EWSServer, stack: AsyncExitSt
     tracking log, back pressure, metrics, the SMTP listeners and the pickup directory. Returns
     what to print: (label, url, role)."""
     data_dir = config.data_dir
-    tracking = MessageTrackingLog(data_dir / "logs" / "MessageTracking")
+    hostname = socket.getfqdn()
+    tracking = _tracking_log(config)
     stack.callback(tracking.close)
     metrics = TransportMetrics()
-    submitter = LocalSubmitter(server.store, server.pool)  # the lead replaces this with the queue's TransportService
+    outbound = Outbound(config, hostname)
+    stack.push_async_callback(outbound.close)
+    submitter = TransportService(server.store, data_dir, TransportSettings.from_config(config, hostname), tracking,
+                                 server.pool, remote=outbound, metrics=metrics)
+    await submitter.start()
+    stack.push_async_callback(submitter.stop)
+    server.submit = submitter.submit_threadsafe
+    admin = QueueAdmin(data_dir)
+    stack.callback(admin.close)
+    metrics.register_queue_lengths(lambda: {q.identity: q.message_count for q in admin.queues()})
     pressure = BackPressure(standard_resources(data_dir, _thresholds(config), submitter.submission_queue_length,
                                                submitter.pending_commits),
                             metrics, config["backpressure.interval_seconds"])
@@ -256,13 +239,12 @@ async def _start_transport(config: Config, server: EWSServer, stack: AsyncExitSt
         pressure.meter()  # before the listeners open, so they start at the right level
         _background(stack, pressure.run())
     shown: list[tuple[str, str, str]] = []
-    hostname = socket.getfqdn()
     for role, key in (("inbound", "transport.inbound_listen"), ("submission", "transport.submission_listen")):
         listen = split_listen(config[key], key)
         if not listen:
             continue
-        listener = smtp_receive.Listener(role, role == "submission", config["transport.max_recipients"], hostname)
-        handler = smtp_receive.ReceiveHandler(listener, store=server.store, executor=server.pool, submitter=submitter,
+        spec = smtp_receive.Listener(role, role == "submission", config["transport.max_recipients"], hostname)
+        handler = smtp_receive.ReceiveHandler(spec, store=server.store, executor=server.pool, submitter=submitter,
                                               auth=server.auth, backpressure=pressure, tracking=tracking,
                                               metrics=metrics)
         tls = server_context(*_certificate(config, data_dir, listen[0]))
@@ -287,6 +269,15 @@ async def _start_transport(config: Config, server: EWSServer, stack: AsyncExitSt
         await site.start()
         shown.append(("metrics", f"http://{_host(metrics_listen[0])}:{_bound_port(site)}/metrics", ""))
     return shown
+
+
+def _tracking_log(config: Config) -> MessageTrackingLog:
+    """The message tracking log in ``<data_dir>/logs/MessageTracking``, as configured."""
+    return MessageTrackingLog(config.data_dir / "logs" / "MessageTracking",
+                              max_age=timedelta(days=config["tracking.max_age_days"]),
+                              max_file_bytes=config["tracking.max_file_bytes"],
+                              max_directory_bytes=config["tracking.max_directory_bytes"],
+                              log_subject=config["tracking.log_subject"], enabled=config["tracking.enabled"])
 
 
 def _thresholds(config: Config) -> dict[str, Thresholds]:

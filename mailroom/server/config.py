@@ -69,6 +69,25 @@ OPTIONS: tuple[Option, ...] = (
                                                       "unverified), required (never send in clear) or off."),
     Option("transport.max_outbound_connections", 1000, "Most outbound SMTP connections at once."),
     Option("transport.max_per_domain_connections", 40, "Most outbound SMTP connections to one domain at once."),
+    Option("transport.transient_failure_retry_count", 6, "Retries of a transiently failed recipient at the short "
+                                                         "interval before the message retry interval applies."),
+    Option("transport.transient_failure_retry_interval", 300, "Seconds between the first retries after a 4xx "
+                                                              "(Exchange: TransientFailureRetryInterval)."),
+    Option("transport.message_retry_interval", 900, "Seconds between later retries (MessageRetryInterval)."),
+    Option("transport.delay_notification_timeout", 4 * 3600, "Seconds undelivered before a delay DSN goes to the "
+                                                             "sender (DelayNotificationTimeout)."),
+    Option("transport.message_expiration_timeout", 2 * 86400, "Seconds a message may wait in the queue before it "
+                                                              "fails with a DSN (MessageExpirationTimeout)."),
+    Option("transport.poison_threshold", 2, "Crashes while processing a message before it goes to the poison "
+                                            "queue (PoisonThreshold, 1-10)."),
+    Option("transport.queue_scan_interval", 5, "Seconds between checks of the queue for work changed by another "
+                                               "process (mailroom queue/message commands)."),
+    Option("tracking.enabled", True, "Write the message tracking log (<data_dir>/logs/MessageTracking)."),
+    Option("tracking.max_age_days", 30, "Days message tracking log files are kept (0: no age limit)."),
+    Option("tracking.max_file_bytes", 10 * 1024 * 1024, "Size at which a message tracking log file is closed."),
+    Option("tracking.max_directory_bytes", 1000 * 1024 * 1024, "Size of the message tracking log folder beyond "
+                                                               "which the oldest files are removed."),
+    Option("tracking.log_subject", True, "Record message subjects in the message tracking log."),
     Option("autodiscover.enabled", True, "Answer POX and SOAP Autodiscover under /autodiscover/."),
     Option("tls.cert_file", "", "PEM certificate for HTTPS; empty means a self-signed one in the data folder."),
     Option("tls.key_file", "", "PEM private key for HTTPS."),
