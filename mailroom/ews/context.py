@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import TYPE_CHECKING
 
+from mailroom.access.audit import Trail
 from mailroom.access.identity import Identity
+from mailroom.access.permissions import Right
 from mailroom.store import Store
 from mailroom.store.model import Mailbox
 
@@ -25,7 +27,9 @@ class Context:
     tz: tzinfo = UTC
     culture: str = "en-US"
     stream: Stream | None = None  # set by GetStreamingEvents: the answer is this open stream
+    trail: Trail | None = None  # what the request reached, for the audit log
     _mailboxes: dict[str, Mailbox] = field(default_factory=dict)
+    rights: dict[int, Right] = field(default_factory=dict)  # the caller's rights by folder id, as read
 
     @property
     def mailbox(self) -> Mailbox:

@@ -8,6 +8,8 @@ from typing import Any, ClassVar, TypeVar
 
 from lxml import etree
 
+from mailroom.access.identity import DELEGATE
+from mailroom.access.permissions import Access, Right, allows
 from mailroom.store import errors as store_errors
 from mailroom.store import ids
 from mailroom.store.default_folders import ABSENT_DISTINGUISHED
@@ -87,19 +89,24 @@ class Operation:
                 messages.remove(msg)
                 self.error(messages, store_error(exc), message_name)
 
-    # -- ids ------------------------------------------------------------------------------------
-    def folder_from(self, el: etree._Element) -> tuple[Mailbox, Folder]:
-        """Resolve a FolderId or DistinguishedFolderId element to a folder the caller may open."""
+    # -- ids and access ---------------------------------------------------------------------------
+    # Every folder and item a request names is resolved here and checked here, against what the
+    # operation is about to do with it (``Access``): the one place where access is decided.
+    def folder_from(self, el: etree._Element, need: Access = Access.SEE_FOLDER) -> tuple[Mailbox, Folder]:
+        """Resolve a FolderId or DistinguishedFolderId element to a folder the caller may ``need``."""
         name = local(el.tag)
         if name == "DistinguishedFolderId":
-            return self.distinguished_folder(el)
-        if name == "FolderId":
+            mailbox, folder = self.distinguished_folder(el)
+        elif name == "FolderId":
             mailbox, row_id = self.decode_id(el.get("Id") or "", ids.KIND_FOLDER, "ErrorInvalidIdMalformed")
             try:
-                return mailbox, self.ctx.store.folders.get(mailbox, row_id)
+                folder = self.ctx.store.folders.get(mailbox, row_id)
             except store_errors.NotFound as exc:
                 raise EWSError("ErrorFolderNotFound") from exc
-        raise SOAPFault("ErrorSchemaValidation", f"unexpected element {name} where a folder id belongs")
+        else:
+            raise SOAPFault("ErrorSchemaValidation", f"unexpected element {name} where a folder id belongs")
+        self.authorize(mailbox, folder.id, need)
+        return mailbox, folder
 
     def distinguished_folder(self, el: etree._Element) -> tuple[Mailbox, Folder]:
         name = el.get("Id") or ""
@@ -115,14 +122,14 @@ class Operation:
             raise EWSError("ErrorFolderNotFound", f"The mailbox has no {name} folder.") from exc
 
     def open_mailbox(self, address: str) -> Mailbox:
+        """The mailbox at ``address``; what the caller may do in it is decided per folder."""
         mailbox = self.ctx.store.directory.mailbox_by_address(address)
         if mailbox is None:
             raise EWSError("ErrorNonExistentMailbox", f"No mailbox with address {address}.")
-        if not self.ctx.identity.may_open(mailbox):
-            raise EWSError("ErrorAccessDenied")
         return mailbox
 
     def decode_id(self, text: str, kind: int, malformed_code: str = "ErrorInvalidIdMalformed") -> tuple[Mailbox, int]:
+        """The mailbox and row an id names (not checked: callers go on to ``authorize``)."""
         try:
             oid = ids.decode(text, kind)
         except ids.MalformedId as exc:
@@ -130,17 +137,59 @@ class Operation:
         mailbox = self.ctx.mailbox_by_guid(oid.mailbox_guid)
         if mailbox is None:
             raise EWSError("ErrorItemNotFound" if kind != ids.KIND_FOLDER else "ErrorFolderNotFound")
-        if not self.ctx.identity.may_open(mailbox):
-            raise EWSError("ErrorAccessDenied")
         return mailbox, oid.row_id
 
-    def item_from(self, el: etree._Element, **load: bool) -> tuple[Mailbox, Item]:
-        """Resolve an ItemId element; checks the ChangeKey only for shape (see ``expected_change``)."""
+    def item_from(self, el: etree._Element, need: Access = Access.READ, **load: bool) -> tuple[Mailbox, Item]:
+        """Resolve an ItemId element to an item the caller may ``need``; checks the ChangeKey only
+        for shape (see ``expected_change``)."""
         mailbox, row_id = self.decode_id(el.get("Id") or "", ids.KIND_ITEM)
         try:
-            return mailbox, self.ctx.store.items.get(mailbox, row_id, **load)
+            item = self.ctx.store.items.get(mailbox, row_id, **load)
         except store_errors.NotFound as exc:
             raise EWSError("ErrorItemNotFound") from exc
+        self.authorize(mailbox, item.folder_id, need, item)
+        return mailbox, item
+
+    def item_row(self, text: str, need: Access, kind: int = ids.KIND_ITEM) -> tuple[Mailbox, int]:
+        """The mailbox and item row an ItemId (or AttachmentId) names, checked for ``need``; the
+        item is read for the check only when folder permissions decide."""
+        mailbox, row_id = self.decode_id(text, kind)
+        if self.ctx.identity.right_over(mailbox) != DELEGATE:
+            self.authorize(mailbox, None, need, None, row_id)
+            return mailbox, row_id
+        try:
+            item = self.ctx.store.items.get(mailbox, row_id, body=False, attachments=False, with_extended=False)
+        except store_errors.NotFound as exc:
+            raise EWSError("ErrorItemNotFound") from exc
+        self.authorize(mailbox, item.folder_id, need, item)
+        return mailbox, row_id
+
+    def authorize(self, mailbox: Mailbox, folder_id: int | None, need: Access, item: Item | None = None,
+                  item_row: int | None = None) -> None:
+        """Refuse (ErrorAccessDenied) unless the caller may ``need`` in the folder, and note the
+        access for the audit log. The mailbox the request acts on is open to it in full; any other
+        by the folder permissions its owner gave the caller."""
+        identity = self.ctx.identity
+        right = identity.right_over(mailbox)
+        own_item = item is not None and item.created_by == identity.mailbox.id
+        granted = right != DELEGATE or (folder_id is not None and allows(self.rights_on(folder_id), need, own_item))
+        if self.ctx.trail is not None:
+            self.ctx.trail.note(mailbox, right, folder_id, item.id if item is not None else item_row, granted)
+        if not granted:
+            raise EWSError("ErrorAccessDenied", f"The caller may not {need.value} in this folder of {mailbox.address}.")
+
+    def rights_on(self, folder_id: int) -> Right:
+        """The caller's rights on a folder of another mailbox (read once per request)."""
+        found = self.ctx.rights.get(folder_id)
+        if found is None:
+            found = self.ctx.rights[folder_id] = self.ctx.store.permissions.rights(folder_id, None, self.ctx.mailbox)
+        return found
+
+    def visible_folders(self, mailbox: Mailbox, folders: list[Folder]) -> list[Folder]:
+        """The folders of a listing the caller may see (all of them in the mailbox it acts on)."""
+        if self.ctx.identity.right_over(mailbox) != DELEGATE:
+            return folders
+        return [f for f in folders if allows(self.rights_on(f.id), Access.SEE_FOLDER)]
 
     def folder_id_element(self, parent: etree._Element, mailbox: Mailbox, folder: Folder,
                           tag: str = "FolderId") -> etree._Element:

@@ -151,6 +151,10 @@ class Permissions:
             w.conn.execute(delete(t.delegates).where(d.owner_id == owner.id, d.delegate_id == delegate.id))
             self._set_folders(w, owner, delegate, dict.fromkeys(folder_ids, Right.NONE))
 
+    def is_delegate(self, owner: Mailbox, delegate: Mailbox) -> bool:
+        with reading(self.engine) as conn:
+            return self._is_delegate(conn, owner, delegate)
+
     def _is_delegate(self, conn: Connection, owner: Mailbox, delegate: Mailbox) -> bool:
         d = t.delegates.c
         return conn.scalar(select(d.owner_id).where(d.owner_id == owner.id, d.delegate_id == delegate.id)) is not None

@@ -3,6 +3,8 @@ MoveToDeletedItems (to Deleted Items; an item already there is soft-deleted)."""
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
+
 from ..errors import EWSError
 from ..folders import disposal, trash_id
 from ..items import element_for_class
@@ -23,7 +25,7 @@ class DeleteItem(Operation):
         def one(id_el: etree._Element, _msg: etree._Element) -> None:
             if id_el.tag != t("ItemId"):
                 raise EWSError("ErrorInvalidOperation", f"{local(id_el.tag)} is not supported here.")
-            mailbox, item = self.item_from(id_el, body=False, attachments=False)
+            mailbox, item = self.item_from(id_el, Access.DELETE, body=False, attachments=False)
             kind = element_for_class(item.item_class, self.ctx)
             if kind == "CalendarItem" and cancellations is None:
                 raise EWSError("ErrorSendMeetingCancellationsRequired",

@@ -6,6 +6,7 @@ answered per folder with its error code, as Exchange does."""
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
 from mailroom.store.query import And, Compare, Filter, Prop, Sort
 
 from ..dates import to_utc_text
@@ -41,7 +42,7 @@ class FindItem(Operation):
         root, messages = self.response()
 
         def one(parent_el: etree._Element, msg: etree._Element) -> None:
-            mailbox, folder = self.folder_from(parent_el)
+            mailbox, folder = self.folder_from(parent_el, Access.READ)
             if failure is not None:
                 raise failure
             found, total = [], 0

@@ -11,6 +11,7 @@ from typing import Any
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
 from mailroom.content import body as bodies
 from mailroom.content import mime
 from mailroom.content.properties import derive_properties
@@ -101,7 +102,7 @@ class UpdateItem(Operation):
         id_el = change_el.find(t("ItemId"))
         if id_el is None:
             raise EWSError("ErrorInvalidOperation", "Only ItemId is supported here; occurrences are not.")
-        mailbox, item = self.item_from(id_el)
+        mailbox, item = self.item_from(id_el, Access.EDIT)
         expected = self._expected(id_el.get("ChangeKey"))
         kind = element_for_class(item.item_class, self.ctx)
         if kind in _MESSAGES and self.disposition is None:
