@@ -39,8 +39,9 @@ class EWSServer:
 
     def __init__(self, store: Store, workers: int = 8, max_request_bytes: int = 64 * 1024 * 1024,
                  on_response: Callable[[bytes, int, bytes], None] | None = None, public_url: str = "",
-                 autodiscover: bool = True) -> None:
+                 autodiscover: bool = True, audit_owner: bool = False) -> None:
         self.store = store
+        self.audit_owner = audit_owner
         self.public_url = public_url
         self.max_request_bytes = max_request_bytes
         self.on_response = on_response  # tests hook in here to validate every response
@@ -83,7 +84,7 @@ class EWSServer:
                                 f"The request is larger than the limit of {self.max_request_bytes} bytes.")
             return self._reply(b"", *endpoint.fault(too_big))
         status, payload = await asyncio.get_running_loop().run_in_executor(
-            self.pool, endpoint.process, self.store, identity, body)
+            self.pool, endpoint.process, self.store, identity, body, request.remote or "", self.audit_owner)
         if isinstance(payload, Stream):
             return await self._stream(request, payload)
         return self._reply(body, status, payload)
@@ -160,7 +161,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
     store = Store.open(config.database_url, pool_size=config["ews.workers"])
     server = EWSServer(store, workers=config["ews.workers"], max_request_bytes=config["ews.max_request_bytes"],
                        on_response=on_response, public_url=config["ews.public_url"],
-                       autodiscover=config["autodiscover.enabled"])
+                       autodiscover=config["autodiscover.enabled"], audit_owner=config["audit.log_owner_actions"])
     runner = web.AppRunner(server.application(), access_log=None, handle_signals=False)
     await runner.setup()
     urls: list[str] = []

@@ -39,6 +39,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("tls.cert_file", "", "PEM certificate for HTTPS; empty means a self-signed one in the data folder."),
     Option("tls.key_file", "", "PEM private key for HTTPS."),
     Option("log_level", "INFO", "Logging level."),
+    Option("audit.log_owner_actions", False, "Also write owners' own EWS requests to the audit log (access by "
+                                             "anyone else - impersonation, delegates - is always written)."),
 )
 _BY_KEY = {o.key: o for o in OPTIONS}
 
