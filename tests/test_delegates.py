@@ -92,7 +92,7 @@ def test_add_get_update_remove_a_delegate(server, server_store, people):
     assert found.view_private_items is False
     # The level is nothing but a folder permission entry on the owner's folder.
     inbox = server_store.folders.distinguished(owner, "inbox")
-    assert server_store.permissions.rights(inbox.id, None, dan) == level_rights("Reviewer", calendar=False)
+    assert server_store.permissions.rights(inbox.id, dan) == level_rights("Reviewer", calendar=False)
     assert call(server, dan, inbox_of(owner)).find(".//m:ResponseCode", NS).text == "NoError"
 
     updated = call(server, owner, update(owner, dan.address, {"Inbox": "None", "Tasks": "Author"}))

@@ -102,7 +102,7 @@ class Operation:
             try:
                 folder = self.ctx.store.folders.get(mailbox, row_id)
             except store_errors.NotFound as exc:
-                raise EWSError("ErrorFolderNotFound") from exc
+                raise self.missing(mailbox, "ErrorFolderNotFound") from exc
         else:
             raise SOAPFault("ErrorSchemaValidation", f"unexpected element {name} where a folder id belongs")
         self.authorize(mailbox, folder.id, need)
@@ -146,7 +146,7 @@ class Operation:
         try:
             item = self.ctx.store.items.get(mailbox, row_id, **load)
         except store_errors.NotFound as exc:
-            raise EWSError("ErrorItemNotFound") from exc
+            raise self.missing(mailbox, "ErrorItemNotFound") from exc
         self.authorize(mailbox, item.folder_id, need, item)
         return mailbox, item
 
@@ -160,9 +160,19 @@ class Operation:
         try:
             item = self.ctx.store.items.get(mailbox, row_id, body=False, attachments=False, with_extended=False)
         except store_errors.NotFound as exc:
-            raise EWSError("ErrorItemNotFound") from exc
+            raise self.missing(mailbox, "ErrorItemNotFound") from exc
         self.authorize(mailbox, item.folder_id, need, item)
         return mailbox, row_id
+
+    def missing(self, mailbox: Mailbox, code: str) -> EWSError:
+        """The error for an id of ``mailbox`` that names nothing: ``code`` in the mailbox the request
+        acts on; in any other the caller holds no right on what is not there, so it is refused like
+        anything else it may not reach (which also says nothing about which ids exist)."""
+        if self.ctx.identity.right_over(mailbox) != DELEGATE:
+            return EWSError(code)
+        if self.ctx.trail is not None:
+            self.ctx.trail.note(mailbox, DELEGATE, None, None, granted=False)
+        return EWSError("ErrorAccessDenied", f"The caller may not reach this object of {mailbox.address}.")
 
     def authorize(self, mailbox: Mailbox, folder_id: int | None, need: Access, item: Item | None = None,
                   item_row: int | None = None) -> None:
@@ -182,7 +192,7 @@ class Operation:
         """The caller's rights on a folder of another mailbox (read once per request)."""
         found = self.ctx.rights.get(folder_id)
         if found is None:
-            found = self.ctx.rights[folder_id] = self.ctx.store.permissions.rights(folder_id, None, self.ctx.mailbox)
+            found = self.ctx.rights[folder_id] = self.ctx.store.permissions.rights(folder_id, self.ctx.mailbox)
         return found
 
     def visible_folders(self, mailbox: Mailbox, folders: list[Folder]) -> list[Folder]:

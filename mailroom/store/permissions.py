@@ -12,13 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from mailroom.access.permissions import (
-    DEFAULT_CALENDAR_RIGHTS,
-    DEFAULT_RIGHTS,
-    Permission,
-    Principal,
-    Right,
-)
+from mailroom.access.permissions import DEFAULT_RIGHTS, Permission, Principal, Right
 
 from . import tables as t
 from .directory import _mailbox, _mailbox_query
@@ -64,8 +58,9 @@ def set_for_user(conn: Connection, folder_id: int, user_id: int, rights: Right |
         _insert(conn, folder_id, Principal(user_id), rights)
 
 
-def rights_of(conn: Connection, folder_id: int, folder_class: str | None, user_id: int) -> Right:
-    """What ``user_id`` may do in the folder: its own entry, else the Default entry, else the default."""
+def rights_of(conn: Connection, folder_id: int, user_id: int) -> Right:
+    """What ``user_id`` may do with the folder's items: its own entry, else the Default entry, else
+    nothing (the built-in calendar default shows free/busy times only, which no item access needs)."""
     p = t.folder_permissions.c
     rows = conn.execute(select(p.user_id, p.distinguished_user, p.rights).where(
         p.folder_id == folder_id, (p.user_id == user_id) | (p.distinguished_user == "Default"))).all()
@@ -73,9 +68,7 @@ def rights_of(conn: Connection, folder_id: int, folder_class: str | None, user_i
     default = next((r[2] for r in rows if r[1] == "Default"), None)
     if own is not None:
         return Right(own)
-    if default is not None:
-        return Right(default)
-    return DEFAULT_CALENDAR_RIGHTS if is_calendar(folder_class) else DEFAULT_RIGHTS
+    return Right(default) if default is not None else DEFAULT_RIGHTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +87,9 @@ class Permissions:
         self.engine = engine
         self.folders = folders
 
-    def rights(self, folder_id: int, folder_class: str | None, user: Mailbox) -> Right:
+    def rights(self, folder_id: int, user: Mailbox) -> Right:
         with reading(self.engine) as conn:
-            return rights_of(conn, folder_id, folder_class, user.id)
+            return rights_of(conn, folder_id, user.id)
 
     # -- delegates ---------------------------------------------------------------------------
     def delegates(self, owner: Mailbox, folders: dict[str, int]) -> list[Delegate]:
