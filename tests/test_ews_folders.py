@@ -511,8 +511,8 @@ def test_find_folder_shapes(server, mailbox):
         "CalendarFolder": ["FolderId", "DisplayName", "TotalCount", "ChildFolderCount"],
         "Folder": ["FolderId", "DisplayName", "TotalCount", "ChildFolderCount", "UnreadCount"]}
     common = ["FolderId", "ParentFolderId", "FolderClass", "DisplayName", "TotalCount", "ChildFolderCount"]
-    assert fields("AllProperties") == {"CalendarFolder": common + ["EffectiveRights"],
-                                       "Folder": common + ["EffectiveRights", "UnreadCount"]}
+    assert fields("AllProperties") == {"CalendarFolder": common + ["EffectiveRights", "PermissionSet"],
+                                       "Folder": common + ["EffectiveRights", "PermissionSet", "UnreadCount"]}
     assert fields("Default", '<t:FieldURI FieldURI="folder:ParentFolderId"/>')["Folder"] == [
         "FolderId", "ParentFolderId", "DisplayName", "TotalCount", "ChildFolderCount", "UnreadCount"]
 

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from mailroom.access.identity import DELEGATE, IMPERSONATION, OWNER
 from mailroom.access.passwords import hash_password
 from mailroom.notify import optout
 from mailroom.server import config as configuration
@@ -45,6 +46,8 @@ queue_app = typer.Typer(help="The transport's queues (Exchange's Queue Viewer)."
 message_app = typer.Typer(help="Messages in the transport's queues.", no_args_is_help=True)
 app.add_typer(queue_app, name="queue")
 app.add_typer(message_app, name="message")
+audit_app = typer.Typer(help="The audit log of access to mailboxes by anyone but their owner.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 console = Console()
 errors = Console(stderr=True)
 
@@ -269,6 +272,41 @@ def impersonation_list(data: DataOpt = None, config: ConfigOpt = None, database:
     table = Table("Account", "Scope", "Created")
     for grant in _store(data, config, database).directory.impersonation_grants():
         table.add_row(grant.account, str(grant.scope), grant.created)
+    console.print(table)
+
+
+def _utc_text(value: str | None, option: str) -> str | None:
+    """An ISO 8601 date or time from the command line as the store's UTC text (naive means UTC)."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"{option}: {value!r} is not an ISO 8601 date or time")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@audit_app.command("search")
+def audit_search(
+    mailbox: Annotated[str, typer.Option("--mailbox", help="Whose mailbox was accessed (address).")],
+    caller: Annotated[str | None, typer.Option("--caller", help="Only access by this account.")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="From this ISO 8601 time (UTC unless it says).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Before this ISO 8601 time.")] = None,
+    right: Annotated[str | None, typer.Option("--right", help="owner, impersonation or delegate.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many records (newest first).")] = 100,
+    data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None,
+) -> None:
+    """Accesses to a mailbox, newest first, as a table."""
+    if right is not None and right not in (OWNER, IMPERSONATION, DELEGATE):
+        _fail(f"--right must be {OWNER}, {IMPERSONATION} or {DELEGATE}, not {right!r}")
+    since, until = _utc_text(start, "--start"), _utc_text(end, "--end")
+    records = _store(data, config, database).audit.search(mailbox, caller, since, until, right, limit)
+    table = Table("Time", "Caller", "Mailbox", "Right", "Operation", "Folder", "Item", "Result", "Client IP")
+    for r in records:
+        table.add_row(r.time, r.caller, r.mailbox, r.right, r.operation, str(r.folder_id or ""),
+                      str(r.item_id or ""), r.result, r.client_ip)
     console.print(table)
 
 

@@ -9,6 +9,7 @@ from copy import deepcopy
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
 from mailroom.content import mime, snapshot
 from mailroom.store import ids
 from mailroom.store.model import Attachment, Item, Mailbox, NewItem
@@ -76,11 +77,12 @@ def attachment_shape(node: etree._Element | None) -> Shape:
 class AttachmentOperation(Operation):
     """What the attachment operations share: reading an AttachmentId."""
 
-    def attachment_from(self, id_el: etree._Element) -> tuple[Mailbox, int, int]:
-        """The mailbox, item row and attachment row an AttachmentId names. An attachment that is
-        gone is ErrorItemNotFound, as on Exchange (the schema has no attachment-specific code)."""
+    def attachment_from(self, id_el: etree._Element, need: Access) -> tuple[Mailbox, int, int]:
+        """The mailbox, item row and attachment row an AttachmentId names, its item checked for
+        ``need``. An attachment that is gone is ErrorItemNotFound, as on Exchange (the schema has
+        no attachment-specific code)."""
         text = id_el.get("Id") or ""
-        mailbox, item_row = self.decode_id(text, ids.KIND_ATTACHMENT)
+        mailbox, item_row = self.item_row(text, need, ids.KIND_ATTACHMENT)
         return mailbox, item_row, ids.decode(text).attachment_id
 
 

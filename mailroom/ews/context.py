@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import TYPE_CHECKING
 
+from mailroom.access.audit import Trail
 from mailroom.access.identity import Identity
+from mailroom.access.permissions import Right
 from mailroom.store import Store
 from mailroom.store.model import Mailbox
 from mailroom.transport.envelope import Submission
@@ -29,7 +31,9 @@ class Context:
     stream: Stream | None = None  # set by GetStreamingEvents: the answer is this open stream
     notifications: bool = True  # False in a session that asked for none (mailroom/notify/optout.py)
     submit: Callable[[Submission], str] | None = None  # the transport's submit, callable from this thread
+    trail: Trail | None = None  # what the request reached, for the audit log
     _mailboxes: dict[str, Mailbox] = field(default_factory=dict)
+    rights: dict[int, Right] = field(default_factory=dict)  # the caller's rights by folder id, as read
 
     @property
     def mailbox(self) -> Mailbox:

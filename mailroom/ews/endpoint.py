@@ -12,6 +12,7 @@ from pkgutil import iter_modules
 
 from lxml import etree
 
+from mailroom.access import audit
 from mailroom.access.identity import Identity
 from mailroom.store import Store
 from mailroom.transport.envelope import Submission
@@ -67,12 +68,14 @@ class Envelope:
         self.impersonation = header.find(t("ExchangeImpersonation"))
 
 
-def process(store: Store, identity: Identity, body: bytes, notifications: bool = True,
+def process(store: Store, identity: Identity, body: bytes, *, client_ip: str = "", audit_owner: bool = False,
+            notifications: bool = True,
             submit: Callable[[Submission], str] | None = None) -> tuple[int, bytes | Stream]:
     """Answer one EWS request; returns the HTTP status and the response envelope, or the Stream of
-    envelopes to send when the operation answers with one (GetStreamingEvents). ``notifications``
-    is False for a session that asked for none (Subscribe then fails); ``submit`` hands a message
-    to the transport (from this worker thread)."""
+    envelopes to send when the operation answers with one (GetStreamingEvents). ``client_ip`` (the
+    HTTP peer) goes into the audit log; ``audit_owner`` logs owners' own requests too;
+    ``notifications`` is False for a session that asked for none (Subscribe then fails); ``submit``
+    hands a message to the transport (from this worker thread)."""
     version: str | None = None  # until the request is read, faults report the newest version
     try:
         env = Envelope(parse(body))
@@ -80,20 +83,21 @@ def process(store: Store, identity: Identity, body: bytes, notifications: bool =
         versions.require_known(version)
         op_name = local(env.operation.tag)
         if env.impersonation is not None:
-            identity = impersonation.impersonated(store, identity, env.impersonation, op_name)
+            identity = impersonation.impersonated(store, identity, env.impersonation, op_name, client_ip)
         op_cls = OPERATIONS.get(op_name) if etree.QName(env.operation).namespace == M else None
         if op_cls is None:
             return 200, _envelope(_unsupported(env.operation), version)
         if not versions.at_least(version, op_cls.min_version):
             raise SOAPFault("ErrorInvalidSchemaVersionForMailboxVersion",
                             f"{op_name} needs RequestServerVersion {op_cls.min_version} or later.")
-        ctx = Context(store=store, identity=identity, version=version,
-                      culture=env.culture, notifications=notifications, submit=submit)
+        trail = audit.Trail(identity, client_ip, audit_owner)
+        ctx = Context(store=store, identity=identity, version=version, culture=env.culture, trail=trail,
+                      notifications=notifications, submit=submit)
         if env.tz is not None:
             ctx.tz = env.tz
         operation = op_cls(ctx)
         operation.parent = skeleton(version)
-        response = impersonation.audited(identity, op_name, lambda: operation.execute(env.operation))
+        response = _audited(store, trail, op_name, lambda: operation.execute(env.operation))
         return 200, ctx.stream if ctx.stream is not None else _envelope(response, version)
     except XMLRejected as exc:
         return fault(SOAPFault("ErrorSchemaValidation", str(exc)), version)
@@ -105,6 +109,24 @@ def process(store: Store, identity: Identity, body: bytes, notifications: bool =
         log.exception("EWS request failed")
         return fault(SOAPFault("ErrorInternalServerError", "An internal server error occurred.",
                                fault_code="Server"), version)
+
+
+def _audited(store: Store, trail: audit.Trail, operation: str, run: Callable[[], etree._Element]) -> etree._Element:
+    """Run the operation and write what it reached to the audit log, with its result: the first
+    error code in the response other than the refusals the trail already knows, or NoError."""
+    result = "ErrorInternalServerError"
+    try:
+        response = run()
+        codes = (code.text for code in response.iter(f"{{{M}}}ResponseCode"))
+        result = next((code for code in codes if code not in ("NoError", audit.DENIED)), "NoError")
+        return response
+    except (SOAPFault, EWSError) as exc:
+        result = exc.code
+        raise
+    finally:
+        records = trail.records(operation, result)
+        if records:
+            audit.write(store, records)
 
 
 def _unsupported(operation: etree._Element) -> etree._Element:

@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
+from mailroom.access.identity import DELEGATE
+from mailroom.access.permissions import Access, Right
 from mailroom.store import Store, ids
 from mailroom.store.model import ExtendedValue, Folder, Mailbox
 
 from .errors import EWSError, SOAPFault
 from .extended import ExtendedField, field_for_stored, parse_property, property_element
 from .paths import Shape
+from .permissions import OWNER_RIGHTS, folder_effective_rights, render_set
 from .schema import FOLDER_ELEMENTS, schema
 from .xml import bool_text, local, m, sub, t
+
+if TYPE_CHECKING:
+    from .service import Operation
 
 DEFAULT_CLASS = {"Folder": "IPF.Note", "CalendarFolder": "IPF.Appointment", "ContactsFolder": "IPF.Contact",
                  "TasksFolder": "IPF.Task", "SearchFolder": "IPF.Note"}
 _DEFAULT_SHAPE = {"FolderId", "DisplayName", "TotalCount", "ChildFolderCount", "UnreadCount",
                   "DistinguishedFolderId"}
-_ALL_SHAPE = _DEFAULT_SHAPE | {"ParentFolderId", "FolderClass", "EffectiveRights"}
+_ALL_SHAPE = _DEFAULT_SHAPE | {"ParentFolderId", "FolderClass", "EffectiveRights", "PermissionSet"}
 READ_ONLY = frozenset({"FolderId", "ParentFolderId", "TotalCount", "ChildFolderCount", "UnreadCount",
                        "EffectiveRights", "DistinguishedFolderId", "ManagedFolderInformation"})
 # Where each DisposalType puts what it deletes: the dumpster (Recoverable Items), Deleted Items,
@@ -57,7 +64,26 @@ def effective_rights(parent: etree._Element, folder: bool) -> None:
     parent.append(copy.copy(_RIGHTS[folder]))
 
 
-def render(parent: etree._Element, mailbox: Mailbox, folder: Folder, shape: Shape) -> etree._Element:
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who a folder is rendered for: their rights on it (EffectiveRights), and the store to read
+    its PermissionSet from (None where the requested version has no PermissionSet)."""
+
+    rights: Right = OWNER_RIGHTS
+    store: Store | None = None
+
+
+def viewer(op: Operation, mailbox: Mailbox, folder: Folder) -> Viewer:
+    """Whom ``op`` renders the folder for: the owner (or whoever acts as the owner), or a delegate
+    with the rights its folder permissions give."""
+    store = op.ctx.store if op.ctx.at_least("Exchange2007_SP1") else None
+    if op.ctx.identity.right_over(mailbox) != DELEGATE:
+        return Viewer(store=store)
+    return Viewer(op.rights_on(folder.id), store)
+
+
+def render(parent: etree._Element, mailbox: Mailbox, folder: Folder, shape: Shape,
+           viewer: Viewer = Viewer()) -> etree._Element:
     """Append the folder's element, with the properties the shape asks for, in schema order."""
     name = element_name(folder)
     node = sub(parent, t(name))
@@ -86,7 +112,14 @@ def render(parent: etree._Element, mailbox: Mailbox, folder: Folder, shape: Shap
             if folder.parent_id is not None:
                 sub(node, t("ParentFolderId"), Id=ids.folder_id(mailbox.guid, folder.parent_id))
         elif key == "EffectiveRights":
-            effective_rights(node, folder=True)
+            if viewer.rights == OWNER_RIGHTS:
+                effective_rights(node, folder=True)
+            else:
+                folder_effective_rights(node, viewer.rights)
+        elif key == "PermissionSet":
+            if viewer.store is not None:
+                render_set(node, viewer.store, viewer.store.folders.permissions(mailbox, folder.id),
+                           name == "CalendarFolder")
         elif values.get(key) is not None:
             sub(node, t(key), values[key])
     return node
@@ -125,14 +158,14 @@ def render_id(msg: etree._Element, mailbox: Mailbox, folder: Folder) -> None:
     render(sub(msg, m("Folders")), mailbox, folder, Shape("IdOnly"))
 
 
-def target_folder(resolve: Callable[[etree._Element], tuple[Mailbox, Folder]], holder: etree._Element,
-                  missing: str) -> tuple[Mailbox, Folder]:
-    """The folder a ParentFolderId or ToFolderId names; one that does not exist is reported with
-    ``missing`` (ErrorParentFolderNotFound, ErrorToFolderNotFound)."""
+def target_folder(resolve: Callable[[etree._Element, Access], tuple[Mailbox, Folder]], holder: etree._Element,
+                  missing: str, need: Access) -> tuple[Mailbox, Folder]:
+    """The folder a ParentFolderId or ToFolderId names, checked for ``need``; one that does not
+    exist is reported with ``missing`` (ErrorParentFolderNotFound, ErrorToFolderNotFound)."""
     if len(holder) != 1:
         raise SOAPFault("ErrorSchemaValidation", f"{local(holder.tag)} needs exactly one folder id.")
     try:
-        return resolve(holder[0])
+        return resolve(holder[0], need)
     except EWSError as err:
         if err.code != "ErrorFolderNotFound":
             raise

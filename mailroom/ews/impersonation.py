@@ -4,23 +4,21 @@ grant is checked on every request, and every impersonated access is audited."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from lxml import etree
 
 from mailroom.access import audit
-from mailroom.access.identity import Identity
+from mailroom.access.identity import IMPERSONATION, Identity
 from mailroom.store import Store
-from mailroom.store.model import Mailbox
+from mailroom.store.model import AuditRecord, Mailbox, utcnow
 
-from .errors import EWSError, SOAPFault
-from .xml import M, local, t
+from .errors import SOAPFault
+from .xml import local, t
 
-IMPERSONATION = "impersonation"
 _NAMES = ("PrimarySmtpAddress", "SmtpAddress", "PrincipalName", "SID")
 
 
-def impersonated(store: Store, authenticated: Identity, header: etree._Element, operation: str) -> Identity:
+def impersonated(store: Store, authenticated: Identity, header: etree._Element, operation: str,
+                 client_ip: str = "") -> Identity:
     """The Identity acting as the mailbox the ExchangeImpersonation ``header`` names, or the
     SOAPFault Exchange answers with: ErrorImpersonationDenied without any grant (checked first, so
     it says nothing about which addresses exist), ErrorNonExistentMailbox for an unknown mailbox,
@@ -30,7 +28,8 @@ def impersonated(store: Store, authenticated: Identity, header: etree._Element, 
     directory = store.directory
 
     def refuse(code: str, message: str) -> SOAPFault:
-        audit.record(caller.address, value, IMPERSONATION, operation, code)
+        audit.write(store, [AuditRecord(time=utcnow(), caller=caller.address, mailbox=value.lower(),
+                                        right=IMPERSONATION, operation=operation, result=code, client_ip=client_ip)])
         return SOAPFault(code, message)
 
     if not directory.impersonation_grants(caller):
@@ -54,21 +53,3 @@ def _connecting_sid(header: etree._Element) -> tuple[str, str]:
                         "ExchangeImpersonation needs a ConnectingSID with a PrimarySmtpAddress, SmtpAddress, "
                         "PrincipalName or SID.")
     return local(named.tag), (named.text or "").strip()
-
-
-def audited(identity: Identity, operation: str, run: Callable[[], etree._Element]) -> etree._Element:
-    """Run the operation; when it acts on someone else's mailbox, record the access and its result
-    (the first error code in the response, or NoError)."""
-    if identity.caller.id == identity.mailbox.id:
-        return run()
-    result = "ErrorInternalServerError"
-    try:
-        response = run()
-        codes = (code.text for code in response.iter(f"{{{M}}}ResponseCode"))
-        result = next((code for code in codes if code != "NoError"), "NoError")
-        return response
-    except (SOAPFault, EWSError) as exc:
-        result = exc.code
-        raise
-    finally:
-        audit.record(identity.caller.address, identity.mailbox.address, identity.right, operation, result)

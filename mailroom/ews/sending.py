@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
 from mailroom.content import mime, recipients
 from mailroom.content.recipients import Address
 from mailroom.store.model import Folder, Item, ItemChanges, Mailbox, NewItem, utcnow
@@ -23,9 +24,17 @@ if TYPE_CHECKING:
 
 
 def _stamp(ctx: Context, props: dict) -> None:
+    """From and Sender: the caller's own address, or, when From names a mailbox that made the
+    caller its delegate, that mailbox in From and the caller in Sender ("on behalf of"), as
+    Exchange grants send-on-behalf with AddDelegate. Any other From is ErrorSendAsDenied."""
     me = ctx.mailbox
-    sender = recipients.build("From", [Address(me.display_name, me.address)], single=True)
-    props.setdefault("From", sender)
+    named = recipients.parse(props.get("From"))
+    if named and named[0].email and named[0].email.lower() not in (me.address, *me.aliases):
+        owner = ctx.store.directory.mailbox_by_address(named[0].email)
+        if owner is None or not ctx.store.permissions.is_delegate(owner, me):
+            raise EWSError("ErrorSendAsDenied", f"{me.address} may not send on behalf of {named[0].email}.")
+        props["From"] = recipients.build("From", [Address(owner.display_name, owner.address)], single=True)
+    props.setdefault("From", recipients.build("From", [Address(me.display_name, me.address)], single=True))
     props["Sender"] = recipients.build("Sender", [Address(me.display_name, me.address)], single=True)
     props.setdefault("InternetMessageId", f"<{uuid.uuid4().hex}@{me.address.split('@', 1)[1]}>")
     props.update(DateTimeSent=utcnow(), IsDraft=False, IsRead=True)
@@ -82,7 +91,7 @@ def saved_copy_folder(op: Operation, saved_el: etree._Element | None, mailbox: M
     if saved_el is None or not len(saved_el):
         return op.ctx.store.folders.distinguished(mailbox, "sentitems")
     try:
-        target, folder = op.folder_from(saved_el[0])
+        target, folder = op.folder_from(saved_el[0], Access.CREATE)
     except EWSError as exc:
         if exc.code == "ErrorFolderNotFound":
             raise EWSError("ErrorSavedItemFolderNotFound", "The folder for the sent copy was not found.") from exc

@@ -8,6 +8,8 @@ from typing import Any, ClassVar, TypeVar
 
 from lxml import etree
 
+from mailroom.access.identity import DELEGATE
+from mailroom.access.permissions import Access, Right, allows
 from mailroom.store import errors as store_errors
 from mailroom.store import ids
 from mailroom.store.default_folders import ABSENT_DISTINGUISHED
@@ -88,19 +90,24 @@ class Operation:
                 messages.remove(msg)
                 self.error(messages, store_error(exc), message_name)
 
-    # -- ids ------------------------------------------------------------------------------------
-    def folder_from(self, el: etree._Element) -> tuple[Mailbox, Folder]:
-        """Resolve a FolderId or DistinguishedFolderId element to a folder the caller may open."""
+    # -- ids and access ---------------------------------------------------------------------------
+    # Every folder and item a request names is resolved here and checked here, against what the
+    # operation is about to do with it (``Access``): the one place where access is decided.
+    def folder_from(self, el: etree._Element, need: Access = Access.SEE_FOLDER) -> tuple[Mailbox, Folder]:
+        """Resolve a FolderId or DistinguishedFolderId element to a folder the caller may ``need``."""
         name = local(el.tag)
         if name == "DistinguishedFolderId":
-            return self.distinguished_folder(el)
-        if name == "FolderId":
+            mailbox, folder = self.distinguished_folder(el)
+        elif name == "FolderId":
             mailbox, row_id = self.decode_id(el.get("Id") or "", ids.KIND_FOLDER, "ErrorInvalidIdMalformed")
             try:
-                return mailbox, self.ctx.store.folders.get(mailbox, row_id)
+                folder = self.ctx.store.folders.get(mailbox, row_id)
             except store_errors.NotFound as exc:
-                raise EWSError("ErrorFolderNotFound") from exc
-        raise SOAPFault("ErrorSchemaValidation", f"unexpected element {name} where a folder id belongs")
+                raise self.missing(mailbox, "ErrorFolderNotFound") from exc
+        else:
+            raise SOAPFault("ErrorSchemaValidation", f"unexpected element {name} where a folder id belongs")
+        self.authorize(mailbox, folder.id, need)
+        return mailbox, folder
 
     def distinguished_folder(self, el: etree._Element) -> tuple[Mailbox, Folder]:
         name = el.get("Id") or ""
@@ -116,11 +123,10 @@ class Operation:
             raise EWSError("ErrorFolderNotFound", f"The mailbox has no {name} folder.") from exc
 
     def open_mailbox(self, address: str) -> Mailbox:
+        """The mailbox at ``address``; what the caller may do in it is decided per folder."""
         mailbox = self.ctx.store.directory.mailbox_by_address(address)
         if mailbox is None:
             raise EWSError("ErrorNonExistentMailbox", f"No mailbox with address {address}.")
-        if not self.ctx.identity.may_open(mailbox):
-            raise EWSError("ErrorAccessDenied")
         return mailbox
 
     def decode_id(self, text: str, kind: int, malformed_code: str = "ErrorInvalidIdMalformed") -> tuple[Mailbox, int]:
@@ -129,7 +135,8 @@ class Operation:
 
     def decode_object(self, text: str, kinds: tuple[int, ...],
                       malformed_code: str = "ErrorInvalidIdMalformed") -> tuple[Mailbox, ids.ObjectId]:
-        """An id of one of these kinds, and the mailbox it names (which the caller may open)."""
+        """An id of one of these kinds and the mailbox it names (not checked: callers go on to
+        ``authorize``)."""
         try:
             oid = ids.decode(text)
         except ids.MalformedId as exc:
@@ -139,14 +146,12 @@ class Operation:
         mailbox = self.ctx.mailbox_by_guid(oid.mailbox_guid)
         if mailbox is None:
             raise EWSError("ErrorItemNotFound" if ids.KIND_FOLDER not in kinds else "ErrorFolderNotFound")
-        if not self.ctx.identity.may_open(mailbox):
-            raise EWSError("ErrorAccessDenied")
         return mailbox, oid
 
-    def item_from(self, el: etree._Element, **load: bool) -> tuple[Mailbox, Item]:
+    def item_from(self, el: etree._Element, need: Access = Access.READ, **load: bool) -> tuple[Mailbox, Item]:
         """Resolve an ItemId (of an item or of an occurrence), an OccurrenceItemId (a recurring
-        master and an instance index) or a RecurringMasterItemId (an occurrence's master).
-        Checks the ChangeKey only for shape (see ``expected_change``)."""
+        master and an instance index) or a RecurringMasterItemId (an occurrence's master) to an item
+        the caller may ``need``. Checks the ChangeKey only for shape (see ``expected_change``)."""
         name = local(el.tag)
         if name == "OccurrenceItemId":
             mailbox, oid = self.decode_object(el.get("RecurringMasterId") or "", (ids.KIND_ITEM,))
@@ -154,24 +159,77 @@ class Operation:
                 index = int(el.get("InstanceIndex") or "")
             except ValueError as exc:
                 raise SOAPFault("ErrorSchemaValidation", "InstanceIndex must be a number.") from exc
-            return mailbox, calendar.occurrence(self._item(mailbox, oid.row_id, load), index)
+            return mailbox, calendar.occurrence(self._item(mailbox, oid.row_id, need, load), index)
         if name == "RecurringMasterItemId":
             mailbox, oid = self.decode_object(el.get("OccurrenceId") or "", (ids.KIND_ITEM, ids.KIND_OCCURRENCE))
-            item = self._item(mailbox, oid.row_id, load)
+            item = self._item(mailbox, oid.row_id, need, load)
             if oid.kind == ids.KIND_ITEM and not item.props.get("Recurrence"):
                 raise EWSError("ErrorCalendarCannotUseIdForOccurrenceId", "The item is not an occurrence.")
             return mailbox, item
         mailbox, oid = self.decode_object(el.get("Id") or "", (ids.KIND_ITEM, ids.KIND_OCCURRENCE))
-        item = self._item(mailbox, oid.row_id, load)
+        item = self._item(mailbox, oid.row_id, need, load)
         if oid.kind == ids.KIND_OCCURRENCE:
             return mailbox, calendar.occurrence(item, oid.attachment_id)
         return mailbox, item
 
-    def _item(self, mailbox: Mailbox, row_id: int, load: dict[str, bool]) -> Item:
+    def _item(self, mailbox: Mailbox, row_id: int, need: Access, load: dict[str, bool]) -> Item:
         try:
-            return self.ctx.store.items.get(mailbox, row_id, **load)
+            item = self.ctx.store.items.get(mailbox, row_id, **load)
         except store_errors.NotFound as exc:
-            raise EWSError("ErrorItemNotFound") from exc
+            raise self.missing(mailbox, "ErrorItemNotFound") from exc
+        self.authorize(mailbox, item.folder_id, need, item)
+        return item
+
+    def item_row(self, text: str, need: Access, kind: int = ids.KIND_ITEM) -> tuple[Mailbox, int]:
+        """The mailbox and item row an ItemId (or AttachmentId) names, checked for ``need``; the
+        item is read for the check only when folder permissions decide."""
+        mailbox, row_id = self.decode_id(text, kind)
+        if self.ctx.identity.right_over(mailbox) != DELEGATE:
+            self.authorize(mailbox, None, need, None, row_id)
+            return mailbox, row_id
+        try:
+            item = self.ctx.store.items.get(mailbox, row_id, body=False, attachments=False, with_extended=False)
+        except store_errors.NotFound as exc:
+            raise self.missing(mailbox, "ErrorItemNotFound") from exc
+        self.authorize(mailbox, item.folder_id, need, item)
+        return mailbox, row_id
+
+    def missing(self, mailbox: Mailbox, code: str) -> EWSError:
+        """The error for an id of ``mailbox`` that names nothing: ``code`` in the mailbox the request
+        acts on; in any other the caller holds no right on what is not there, so it is refused like
+        anything else it may not reach (which also says nothing about which ids exist)."""
+        if self.ctx.identity.right_over(mailbox) != DELEGATE:
+            return EWSError(code)
+        if self.ctx.trail is not None:
+            self.ctx.trail.note(mailbox, DELEGATE, None, None, granted=False)
+        return EWSError("ErrorAccessDenied", f"The caller may not reach this object of {mailbox.address}.")
+
+    def authorize(self, mailbox: Mailbox, folder_id: int | None, need: Access, item: Item | None = None,
+                  item_row: int | None = None) -> None:
+        """Refuse (ErrorAccessDenied) unless the caller may ``need`` in the folder, and note the
+        access for the audit log. The mailbox the request acts on is open to it in full; any other
+        by the folder permissions its owner gave the caller."""
+        identity = self.ctx.identity
+        right = identity.right_over(mailbox)
+        own_item = item is not None and item.created_by == identity.mailbox.id
+        granted = right != DELEGATE or (folder_id is not None and allows(self.rights_on(folder_id), need, own_item))
+        if self.ctx.trail is not None:
+            self.ctx.trail.note(mailbox, right, folder_id, item.id if item is not None else item_row, granted)
+        if not granted:
+            raise EWSError("ErrorAccessDenied", f"The caller may not {need.value} in this folder of {mailbox.address}.")
+
+    def rights_on(self, folder_id: int) -> Right:
+        """The caller's rights on a folder of another mailbox (read once per request)."""
+        found = self.ctx.rights.get(folder_id)
+        if found is None:
+            found = self.ctx.rights[folder_id] = self.ctx.store.permissions.rights(folder_id, self.ctx.mailbox)
+        return found
+
+    def visible_folders(self, mailbox: Mailbox, folders: list[Folder]) -> list[Folder]:
+        """The folders of a listing the caller may see (all of them in the mailbox it acts on)."""
+        if self.ctx.identity.right_over(mailbox) != DELEGATE:
+            return folders
+        return [f for f in folders if allows(self.rights_on(f.id), Access.SEE_FOLDER)]
 
     def folder_id_element(self, parent: etree._Element, mailbox: Mailbox, folder: Folder,
                           tag: str = "FolderId") -> etree._Element:

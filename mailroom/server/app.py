@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, aclosing, suppress
 from datetime import timedelta
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -52,8 +53,9 @@ class EWSServer:
 
     def __init__(self, store: Store, workers: int = 8, max_request_bytes: int = 64 * 1024 * 1024,
                  on_response: Callable[[bytes, int, bytes], None] | None = None, public_url: str = "",
-                 autodiscover: bool = True) -> None:
+                 autodiscover: bool = True, audit_owner: bool = False) -> None:
         self.store = store
+        self.audit_owner = audit_owner
         self.public_url = public_url
         self.max_request_bytes = max_request_bytes
         self.on_response = on_response  # tests hook in here to validate every response
@@ -98,7 +100,8 @@ class EWSServer:
             return self._reply(b"", *endpoint.fault(too_big))
         notifications = not optout.session_opted_out(request.headers.get(optout.SESSION_HEADER))
         status, payload = await asyncio.get_running_loop().run_in_executor(
-            self.pool, endpoint.process, self.store, identity, body, notifications, self.submit)
+            self.pool, partial(endpoint.process, self.store, identity, body, client_ip=request.remote or "",
+                               audit_owner=self.audit_owner, notifications=notifications, submit=self.submit))
         if isinstance(payload, Stream):
             return await self._stream(request, payload)
         return self._reply(body, status, payload)
@@ -175,7 +178,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
     store = Store.open(config.database_url, pool_size=config["ews.workers"])
     server = EWSServer(store, workers=config["ews.workers"], max_request_bytes=config["ews.max_request_bytes"],
                        on_response=on_response, public_url=config["ews.public_url"],
-                       autodiscover=config["autodiscover.enabled"])
+                       autodiscover=config["autodiscover.enabled"], audit_owner=config["audit.log_owner_actions"])
     runner = web.AppRunner(server.application(), access_log=None, handle_signals=False)
     await runner.setup()
     urls: list[str] = []

@@ -106,6 +106,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("notifications.push_timeout_seconds", 30.0, "Time one push may take (connect, send, read the answer)."),
     Option("notifications.push_max_answer_bytes", 64 * 1024, "Largest answer to a push read; a longer one is a "
                                                              "failed push."),
+    Option("audit.log_owner_actions", False, "Also write owners' own EWS requests to the audit log (access by "
+                                             "anyone else - impersonation, delegates - is always written)."),
 )
 _BY_KEY = {o.key: o for o in OPTIONS}
 

@@ -8,11 +8,13 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from . import migrate
+from .audit import AuditLog
 from .directory import Directory
 from .engine import make_engine, sqlite_url
 from .folders import Folders
 from .items import Items
 from .journal import Journal
+from .permissions import Permissions
 
 
 class Store:
@@ -25,6 +27,8 @@ class Store:
         self.folders = Folders(engine)
         self.items = Items(engine, self.folders)
         self.journal = Journal(engine)
+        self.permissions = Permissions(engine, self.folders)
+        self.audit = AuditLog(engine)
 
     @classmethod
     def open(cls, url: str, pool_size: int = 8) -> Store:

@@ -174,6 +174,13 @@ class Directory:
             row = conn.execute(_mailbox_query().where(t.mailboxes.c.guid == guid)).first()
             return _mailbox(row, self._aliases(conn, row[0])) if row else None
 
+    def mailboxes_by_id(self, mailbox_ids: list[int]) -> dict[int, Mailbox]:
+        if not mailbox_ids:
+            return {}
+        with reading(self.engine) as conn:
+            rows = conn.execute(_mailbox_query().where(t.mailboxes.c.id.in_(mailbox_ids))).all()
+        return {r[0]: _mailbox(r) for r in rows}
+
     def mailbox_by_sid(self, sid: str) -> Mailbox | None:
         guid = guid_of_sid(sid)
         return self.mailbox_by_guid(guid) if guid else None

@@ -7,7 +7,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
 
-from . import extended
+from mailroom.access.permissions import Permission
+
+from . import extended, permissions
 from . import tables as t
 from .engine import Writer, reading, writing
 from .errors import AlreadyExists, Conflict, InvalidOperation, NotFound
@@ -53,6 +55,12 @@ class Folders:
         if with_extended:
             folder.extended = extended.load(conn, "folder", [folder.id])[folder.id]
         return folder
+
+    def permissions(self, mailbox: Mailbox, folder_id: int) -> list[Permission]:
+        """The folder's permission entries as stored (the defaults are not stored)."""
+        with reading(self.engine) as conn:
+            self._get(conn, mailbox, folder_id, with_extended=False)
+            return permissions.load(conn, folder_id)
 
     def distinguished(self, mailbox: Mailbox, name: str) -> Folder:
         with reading(self.engine) as conn:
@@ -114,7 +122,7 @@ class Folders:
 
     # -- writing -----------------------------------------------------------------------------
     def create(self, mailbox: Mailbox, parent_id: int, display_name: str, folder_class: str | None,
-               ext: list[ExtendedValue] | None = None) -> Folder:
+               ext: list[ExtendedValue] | None = None, perms: list[Permission] | None = None) -> Folder:
         with writing(self.engine, mailbox.database_id) as w:
             self._get(w.conn, mailbox, parent_id, with_extended=False)
             self._check_name_free(w.conn, parent_id, display_name)
@@ -124,6 +132,7 @@ class Folders:
                 change_number=0, created=now, modified=now, total_count=0, associated_count=0, unread_count=0,
                 child_folder_count=0, hidden=False)).inserted_primary_key[0]
             extended.save(w.conn, "folder", folder_id, ext or [])
+            permissions.replace(w.conn, folder_id, perms or [])
             self._bump_children(w.conn, parent_id, +1)
             self._touch(w, mailbox, folder_id, "created", parent_id)
             return self._get(w.conn, mailbox, folder_id)
@@ -152,8 +161,9 @@ class Folders:
 
     def update(self, mailbox: Mailbox, folder_id: int, values: dict[str, Any],
                set_ext: list[ExtendedValue] | None = None, delete_ext: list[str] | None = None,
-               expected_change: int | None = None) -> Folder:
-        """Change ``display_name`` / ``folder_class`` and extended properties."""
+               expected_change: int | None = None, perms: list[Permission] | None = None) -> Folder:
+        """Change ``display_name`` / ``folder_class``, extended properties and (``perms`` not None)
+        replace the permission set."""
         with writing(self.engine, mailbox.database_id) as w:
             folder = self._get(w.conn, mailbox, folder_id, with_extended=False)
             if expected_change is not None and expected_change != folder.change_number:
@@ -165,6 +175,8 @@ class Folders:
                 w.conn.execute(update(t.folders).where(t.folders.c.id == folder_id).values(**allowed))
             extended.save(w.conn, "folder", folder_id, set_ext or [])
             extended.remove(w.conn, "folder", folder_id, delete_ext or [])
+            if perms is not None:
+                permissions.replace(w.conn, folder_id, perms)
             self._touch(w, mailbox, folder_id, "modified", folder.parent_id)
             return self._get(w.conn, mailbox, folder_id)
 

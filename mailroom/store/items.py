@@ -48,7 +48,7 @@ def _item_from(m: Mapping[str, Any]) -> Item:
             props[name] = value
     body = Body(m["body_type"], m["body"]) if "body" in m and m["body_type"] else None
     return Item(id=m["id"], mailbox_id=m["mailbox_id"], folder_id=m["folder_id"], change_number=m["change_number"],
-                props=props, body=body)
+                props=props, body=body, created_by=m["created_by"])
 
 
 def _size(props: dict[str, Any], body: Body | None, mime: bytes | None, attachments: Iterable[Attachment]) -> int:
@@ -234,7 +234,7 @@ class Items:
             last_modified=now, size=_size(props, new.body, new.mime, new.attachments),
             has_attachments=any(not a.is_inline for a in new.attachments),
             body_type=new.body.body_type if new.body else None, body=new.body.text if new.body else None,
-            props=rest,
+            props=rest, created_by=new.created_by,
         )
         item_id = int(w.conn.execute(insert(t.items).values(**columns)).inserted_primary_key[0])
         if new.mime is not None:

@@ -113,6 +113,7 @@ class Item:
     mime: bytes | None = None
     extended: list[ExtendedValue] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
+    created_by: int | None = None  # the mailbox that created it through EWS, if any
 
     @property
     def item_class(self) -> str:
@@ -128,6 +129,7 @@ class NewItem:
     mime: bytes | None = None
     extended: list[ExtendedValue] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
+    created_by: int | None = None
 
 
 @dataclass(slots=True)
@@ -154,3 +156,18 @@ class JournalEntry:
     old_folder_id: int | None
     old_object_id: int | None
     committed: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One access to ``mailbox`` by ``caller`` under ``right`` (owner, impersonation, delegate)."""
+
+    time: str
+    caller: str
+    mailbox: str
+    right: str
+    operation: str
+    result: str
+    client_ip: str
+    folder_id: int | None = None
+    item_id: int | None = None

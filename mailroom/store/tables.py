@@ -123,6 +123,9 @@ items = Table(
     # its last, "9999-..." when it has no end), so a calendar view reads only what overlaps it.
     Column("span_start", String(32)),
     Column("span_end", String(32)),
+    # The mailbox that created the item through EWS (for "Owned" edit/delete rights); NULL for
+    # delivered or imported items, which nobody but the owner owns.
+    Column("created_by", BigInteger),
     Index("ix_items_folder_received", "folder_id", "is_associated", "date_received", "id"),
     Index("ix_items_folder_created", "folder_id", "is_associated", "date_created", "id"),
     Index("ix_items_folder_subject", "folder_id", "is_associated", "subject"),
@@ -198,5 +201,52 @@ impersonation_grants = Table(
     Column("scope_value", Text, nullable=False),  # "" for all; evaluated per request (see store/scopes.py)
     Column("created", String(32), nullable=False),
     UniqueConstraint("account_id", "scope_kind", "scope_value", name="uq_impersonation_grants"),
+    sqlite_autoincrement=True,
+)
+
+folder_permissions = Table(
+    "folder_permissions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("folder_id", ForeignKey("folders.id", ondelete="CASCADE"), nullable=False),
+    # Whom the entry is for: a mailbox, or (user_id NULL) "Default" / "Anonymous".
+    Column("user_id", ForeignKey("mailboxes.id", ondelete="CASCADE")),
+    Column("distinguished_user", String(16)),
+    Column("rights", Integer, nullable=False),  # PidTagMemberRights bits (mailroom.access.permissions.Right)
+    Index("ix_folder_permissions_folder", "folder_id", "user_id"),
+    sqlite_autoincrement=True,
+)
+
+delegates = Table(
+    "delegates",
+    metadata,
+    Column("owner_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True),
+    Column("delegate_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True),
+    Column("receive_copies", Boolean, nullable=False, default=False),
+    Column("view_private", Boolean, nullable=False, default=False),
+    Column("created", String(32), nullable=False),
+)
+
+delegate_settings = Table(
+    "delegate_settings",
+    metadata,
+    Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True),
+    Column("deliver_meeting_requests", String(40), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("time", String(32), nullable=False),
+    Column("caller", String(320), nullable=False),  # who authenticated
+    Column("mailbox", String(320), nullable=False),  # whose mailbox was accessed
+    Column("right", String(16), nullable=False),  # owner, impersonation or delegate
+    Column("operation", String(64), nullable=False),
+    Column("folder_id", BigInteger),
+    Column("item_id", BigInteger),
+    Column("result", String(64), nullable=False),
+    Column("client_ip", String(64), nullable=False),
+    Index("ix_audit_log_mailbox", "mailbox", "time"),
     sqlite_autoincrement=True,
 )

@@ -3,7 +3,7 @@ ChangeKey, and the response carries the new one (RootItemChangeKey)."""
 
 from lxml import etree
 
-from mailroom.store import ids
+from mailroom.access.permissions import Access
 
 from ..attachments import AttachmentOperation, attachment_id, element_name, parse_attachment, root_item_ids
 from ..service import expected_change, require
@@ -18,7 +18,7 @@ class CreateAttachment(AttachmentOperation):
         root, messages = self.response()
 
         def one(node: etree._Element, msg: etree._Element) -> None:
-            mailbox, row_id = self.decode_id(parent_el.get("Id") or "", ids.KIND_ITEM)
+            mailbox, row_id = self.item_row(parent_el.get("Id") or "", Access.EDIT)
             expected_change(parent_el.get("ChangeKey"))
             att, item = self.ctx.store.items.add_attachment(mailbox, row_id, parse_attachment(node, self.ctx))
             created = sub(sub(msg, m("Attachments")), t(element_name(att)))

@@ -3,6 +3,7 @@
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
 from mailroom.store import ids
 from mailroom.store.model import Folder, Mailbox
 
@@ -41,6 +42,7 @@ class CreateItem(Operation):
                 kind, new = "Message", response.new
             else:
                 new = parse_item(item_el, self.ctx, parse_attachments)
+            new.created_by = self.ctx.mailbox.id  # for the "Owned" rights of delegates
             items = sub(msg, m("Items"))
             if is_message and disposition in ("SendOnly", "SendAndSaveCopy"):
                 saved = None
@@ -69,5 +71,5 @@ class CreateItem(Operation):
 
     def _folder(self, saved_el: etree._Element | None, default: str) -> tuple[Mailbox, Folder]:
         if saved_el is not None and len(saved_el):
-            return self.folder_from(saved_el[0])
+            return self.folder_from(saved_el[0], Access.CREATE)
         return self.ctx.mailbox, self.ctx.store.folders.distinguished(self.ctx.mailbox, default)

@@ -2,6 +2,8 @@
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
+
 from ..attachments import AttachmentOperation, root_item_ids
 from ..service import require
 from ..xml import m, sub
@@ -14,7 +16,7 @@ class DeleteAttachment(AttachmentOperation):
         root, messages = self.response()
 
         def one(id_el: etree._Element, msg: etree._Element) -> None:
-            mailbox, item_row, row = self.attachment_from(id_el)
+            mailbox, item_row, row = self.attachment_from(id_el, Access.EDIT)
             item = self.ctx.store.items.delete_attachment(mailbox, item_row, row)
             sub(msg, m("RootItemId"), **root_item_ids(mailbox, item))
 

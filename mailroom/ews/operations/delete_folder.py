@@ -2,6 +2,8 @@
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
+
 from ..errors import EWSError
 from ..folders import disposal, trash_id
 from ..service import Operation, require
@@ -16,7 +18,7 @@ class DeleteFolder(Operation):
         root, messages = self.response()
 
         def one(id_el: etree._Element, _msg: etree._Element) -> None:
-            mailbox, folder = self.folder_from(id_el)
+            mailbox, folder = self.folder_from(id_el, Access.OWN_FOLDER)
             if folder.distinguished_id:
                 raise EWSError("ErrorDeleteDistinguishedFolder")
             trash = trash_id(self.ctx.store, mailbox, delete_type, source=folder.id)

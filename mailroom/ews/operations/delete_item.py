@@ -4,6 +4,8 @@ occurrence of a recurring calendar item removes it from its series."""
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
+
 from .. import calendar
 from ..errors import EWSError
 from ..folders import disposal, trash_id
@@ -23,7 +25,7 @@ class DeleteItem(Operation):
         root, messages = self.response()
 
         def one(id_el: etree._Element, _msg: etree._Element) -> None:
-            mailbox, item = self.item_from(id_el, body=False, attachments=False)
+            mailbox, item = self.item_from(id_el, Access.DELETE, body=False, attachments=False)
             kind = element_for_class(item.item_class, self.ctx)
             if kind == "CalendarItem" and cancellations is None:
                 raise EWSError("ErrorSendMeetingCancellationsRequired",

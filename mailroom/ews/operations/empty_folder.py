@@ -4,6 +4,8 @@ their contents, as the store keeps Exchange's default folders."""
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
+
 from ..folders import disposal, trash_id
 from ..service import Operation, boolean, require
 from ..xml import m
@@ -20,7 +22,7 @@ class EmptyFolder(Operation):
         root, messages = self.response()
 
         def one(id_el: etree._Element, _msg: etree._Element) -> None:
-            mailbox, folder = self.folder_from(id_el)
+            mailbox, folder = self.folder_from(id_el, Access.DELETE)
             trash = trash_id(store, mailbox, delete_type, source=folder.id)
             store.items.empty_folder(mailbox, folder.id, subfolders and trash is None, to_folder=trash)
             if subfolders and trash is not None:

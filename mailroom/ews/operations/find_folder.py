@@ -3,7 +3,7 @@
 from lxml import etree
 
 from ..errors import SOAPFault
-from ..folders import render
+from ..folders import render, viewer
 from ..paging import parse_paging, set_paging_attributes
 from ..paths import Shape
 from ..restrictions import parse_restriction
@@ -30,11 +30,12 @@ class FindFolder(Operation):
                 found, total = self.ctx.store.folders.find(
                     mailbox, parent.id, deep=traversal == "Deep", where=where, page=paging.page,
                     extended_keys=bool(shape.extended))
+            found = self.visible_folders(mailbox, found)
             container = sub(msg, m("RootFolder"))
             set_paging_attributes(container, paging, len(found), total)
             folders = sub(container, t("Folders"))
             for folder in found:
-                render(folders, mailbox, folder, shape)
+                render(folders, mailbox, folder, shape, viewer(self, mailbox, folder))
 
         self.each(messages, list(require(request, m("ParentFolderIds"))), one)
         return root

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
 from mailroom.store.model import Folder, Item, Mailbox
 from mailroom.store.query import And, Filter, Sort
 
@@ -55,7 +56,7 @@ class FindItem(Operation):
         root, messages = self.response()
 
         def one(parent_el: etree._Element, msg: etree._Element) -> None:
-            mailbox, folder = self.folder_from(parent_el)
+            mailbox, folder = self.folder_from(parent_el, Access.READ)
             if failure is not None:
                 raise failure
             found, total = [], 0

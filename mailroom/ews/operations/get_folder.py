@@ -2,7 +2,7 @@
 
 from lxml import etree
 
-from ..folders import render
+from ..folders import render, viewer
 from ..paths import Shape
 from ..service import Operation, require
 from ..xml import m, sub
@@ -17,7 +17,7 @@ class GetFolder(Operation):
 
         def one(folder_el: etree._Element, msg: etree._Element) -> None:
             mailbox, folder = self.folder_from(folder_el)
-            render(sub(msg, m("Folders")), mailbox, folder, shape)
+            render(sub(msg, m("Folders")), mailbox, folder, shape, viewer(self, mailbox, folder))
 
         self.each(messages, list(require(request, m("FolderIds"))), one)
         return root

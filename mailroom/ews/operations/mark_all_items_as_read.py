@@ -2,6 +2,8 @@
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
+
 from ..service import Operation, boolean, require
 from ..xml import m
 
@@ -16,7 +18,7 @@ class MarkAllItemsAsRead(Operation):
         root, messages = self.response()
 
         def one(folder_el: etree._Element, _msg: etree._Element) -> None:
-            mailbox, folder = self.folder_from(folder_el)
+            mailbox, folder = self.folder_from(folder_el, Access.EDIT)
             self.ctx.store.items.mark_all_read(mailbox, folder.id, read)
 
         self.each(messages, list(require(request, m("FolderIds"))), one)

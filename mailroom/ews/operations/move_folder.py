@@ -3,6 +3,7 @@ keeps its id (clients such as exchangelib check that)."""
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
 from mailroom.store import errors as store_errors
 from mailroom.store.model import Folder, Mailbox
 
@@ -14,14 +15,16 @@ from ..xml import m
 
 class MoveFolder(Operation):
     name = "MoveFolder"
+    source_need = Access.OWN_FOLDER
 
     def execute(self, request: etree._Element) -> etree._Element:
         to_el = require(request, m("ToFolderId"))
         root, messages = self.response()
 
         def one(id_el: etree._Element, msg: etree._Element) -> None:
-            mailbox, folder = self.folder_from(id_el)
-            to_mailbox, target = target_folder(self.folder_from, to_el, "ErrorToFolderNotFound")
+            mailbox, folder = self.folder_from(id_el, self.source_need)
+            to_mailbox, target = target_folder(self.folder_from, to_el, "ErrorToFolderNotFound",
+                                               Access.CREATE_SUBFOLDER)
             if to_mailbox.id != mailbox.id:
                 raise EWSError("ErrorCrossMailboxMoveCopy", "Folders cannot be moved or copied to another mailbox.")
             try:

@@ -4,7 +4,7 @@ folder and the response carries its new id (Exchange 2007 SP1 RU4 on); ReturnNew
 
 from lxml import etree
 
-from mailroom.store import ids
+from mailroom.access.permissions import Access
 from mailroom.store.model import Folder, Item, Mailbox
 
 from ..errors import EWSError
@@ -16,7 +16,10 @@ from ..xml import local, m, sub, t
 
 
 class MoveOrCopy(Operation):
-    """What MoveItem and CopyItem share; subclasses say what happens to one item."""
+    """What MoveItem and CopyItem share; subclasses say what happens to one item and what the
+    caller needs on the source (a move deletes it there, a copy reads it)."""
+
+    source_need = Access.DELETE
 
     def transfer(self, mailbox: Mailbox, item_id: int, folder: Folder) -> Item:
         raise NotImplementedError
@@ -30,8 +33,8 @@ class MoveOrCopy(Operation):
         def one(id_el: etree._Element, msg: etree._Element) -> None:
             if id_el.tag != t("ItemId"):
                 raise EWSError("ErrorInvalidOperation", f"{local(id_el.tag)} is not supported here.")
-            mailbox, row_id = self.decode_id(id_el.get("Id") or "", ids.KIND_ITEM)
-            to_mailbox, folder = target_folder(self.folder_from, to_el, "ErrorToFolderNotFound")
+            mailbox, row_id = self.item_row(id_el.get("Id") or "", self.source_need)
+            to_mailbox, folder = target_folder(self.folder_from, to_el, "ErrorToFolderNotFound", Access.CREATE)
             if to_mailbox.id != mailbox.id:
                 raise EWSError("ErrorCrossMailboxMoveCopy", "Items can only be moved or copied within a mailbox.")
             new = self.transfer(mailbox, row_id, folder)

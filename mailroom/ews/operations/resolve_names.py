@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
 from mailroom.content.recipients import holds_address
 from mailroom.store.model import Folder, Item, Mailbox
 from mailroom.store.query import And, Contains, Filter, Or, Page, Prop, Sort
@@ -53,7 +54,7 @@ class ResolveNames(Operation):
         root, messages = self.response()
 
         def one(entry: etree._Element, msg: etree._Element) -> None:
-            folders = [self.folder_from(el) for el in parents] if parents is not None else [
+            folders = [self.folder_from(el, Access.READ) for el in parents] if parents is not None else [
                 (self.ctx.mailbox, self.ctx.store.folders.distinguished(self.ctx.mailbox, "contacts"))]
             found, total = self._resolve((entry.text or "").strip(), _SOURCES[scope], folders)
             if not found:

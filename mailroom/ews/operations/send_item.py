@@ -3,6 +3,8 @@
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
+
 from ..errors import EWSError
 from ..items import element_for_class
 from ..sending import saved_copy_folder, send_existing
@@ -24,7 +26,7 @@ class SendItem(Operation):
             if not save and saved_el is not None:
                 raise EWSError("ErrorInvalidSendItemSaveSettings",
                                "SavedItemFolderId cannot be given when SaveItemToFolder is false.")
-            mailbox, item = self.item_from(id_el)
+            mailbox, item = self.item_from(id_el, Access.EDIT)
             change_key = id_el.get("ChangeKey")
             if change_key and expected_change(change_key) != item.change_number:
                 raise EWSError("ErrorStaleObject", "The item has changed since this ChangeKey was read.")

@@ -15,7 +15,7 @@ from mailroom.store.model import Folder, Mailbox
 
 from .. import syncstate
 from ..errors import SOAPFault
-from ..folders import render
+from ..folders import render, viewer
 from ..paths import Shape
 from ..service import Operation, require
 from ..syncstate import SyncState
@@ -44,7 +44,7 @@ class SyncFolderHierarchy(Operation):
             changes = sub(msg, m("Changes"))
             for kind, folder in plan:
                 if isinstance(folder, Folder):
-                    render(sub(changes, t(kind)), mailbox, folder, shape)
+                    render(sub(changes, t(kind)), mailbox, folder, shape, viewer(self, mailbox, folder))
                 else:
                     sub(sub(changes, t(kind)), t("FolderId"), Id=ids.folder_id(mailbox.guid, folder))
 
@@ -62,6 +62,7 @@ class SyncFolderHierarchy(Operation):
             if not named:
                 return [], set(state.known)
         folders, _ = self.ctx.store.folders.find(mailbox, top.id, deep=True, extended_keys=extended)
+        folders = self.visible_folders(mailbox, folders)
         if state is None:
             return [("Create", f) for f in folders], {f.id for f in folders}
         current = {f.id: f for f in folders}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
 from mailroom.store import ids
 from mailroom.store.model import Folder, JournalEntry, Mailbox
 
@@ -53,7 +54,7 @@ class SyncFolderItems(Operation):
         root, messages = self.response()
 
         def one(folder_el: etree._Element, msg: etree._Element) -> None:
-            mailbox, folder = self.folder_from(folder_el)
+            mailbox, folder = self.folder_from(folder_el, Access.READ)
             ignored = {self.decode_id(i.get("Id") or "", ids.KIND_ITEM)[1] for i in
                        (ignore_el if ignore_el is not None else [])}
             text = request.findtext(m("SyncState"))

@@ -1,4 +1,5 @@
-"""UpdateFolder: set or delete a folder's DisplayName, FolderClass and extended properties.
+"""UpdateFolder: set or delete a folder's DisplayName, FolderClass, PermissionSet and extended
+properties. Setting the PermissionSet replaces the whole set; deleting it restores the defaults.
 
 Folder updates are last-writer-wins in Exchange: UpdateFolder has no ConflictResolution and the
 EWS Managed API's Folder.Update() offers none, so a well-formed but older ChangeKey is accepted
@@ -10,12 +11,15 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
 from mailroom.store.model import ExtendedValue
+from mailroom.store.permissions import is_calendar
 
 from ..errors import EWSError, SOAPFault
 from ..extended import ExtendedField, parse_property
 from ..folders import render_id
 from ..paths import FieldPath, Path, first_path
+from ..permissions import parse_set
 from ..schema import FOLDER_ELEMENTS
 from ..service import Operation, expected_change, require
 from ..xml import local, m, t
@@ -31,6 +35,8 @@ class FolderChanges:
     values: dict[str, str | None] = field(default_factory=dict)
     set_ext: list[ExtendedValue] = field(default_factory=list)
     delete_ext: list[str] = field(default_factory=list)
+    permission_set: etree._Element | None = None  # a PermissionSet to replace the folder's with
+    reset_permissions: bool = False
 
 
 class UpdateFolder(Operation):
@@ -42,11 +48,14 @@ class UpdateFolder(Operation):
         def one(change: etree._Element, msg: etree._Element) -> None:
             if len(change) == 0:
                 raise SOAPFault("ErrorSchemaValidation", "FolderChange needs a FolderId or DistinguishedFolderId.")
-            mailbox, folder = self.folder_from(change[0])
+            mailbox, folder = self.folder_from(change[0], Access.OWN_FOLDER)
             expected_change(change[0].get("ChangeKey"))
             changes = parse_changes(require(change, t("Updates")))
+            perms = [] if changes.reset_permissions else None
+            if changes.permission_set is not None:
+                perms = parse_set(changes.permission_set, self.ctx.store, is_calendar(folder.folder_class))
             updated = self.ctx.store.folders.update(mailbox, folder.id, changes.values, changes.set_ext,
-                                                    changes.delete_ext)
+                                                    changes.delete_ext, perms=perms)
             render_id(msg, mailbox, updated)
 
         self.each(messages, list(require(request, m("FolderChanges"))), one)
@@ -76,7 +85,7 @@ def _only_property(update: etree._Element, path: Path) -> etree._Element:
         raise SOAPFault("ErrorSchemaValidation", "SetFolderField needs a folder element.")
     if isinstance(path, ExtendedField):
         wanted = "ExtendedProperty"
-    elif isinstance(path, FieldPath) and path.element in _FIELDS:
+    elif isinstance(path, FieldPath) and (path.element in _FIELDS or path.element == "PermissionSet"):
         wanted = path.element
     else:
         raise EWSError("ErrorInvalidPropertySet", f"{_name(path)} cannot be set on a folder.")
@@ -93,6 +102,9 @@ def _set(changes: FolderChanges, path: Path, prop: etree._Element) -> None:
             raise EWSError("ErrorIncorrectUpdatePropertyCount", "The extended property differs from the path.")
         changes.set_ext.append(value)
         return
+    if path.element == "PermissionSet":
+        changes.permission_set = prop
+        return
     text = (prop.text or "").strip()
     if path.element == "DisplayName" and not text:
         raise EWSError("ErrorInvalidPropertySet", "A folder needs a DisplayName.")
@@ -104,8 +116,9 @@ def _delete(changes: FolderChanges, path: Path) -> None:
         changes.delete_ext.append(path.key)
     elif isinstance(path, FieldPath) and path.element == "FolderClass":
         changes.values["folder_class"] = None
-    elif not (isinstance(path, FieldPath) and path.element == "PermissionSet"):
-        # Deleting PermissionSet restores the default permissions, the only ones this server keeps.
+    elif isinstance(path, FieldPath) and path.element == "PermissionSet":
+        changes.reset_permissions = True
+    else:
         raise EWSError("ErrorInvalidPropertyDelete", f"{_name(path)} cannot be deleted from a folder.")
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
 from mailroom.content import body as bodies
 from mailroom.content import mime
 from mailroom.content.properties import derive_properties
@@ -104,7 +105,7 @@ class UpdateItem(Operation):
         id_el = next((c for c in change_el if local(c.tag) in _ID_ELEMENTS), None)
         if id_el is None:
             raise EWSError("ErrorInvalidOperation", "The change names no item.")
-        mailbox, item = self.item_from(id_el)
+        mailbox, item = self.item_from(id_el, Access.EDIT)
         expected = self._expected(id_el.get("ChangeKey"))
         kind = element_for_class(item.item_class, self.ctx)
         if kind in _MESSAGES and self.disposition is None:

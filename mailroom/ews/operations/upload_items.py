@@ -9,6 +9,7 @@ from typing import Any
 
 from lxml import etree
 
+from mailroom.access.permissions import Access
 from mailroom.content import snapshot
 from mailroom.store import errors as store_errors
 from mailroom.store import ids
@@ -50,15 +51,17 @@ class UploadItems(Operation):
     def _parent(self, el: etree._Element) -> tuple[Mailbox, Folder]:
         mailbox, row_id = self.decode_id(el.get("Id") or "", ids.KIND_FOLDER)
         try:
-            return mailbox, self.ctx.store.folders.get(mailbox, row_id, with_extended=False)
+            folder = self.ctx.store.folders.get(mailbox, row_id, with_extended=False)
         except store_errors.NotFound as exc:
             raise EWSError("ErrorParentFolderNotFound") from exc
+        self.authorize(mailbox, folder.id, Access.CREATE)
+        return mailbox, folder
 
     def _target(self, id_el: etree._Element | None, mailbox: Mailbox, folder: Folder) -> int | None:
         """The row of the item to overwrite: the one ItemId names, if it is in ``folder``."""
         if id_el is None:
             return None
-        owner, row_id = self.decode_id(id_el.get("Id") or "", ids.KIND_ITEM)
+        owner, row_id = self.item_row(id_el.get("Id") or "", Access.EDIT)
         expected_change(id_el.get("ChangeKey"))
         found = self.ctx.store.items.get_many(owner, [row_id], body=False, attachments=False, with_extended=False)[0]
         return row_id if found is not None and owner.id == mailbox.id and found.folder_id == folder.id else None
