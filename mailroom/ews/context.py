@@ -14,6 +14,8 @@ from mailroom.store.model import Mailbox
 from . import versions
 
 if TYPE_CHECKING:
+    from mailroom.throttling.budget import Ticket
+
     from .streaming import Stream
 
 
@@ -25,11 +27,16 @@ class Context:
     tz: tzinfo = UTC
     culture: str = "en-US"
     stream: Stream | None = None  # set by GetStreamingEvents: the answer is this open stream
+    ticket: Ticket | None = None  # the caller's budget hold (None: not throttled, e.g. in-process calls)
     _mailboxes: dict[str, Mailbox] = field(default_factory=dict)
 
     @property
     def mailbox(self) -> Mailbox:
         return self.identity.mailbox
+
+    def limit(self, parameter: str) -> int | None:
+        """The caller's throttling policy value (None: unlimited, or not throttled)."""
+        return self.ticket.policy[parameter] if self.ticket is not None else None
 
     def at_least(self, minimum: str) -> bool:
         return versions.at_least(self.version, minimum)

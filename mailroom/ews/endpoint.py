@@ -5,6 +5,7 @@ from error responses too)."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import tzinfo
 from importlib import import_module, resources
 from pkgutil import iter_modules
@@ -13,6 +14,7 @@ from lxml import etree
 
 from mailroom.access.identity import Identity
 from mailroom.store import Store
+from mailroom.throttling.budget import Throttled, Ticket
 
 from . import impersonation, timezones, versions, wsdl
 from .context import Context
@@ -65,15 +67,28 @@ class Envelope:
         self.impersonation = header.find(t("ExchangeImpersonation"))
 
 
-def process(store: Store, identity: Identity, body: bytes) -> tuple[int, bytes | Stream]:
+def process(store: Store, identity: Identity, body: bytes,
+            ticket: Ticket | None = None) -> tuple[int, bytes | Stream]:
     """Answer one EWS request; returns the HTTP status and the response envelope, or the Stream of
-    envelopes to send when the operation answers with one (GetStreamingEvents)."""
+    envelopes to send when the operation answers with one (GetStreamingEvents). The time it takes
+    is charged to the caller's budget (``ticket``)."""
+    started = time.monotonic()
+    try:
+        return _process(store, identity, body, ticket)
+    finally:
+        if ticket is not None:
+            ticket.charge(time.monotonic() - started)
+
+
+def _process(store: Store, identity: Identity, body: bytes, ticket: Ticket | None) -> tuple[int, bytes | Stream]:
     version: str | None = None  # until the request is read, faults report the newest version
     try:
         env = Envelope(parse(body))
         version = env.version
         versions.require_known(version)
         op_name = local(env.operation.tag)
+        if ticket is not None:
+            ticket.action = op_name
         if env.impersonation is not None:
             identity = impersonation.impersonated(store, identity, env.impersonation, op_name)
         op_cls = OPERATIONS.get(op_name) if etree.QName(env.operation).namespace == M else None
@@ -83,7 +98,7 @@ def process(store: Store, identity: Identity, body: bytes) -> tuple[int, bytes |
             raise SOAPFault("ErrorInvalidSchemaVersionForMailboxVersion",
                             f"{op_name} needs RequestServerVersion {op_cls.min_version} or later.")
         ctx = Context(store=store, identity=identity, version=version,
-                      culture=env.culture)
+                      culture=env.culture, ticket=ticket)
         if env.tz is not None:
             ctx.tz = env.tz
         operation = op_cls(ctx)
@@ -94,12 +109,21 @@ def process(store: Store, identity: Identity, body: bytes) -> tuple[int, bytes |
         return fault(SOAPFault("ErrorSchemaValidation", str(exc)), version)
     except SOAPFault as exc:
         return fault(exc, version)
+    except Throttled as exc:
+        return fault(throttled_fault(exc), version)
     except EWSError as exc:
         return fault(SOAPFault(exc.code, exc.message, fault_code="Client"), version)
     except Exception:
         log.exception("EWS request failed")
         return fault(SOAPFault("ErrorInternalServerError", "An internal server error occurred.",
                                fault_code="Server"), version)
+
+
+def throttled_fault(exc: Throttled) -> SOAPFault:
+    """A refused request as Exchange answers it: a SOAP fault (HTTP 500) whose detail carries the
+    ResponseCode and, for ErrorServerBusy, BackOffMilliseconds in MessageXml."""
+    backoff = {"BackOffMilliseconds": str(exc.backoff_ms)} if exc.backoff_ms is not None else {}
+    return SOAPFault(exc.code, exc.message, xml_values=backoff)
 
 
 def _unsupported(operation: etree._Element) -> etree._Element:

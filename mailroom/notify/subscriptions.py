@@ -34,6 +34,10 @@ class SubscriptionAccessDenied(PermissionError):
     """The subscription belongs to another identity."""
 
 
+class SubscriptionLimit(RuntimeError):
+    """The mailbox already has as many live subscriptions as its throttling policy allows."""
+
+
 def event_types(entry: JournalEntry, inbox_id: int) -> list[str]:
     """The events one journal entry is. An item created in the Inbox (delivered there, or saved
     there by a client) is also a NewMailEvent; items moved or copied there are not new mail."""
@@ -74,14 +78,27 @@ class Subscriptions:
         self._by_id: dict[str, Subscription] = {}
 
     def add(self, identity: Identity, folder_ids: frozenset[int] | None, types: frozenset[str],
-            timeout_minutes: int, start: int, streaming: bool = False) -> Subscription:
+            timeout_minutes: int, start: int, streaming: bool = False, limit: int | None = None) -> Subscription:
+        """A new subscription; SubscriptionLimit when the mailbox already has ``limit`` live ones
+        (EwsMaxSubscriptions is charged to the target mailbox, as from Exchange 2010 SP2 RU4)."""
         subscription = Subscription(secrets.token_urlsafe(24), identity.caller.id, identity.mailbox.id, folder_ids,
                                     types, timeout_minutes, start, streaming)
         subscription.touch()
         with self._lock:
             self._sweep()
+            if limit is not None and self._count(identity.mailbox.id) >= limit:
+                raise SubscriptionLimit(f"{identity.mailbox.address} has {limit} subscriptions already")
             self._by_id[subscription.id] = subscription
         return subscription
+
+    def count(self, mailbox_id: int) -> int:
+        """Live subscriptions to ``mailbox_id``."""
+        with self._lock:
+            self._sweep()
+            return self._count(mailbox_id)
+
+    def _count(self, mailbox_id: int) -> int:
+        return sum(1 for s in self._by_id.values() if s.mailbox_id == mailbox_id)
 
     def get(self, subscription_id: str, identity: Identity) -> Subscription:
         """The caller's live subscription; using it restarts its timeout."""

@@ -21,6 +21,8 @@ from mailroom.ews import endpoint
 from mailroom.ews.errors import SOAPFault
 from mailroom.ews.streaming import Stream
 from mailroom.store import Store
+from mailroom.throttling.budget import Throttled, Ticket
+from mailroom.throttling.throttle import Throttle
 from mailroom.transport import smtp_inbound
 
 from .config import Config, split_listen
@@ -39,8 +41,9 @@ class EWSServer:
 
     def __init__(self, store: Store, workers: int = 8, max_request_bytes: int = 64 * 1024 * 1024,
                  on_response: Callable[[bytes, int, bytes], None] | None = None, public_url: str = "",
-                 autodiscover: bool = True) -> None:
+                 autodiscover: bool = True, throttle: Throttle | None = None) -> None:
         self.store = store
+        self.throttle = throttle or Throttle(store)
         self.public_url = public_url
         self.max_request_bytes = max_request_bytes
         self.on_response = on_response  # tests hook in here to validate every response
@@ -72,21 +75,50 @@ class EWSServer:
         return web.Response(status=404, text="Not found")
 
     async def ews(self, request: web.Request) -> web.StreamResponse:
-        """Authenticate, read the body within the size limit, and answer it from a worker thread.
-        An unread body is drained by aiohttp after the answer, so an early reply is safe."""
+        """Authenticate, admit the request to the caller's budget (held from receipt until the
+        response is sent in full), read the body within the size limit, and answer it from a worker
+        thread. An unread body is drained by aiohttp after the answer, so an early reply is safe."""
         identity = await self._identity(request)
         if identity is None:
             return _challenge()
-        body = await self._body(request)
-        if body is None:
-            too_big = SOAPFault("ErrorRequestStreamTooBig",
-                                f"The request is larger than the limit of {self.max_request_bytes} bytes.")
-            return self._reply(b"", *endpoint.fault(too_big))
-        status, payload = await asyncio.get_running_loop().run_in_executor(
-            self.pool, endpoint.process, self.store, identity, body)
-        if isinstance(payload, Stream):
-            return await self._stream(request, payload)
-        return self._reply(body, status, payload)
+        try:
+            ticket = await self._admit(identity)
+        except Throttled as exc:
+            return await self._send(request, self._reply(b"", *endpoint.fault(endpoint.throttled_fault(exc))))
+        status = 500
+        try:
+            body = await self._body(request)
+            if body is None:
+                too_big = SOAPFault("ErrorRequestStreamTooBig",
+                                    f"The request is larger than the limit of {self.max_request_bytes} bytes.")
+                status, payload = endpoint.fault(too_big)
+                return await self._send(request, self._reply(b"", status, payload))
+            if ticket.delay:
+                await asyncio.sleep(ticket.delay)
+            status, payload = await asyncio.get_running_loop().run_in_executor(
+                self.pool, endpoint.process, self.store, identity, body, ticket)
+            if isinstance(payload, Stream):
+                ticket.budget.release_connection(ticket)  # a stream is held by the hanging-connection limit
+                return await self._stream(request, payload)
+            return await self._send(request, self._reply(body, status, payload))
+        finally:
+            self.throttle.end(ticket, status)
+
+    @staticmethod
+    async def _send(request: web.Request, response: web.Response) -> web.Response:
+        """Send the whole response now (not after the handler returns), so the budget is held until it is."""
+        await response.prepare(request)
+        await response.write_eof()
+        return response
+
+    async def _admit(self, identity: Identity) -> Ticket:
+        """The caller's budget hold: the authenticated account's (an impersonating service account
+        spends its own), under its policy (read in a worker when not cached)."""
+        caller = identity.caller
+        policy = self.throttle.cached(caller.id)
+        if policy is None:
+            policy = await asyncio.get_running_loop().run_in_executor(self.pool, self.throttle.load, caller.id)
+        return self.throttle.begin(caller, policy)
 
     async def _stream(self, request: web.Request, stream: Stream) -> web.StreamResponse:
         """Send a stream's envelopes in one chunked response as they fall due (its store reads run in
@@ -158,9 +190,11 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
     data_dir = config.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(config.database_url, pool_size=config["ews.workers"])
+    throttle = Throttle(store, config["throttling.policy_cache_seconds"], config["throttling.policy_cache_max_seconds"],
+                        config["throttling.hanging_connection_limit"])
     server = EWSServer(store, workers=config["ews.workers"], max_request_bytes=config["ews.max_request_bytes"],
                        on_response=on_response, public_url=config["ews.public_url"],
-                       autodiscover=config["autodiscover.enabled"])
+                       autodiscover=config["autodiscover.enabled"], throttle=throttle)
     runner = web.AppRunner(server.application(), access_log=None, handle_signals=False)
     await runner.setup()
     urls: list[str] = []

@@ -39,6 +39,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("tls.cert_file", "", "PEM certificate for HTTPS; empty means a self-signed one in the data folder."),
     Option("tls.key_file", "", "PEM private key for HTTPS."),
     Option("log_level", "INFO", "Logging level."),
+    Option("throttling.policy_cache_seconds", 300, "Seconds a caller's throttling policy stays cached after it "
+                                                     "is read, extended by as much on each use."),
+    Option("throttling.policy_cache_max_seconds", 900, "Most seconds a cached throttling policy is used before it "
+                                                         "is read again (how long a policy change may take)."),
+    Option("throttling.hanging_connection_limit", 10, "Concurrent streaming (GetStreamingEvents) connections per "
+                                                      "caller, as Exchange's HangingConnectionLimit."),
 )
 _BY_KEY = {o.key: o for o in OPTIONS}
 

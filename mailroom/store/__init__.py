@@ -13,6 +13,7 @@ from .engine import make_engine, sqlite_url
 from .folders import Folders
 from .items import Items
 from .journal import Journal
+from .throttling import ThrottlingPolicies
 
 
 class Store:
@@ -25,6 +26,7 @@ class Store:
         self.folders = Folders(engine)
         self.items = Items(engine, self.folders)
         self.journal = Journal(engine)
+        self.throttling = ThrottlingPolicies(engine, self.directory)
 
     @classmethod
     def open(cls, url: str, pool_size: int = 8) -> Store:

@@ -11,7 +11,7 @@ from mailroom.store.query import And, Compare, Filter, Prop, Sort
 from ..dates import to_utc_text
 from ..errors import EWSError, SOAPFault
 from ..items import render
-from ..paging import Paging, parse_paging, set_paging_attributes
+from ..paging import Paging, budgeted, parse_paging, set_paging_attributes
 from ..paths import Shape
 from ..restrictions import parse_query_string, parse_restriction, parse_sort
 from ..service import Operation, require
@@ -47,7 +47,7 @@ class FindItem(Operation):
             found, total = [], 0
             if traversal != "SoftDeleted":
                 found, total = self.ctx.store.items.find(
-                    mailbox, folder.id, where=where, sort=sort, page=paging.page,
+                    mailbox, folder.id, where=where, sort=sort, page=budgeted(paging, self.ctx),
                     associated=traversal == "Associated", with_extended=bool(shape.extended))
             container = sub(msg, m("RootFolder"))
             set_paging_attributes(container, paging, len(found), total)

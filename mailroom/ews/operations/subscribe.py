@@ -39,8 +39,7 @@ class Subscribe(Operation):
         store, mailbox = self.ctx.store, self.ctx.mailbox
         if kind == "StreamingSubscriptionRequest":
             folders = self._folders(req)
-            subscription = subscriptions.registry(store).add(self.ctx.identity, folders, types, STREAMING_TIMEOUT,
-                                                             store.journal.last_seq(mailbox), streaming=True)
+            subscription = self._add(folders, types, STREAMING_TIMEOUT, store.journal.last_seq(mailbox), True)
             sub(msg, m("SubscriptionId"), subscription.id)
             return
         timeout = notifications.minutes(require(req, t("Timeout")).text, "Timeout", 1440)
@@ -49,9 +48,20 @@ class Subscribe(Operation):
         given = req.find(t("Watermark"))  # the schema's place; exchangelib sends it as m:Watermark
         given = given if given is not None else req.find(m("Watermark"))
         start = notifications.seq_of(given.text, mailbox, last) if given is not None else last
-        subscription = subscriptions.registry(store).add(self.ctx.identity, folders, types, timeout, start)
+        subscription = self._add(folders, types, timeout, start, False)
         sub(msg, m("SubscriptionId"), subscription.id)
         sub(msg, m("Watermark"), notifications.watermark(mailbox, start))
+
+    def _add(self, folders: frozenset[int] | None, types: frozenset[str], timeout: int, start: int,
+             streaming: bool) -> subscriptions.Subscription:
+        """Register it, within the caller's EwsMaxSubscriptions (SubscribeToAllFolders counts one)."""
+        limit = self.ctx.limit("EwsMaxSubscriptions")
+        try:
+            return subscriptions.registry(self.ctx.store).add(self.ctx.identity, folders, types, timeout, start,
+                                                              streaming, limit)
+        except subscriptions.SubscriptionLimit as exc:
+            raise EWSError("ErrorExceededSubscriptionCount",
+                           f"You have exceeded the maximum number of subscriptions ({limit}).") from exc
 
     def _folders(self, req: etree._Element) -> frozenset[int] | None:
         """The folder ids the subscription watches, None for all; exactly one of the two ways must be used."""
