@@ -11,6 +11,7 @@ import base64
 import select
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -70,6 +71,11 @@ def backoff_ms(server: RunningServer, user: str) -> int:
     return int(value.text)
 
 
+def unique(name: str) -> str:
+    """A policy name no other test uses (the PostgreSQL database is shared by the whole run)."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
 def find_items(view: str = "") -> str:
     return (f'<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>{view}'
             '<m:ParentFolderIds><t:DistinguishedFolderId Id="inbox"/></m:ParentFolderIds></m:FindItem>')
@@ -79,46 +85,56 @@ def find_items(view: str = "") -> str:
 def test_resolution_inherits_from_the_organization_default_then_global(store):
     domain = new_domain(store)
     alice, bob = new_mailbox(store, domain, "alice"), new_mailbox(store, domain, "bob")
+    org, apps, org2 = unique("Org"), unique("Apps"), unique("Org2")
     assert resolve(store.throttling.chain(alice.id)) == FALLBACK
     assert FALLBACK.policy == GLOBAL and FALLBACK["EwsMaxConcurrency"] == 27 and FALLBACK["EwsCutoffBalance"] is None
-    store.throttling.add("Org", {"EwsFindCountLimit": 500, "EwsMaxConcurrency": 20}, default=True)
-    store.throttling.add("Apps", {"ewsmaxconcurrency": 2, "EwsMaxBurst": None})
-    store.throttling.assign(alice.address, "Apps")
-    mine = resolve(store.throttling.chain(alice.id))
-    assert mine.policy == "Apps"
-    assert (mine["EwsMaxConcurrency"], mine.sources["EwsMaxConcurrency"]) == (2, "Apps")
-    assert (mine["EwsMaxBurst"], mine.sources["EwsMaxBurst"]) == (None, "Apps")  # set to unlimited
-    assert (mine["EwsFindCountLimit"], mine.sources["EwsFindCountLimit"]) == (500, "Org")
-    assert (mine["EwsRechargeRate"], mine.sources["EwsRechargeRate"]) == (900_000, GLOBAL)
-    theirs = resolve(store.throttling.chain(bob.id))
-    assert (theirs.policy, theirs["EwsMaxConcurrency"]) == ("Org", 20)
-    # One organization default: making another the default takes it from the first.
-    store.throttling.add("Org2", {}, default=True)
-    assert [(p.name, p.is_default) for p, _ in store.throttling.policies()] == [
-        ("Apps", False), ("Org", False), ("Org2", True)]
-    # Unset values inherit again.
-    store.throttling.update("Apps", {}, unset=("EwsMaxConcurrency",))
-    assert resolve(store.throttling.chain(alice.id))["EwsMaxConcurrency"] == 27
+    try:
+        store.throttling.add(org, {"EwsFindCountLimit": 500, "EwsMaxConcurrency": 20}, default=True)
+        store.throttling.add(apps, {"ewsmaxconcurrency": 2, "EwsMaxBurst": None})
+        store.throttling.assign(alice.address, apps)
+        mine = resolve(store.throttling.chain(alice.id))
+        assert mine.policy == apps
+        assert (mine["EwsMaxConcurrency"], mine.sources["EwsMaxConcurrency"]) == (2, apps)
+        assert (mine["EwsMaxBurst"], mine.sources["EwsMaxBurst"]) == (None, apps)  # set to unlimited
+        assert (mine["EwsFindCountLimit"], mine.sources["EwsFindCountLimit"]) == (500, org)
+        assert (mine["EwsRechargeRate"], mine.sources["EwsRechargeRate"]) == (900_000, GLOBAL)
+        theirs = resolve(store.throttling.chain(bob.id))
+        assert (theirs.policy, theirs["EwsMaxConcurrency"]) == (org, 20)
+        # One organization default: making another the default takes it from the first.
+        store.throttling.add(org2, {}, default=True)
+        assert sorted((p.name, p.is_default) for p, _ in store.throttling.policies() if p.name in (org, apps, org2)) \
+            == sorted([(apps, False), (org, False), (org2, True)])
+        # Unset values inherit again.
+        store.throttling.update(apps, {}, unset=("EwsMaxConcurrency",))
+        assert resolve(store.throttling.chain(alice.id))["EwsMaxConcurrency"] == 27
+    finally:  # the organization default is the whole store's: give it back
+        for policy, _ in store.throttling.policies():
+            if policy.name in (org, org2) and policy.is_default:
+                store.throttling.update(policy.name, {}, default=False)
 
 
 def test_a_corrupt_policy_falls_back_and_bad_values_change_nothing(store):
     domain = new_domain(store)
     alice = new_mailbox(store, domain, "alice")
-    store.throttling.add("Org", {"EwsMaxConcurrency": 20}, default=True)
-    store.throttling.add("Broken", {"EwsMaxConcurrency": 3})
-    store.throttling.assign(alice.address, "Broken")
-    with store.engine.begin() as conn:
-        conn.execute(update(t.throttling_policies).where(t.throttling_policies.c.name == "Broken")
-                     .values(params={"EwsMaxConcurrency": "three", "NoSuchThing": 1}))
-    effective = resolve(store.throttling.chain(alice.id))
-    assert (effective.policy, effective["EwsMaxConcurrency"]) == ("Org", 20)
-    before = store.throttling.policies()
-    for values in ({"EwsMaxConcurrency": -1}, {"CPUStartPercent": 101}, {"NoSuchThing": 1}, {"EwsMaxBurst": "9"}):
+    org, broken = unique("Org"), unique("Broken")
+    store.throttling.add(org, {"EwsMaxConcurrency": 20}, default=True)
+    try:
+        store.throttling.add(broken, {"EwsMaxConcurrency": 3})
+        store.throttling.assign(alice.address, broken)
+        with store.engine.begin() as conn:
+            conn.execute(update(t.throttling_policies).where(t.throttling_policies.c.name == broken)
+                         .values(params={"EwsMaxConcurrency": "three", "NoSuchThing": 1}))
+        effective = resolve(store.throttling.chain(alice.id))
+        assert (effective.policy, effective["EwsMaxConcurrency"]) == (org, 20)
+        before = store.throttling.policies()
+        for values in ({"EwsMaxConcurrency": -1}, {"CPUStartPercent": 101}, {"NoSuchThing": 1}, {"EwsMaxBurst": "9"}):
+            with pytest.raises(PolicyError):
+                store.throttling.update(org, values)
         with pytest.raises(PolicyError):
-            store.throttling.update("Org", values)
-    with pytest.raises(PolicyError):
-        store.throttling.add(GLOBAL, {})
-    assert store.throttling.policies() == before
+            store.throttling.add(GLOBAL, {})
+        assert store.throttling.policies() == before
+    finally:
+        store.throttling.update(org, {}, default=False)
 
 
 def test_every_parameter_has_its_exchange_default():
@@ -191,8 +207,9 @@ def _finish(sock: socket.socket, rest: bytes) -> bytes:
 
 def test_concurrency_limit_refuses_the_excess_request_only(server, server_store, users):
     alice, bob = users
-    server_store.throttling.add("Two", {"EwsMaxConcurrency": 2})
-    server_store.throttling.assign(alice.address, "Two")
+    policy = unique("Policy")
+    server_store.throttling.add(policy, {"EwsMaxConcurrency": 2})
+    server_store.throttling.assign(alice.address, policy)
     held = [_slow_request(server, alice.address) for _ in range(2)]
     outcome = None
     for _ in range(50):  # until both held requests are admitted (they are on their way already)
@@ -219,8 +236,9 @@ def test_cutoff_balance_answers_server_busy_until_recharged(server, server_store
     alice, bob = users
     # No burst, no overdraft allowed: one request's time puts the balance below the cutoff; it
     # recharges at 10 ms per second, so a few milliseconds of work mean a few hundred ms of back-off.
-    server_store.throttling.add("Tight", {"EwsMaxBurst": 0, "EwsCutoffBalance": 0, "EwsRechargeRate": 36_000})
-    server_store.throttling.assign(alice.address, "Tight")
+    policy = unique("Policy")
+    server_store.throttling.add(policy, {"EwsMaxBurst": 0, "EwsCutoffBalance": 0, "EwsRechargeRate": 36_000})
+    server_store.throttling.assign(alice.address, policy)
     assert call(server, alice.address) == (200, "NoError")
     wait = backoff_ms(server, alice.address)
     assert wait > 0
@@ -235,13 +253,14 @@ def test_exchangelib_sees_server_busy_with_its_back_off(server, server_store, us
     alice, _ = users
     account = make_account(server, alice.address)
     account.inbox.refresh()  # exchangelib's own first requests (version probe, folder) go through first
-    server_store.throttling.add("Stopped", {"EwsMaxBurst": 0, "EwsCutoffBalance": 0, "EwsRechargeRate": 0})
-    server_store.throttling.assign(alice.address, "Stopped")
+    policy = unique("Policy")
+    server_store.throttling.add(policy, {"EwsMaxBurst": 0, "EwsCutoffBalance": 0, "EwsRechargeRate": 0})
+    server_store.throttling.assign(alice.address, policy)
     account.inbox.refresh()
     with pytest.raises(ErrorServerBusy) as busy:
         account.inbox.refresh()
     assert busy.value.back_off == 3600.0  # no recharge at all: an hour, the longest hint
-    server_store.throttling.update("Stopped", {"EwsRechargeRate": None})  # unlimited: recovers at once
+    server_store.throttling.update(policy, {"EwsRechargeRate": None})  # unlimited: recovers at once
     account.inbox.refresh()
 
 
@@ -249,17 +268,18 @@ def test_impersonation_spends_the_service_accounts_own_budget(server, server_sto
     alice, bob = users
     service = new_mailbox(server_store, alice.address.split("@")[1], "svc")
     server_store.directory.grant_impersonation(service.address, "all")
-    server_store.throttling.add("Stopped", {"EwsMaxBurst": 0, "EwsCutoffBalance": 0, "EwsRechargeRate": 0})
+    policy = unique("Policy")
+    server_store.throttling.add(policy, {"EwsMaxBurst": 0, "EwsCutoffBalance": 0, "EwsRechargeRate": 0})
 
     def acting_as(mailbox: Mailbox) -> str:
         return f'<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{mailbox.address}' \
                '</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation>'
 
-    server_store.throttling.assign(alice.address, "Stopped")
+    server_store.throttling.assign(alice.address, policy)
     assert call(server, alice.address) == (200, "NoError")
     assert call(server, alice.address)[1] == "ErrorServerBusy"
     assert call(server, service.address, header=acting_as(alice)) == (200, "NoError")  # not alice's budget
-    server_store.throttling.assign(service.address, "Stopped")
+    server_store.throttling.assign(service.address, policy)
     assert call(server, service.address, header=acting_as(bob)) == (200, "NoError")
     assert call(server, service.address, header=acting_as(bob))[1] == "ErrorServerBusy"
     assert call(server, bob.address) == (200, "NoError")  # nor bob's
@@ -268,8 +288,9 @@ def test_impersonation_spends_the_service_accounts_own_budget(server, server_sto
 def test_find_count_limit_by_version_and_paging(server, server_store, users):
     alice, _ = users
     fill(server_store, alice, "inbox", 5)
-    server_store.throttling.add("Three", {"EwsFindCountLimit": 3})
-    server_store.throttling.assign(alice.address, "Three")
+    policy = unique("Policy")
+    server_store.throttling.add(policy, {"EwsFindCountLimit": 3})
+    server_store.throttling.assign(alice.address, policy)
     paged = '<m:IndexedPageItemView MaxEntriesReturned="10" Offset="0" BasePoint="Beginning"/>'
     # Before Exchange2010_SP1: the request fails with ErrorServerBusy, paged or not.
     assert call(server, alice.address, find_items(), "Exchange2007_SP1") == (500, "ErrorServerBusy")
@@ -291,8 +312,9 @@ def test_find_count_limit_by_version_and_paging(server, server_store, users):
 
 def test_subscription_limit(server, server_store, users):
     alice, _ = users
-    server_store.throttling.add("One", {"EwsMaxSubscriptions": 1})
-    server_store.throttling.assign(alice.address, "One")
+    policy = unique("Policy")
+    server_store.throttling.add(policy, {"EwsMaxSubscriptions": 1})
+    server_store.throttling.assign(alice.address, policy)
     pull = ('<m:Subscribe><m:PullSubscriptionRequest SubscribeToAllFolders="true"><t:EventTypes>'
             '<t:EventType>NewMailEvent</t:EventType></t:EventTypes><t:Timeout>10</t:Timeout>'
             '</m:PullSubscriptionRequest></m:Subscribe>')
@@ -309,8 +331,9 @@ def test_streaming_connections_are_held_by_the_hanging_connection_limit(server, 
                                                                         monkeypatch):
     monkeypatch.setattr(streaming, "MINUTE", 1.5)
     alice, _ = users
-    server_store.throttling.add("One", {"EwsMaxConcurrency": 1})
-    server_store.throttling.assign(alice.address, "One")
+    policy = unique("Policy")
+    server_store.throttling.add(policy, {"EwsMaxConcurrency": 1})
+    server_store.throttling.assign(alice.address, policy)
     subscribe = ('<m:Subscribe><m:StreamingSubscriptionRequest SubscribeToAllFolders="true"><t:EventTypes>'
                  '<t:EventType>NewMailEvent</t:EventType></t:EventTypes></m:StreamingSubscriptionRequest>'
                  '</m:Subscribe>')
@@ -334,8 +357,9 @@ def test_streaming_connections_are_held_by_the_hanging_connection_limit(server, 
 
 def test_a_flooding_caller_does_not_stop_another(server, server_store, users):
     flooder, quiet = users
-    server_store.throttling.add("Flood", {"EwsMaxConcurrency": 3})
-    server_store.throttling.assign(flooder.address, "Flood")
+    policy = unique("Policy")
+    server_store.throttling.add(policy, {"EwsMaxConcurrency": 3})
+    server_store.throttling.assign(flooder.address, policy)
     with ThreadPoolExecutor(25) as pool:
         flood = [pool.submit(call, server, flooder.address) for _ in range(100)]
         served = [call(server, quiet.address) for _ in range(10)]
@@ -379,9 +403,10 @@ def test_cli_policies_and_assignment(tmp_path):
 def test_cli_changes_reach_a_running_server(server, users, store_url):
     alice, _ = users
     assert call(server, alice.address) == (200, "NoError")
-    ok(mailroom("throttling", "policy", "add", "Stopped", "--ews-max-burst", "0", "--ews-cutoff-balance", "0",
+    policy = unique("Stopped")
+    ok(mailroom("throttling", "policy", "add", policy, "--ews-max-burst", "0", "--ews-cutoff-balance", "0",
                 "--ews-recharge-rate", "0", "--database", store_url))
-    ok(mailroom("throttling", "assign", alice.address, "Stopped", "--database", store_url))
+    ok(mailroom("throttling", "assign", alice.address, policy, "--database", store_url))
     assert call(server, alice.address) == (200, "NoError")
     assert call(server, alice.address)[1] == "ErrorServerBusy"
     ok(mailroom("throttling", "unassign", alice.address, "--database", store_url))

@@ -101,14 +101,20 @@ class EWSServer:
                 ticket.budget.release_connection(ticket)  # a stream is held by the hanging-connection limit
                 return await self._stream(request, payload)
             return await self._send(request, self._reply(body, status, payload))
+        except ConnectionResetError:  # while its body was being read: nobody to answer
+            log.debug("EWS client went away before its request was read")
+            return web.Response(status=400)
         finally:
             self.throttle.end(ticket, status)
 
     @staticmethod
     async def _send(request: web.Request, response: web.Response) -> web.Response:
         """Send the whole response now (not after the handler returns), so the budget is held until it is."""
-        await response.prepare(request)
-        await response.write_eof()
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionResetError:
+            log.debug("EWS client went away before its answer was sent")
         return response
 
     async def _admit(self, identity: Identity) -> Ticket:

@@ -72,7 +72,7 @@ class Budget:
                 raise Throttled("ErrorServerBusy", "The server cannot service this request right now. "
                                                    "Try again later.", backoff)
             self.connections += 1
-            return Ticket(self, self._delay(), self.snapshot(), action)
+            return Ticket(self, self._delay(), action=action)
 
     def _recharge(self, now: float) -> None:
         burst, rate = self.policy["EwsMaxBurst"], self.policy["EwsRechargeRate"]
@@ -178,7 +178,7 @@ class Ticket:
 
     budget: Budget
     delay: float  # seconds to hold the request before it runs (traffic shaping)
-    init: str  # the budget snapshot when it was admitted
+    init: str = ""  # the budget snapshot when it was admitted (taken only for the access log)
     action: str = ""  # the SOAP operation, once read
     connected: bool = True
     hanging: bool = False

@@ -1,5 +1,5 @@
 """The server's throttling state: the policy cache and one budget per caller, and the access log
-line with the budget snapshots of every EWS call.
+line with the budget snapshots of every EWS call (DEBUG on the ``mailroom.access`` logger).
 
 Policies are cached per process as on Exchange: an entry lives ``cache_seconds`` after it is
 loaded, each use extends it by as much again, but never past ``cache_max_seconds`` after loading;
@@ -64,15 +64,17 @@ class Throttle:
                 budget = self._budgets.setdefault(caller.id, Budget(caller.id, caller.address, policy))
         ticket = budget.begin(policy)
         ticket.hanging_limit = self.hanging_connection_limit
+        if access_log.isEnabledFor(logging.DEBUG):
+            ticket.init = budget.snapshot()
         return ticket
 
     def end(self, ticket: Ticket, status: int) -> None:
         budget = ticket.budget
         budget.end(ticket)
-        if access_log.isEnabledFor(logging.INFO):
+        if access_log.isEnabledFor(logging.DEBUG):
             took = (time.monotonic() - ticket.started) * 1000
             subs = f"Sub:{subscriptions.registry(self.store).count(budget.caller_id)}/" \
                    f"{budget.policy['EwsMaxSubscriptions']}"
-            access_log.info("%s SoapAction=%s status=%d Init>>%s;End(%.0fms,work %.0fms)>>%s,%s", budget.caller,
+            access_log.debug("%s SoapAction=%s status=%d Init>>%s;End(%.0fms,work %.0fms)>>%s,%s", budget.caller,
                             ticket.action or "-", status, ticket.init, took, ticket.worked * 1000, budget.snapshot(),
                             subs)
