@@ -106,7 +106,7 @@ def test_mailboxes(tmp_path):
 def test_db_upgrade(tmp_path, pg_url):
     data = tmp_path / "fresh"
     out = ok(mailroom("db", "upgrade", data=data))
-    assert "sqlite" in out and "revision 0002 " in out
+    assert "sqlite" in out and "revision 0004 " in out
     assert (data / "mailroom.db").exists()
     assert ok(mailroom("db", "upgrade", data=data)) == out  # idempotent
     fails(mailroom("db", "upgrade", "--database", "mysql://nowhere/x"), "error:", "unsupported database URL")
