@@ -82,8 +82,8 @@ def find_item_body(folder_id: str) -> str:
         f'</m:SortOrder><m:ParentFolderIds><t:FolderId Id="{folder_id}"/></m:ParentFolderIds></m:FindItem>')
 
 
-def lua_script(bodies: list[str], workdir: Path) -> Path:
-    token = base64.b64encode(f"bench@bench.example:{PASSWORD}".encode()).decode()
+def lua_script(bodies: list[str], workdir: Path, user: str = "bench@bench.example") -> Path:
+    token = base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
     quoted = ",\n".join("[==[" + b + "]==]" for b in bodies)
     script = workdir / f"wrk-{len(list(workdir.iterdir()))}.lua"
     script.write_text(
@@ -99,19 +99,28 @@ def lua_script(bodies: list[str], workdir: Path) -> Path:
     return script
 
 
-def run_wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float, float, float]:
-    """(requests/s, p50 ms, p99 ms) of one wrk run; fails loudly on non-2xx answers."""
+def wrk_command(url: str, script: Path, seconds: int, connections: int) -> list[str]:
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
-    if shutil.which("taskset"):
-        cmd = ["taskset", "-c", "1", *cmd]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return ["taskset", "-c", "1", *cmd] if shutil.which("taskset") else cmd
+
+
+def wrk_result(out: str) -> tuple[int, int, float, float, float]:
+    """(requests, non-2xx answers, seconds, p50 ms, p99 ms) from a wrk run with ``lua_script``."""
     match = re.search(r"RESULT (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+)", out)
     if not match:
         raise RuntimeError(f"wrk printed no result:\n{out}")
     requests_done, errors, duration_us, p50, p99 = match.groups()
-    if int(errors):
+    return int(requests_done), int(errors), float(duration_us) / 1e6, float(p50) / 1000, float(p99) / 1000
+
+
+def run_wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, p99 ms) of one wrk run; fails loudly on non-2xx answers."""
+    out = subprocess.run(wrk_command(url, script, seconds, connections), capture_output=True, text=True,
+                         check=True).stdout
+    requests_done, errors, duration, p50, p99 = wrk_result(out)
+    if errors:
         raise RuntimeError(f"{errors} non-2xx answers from {url}")
-    return int(requests_done) / (float(duration_us) / 1e6), float(p50) / 1000, float(p99) / 1000
+    return requests_done / duration, p50, p99
 
 
 def start(cmd: list[str], ready: str, env: dict[str, str]) -> subprocess.Popen[str]:

@@ -1,17 +1,13 @@
-"""Subscription limits and notification opt-out: a caller holds at most
-``notifications.max_subscriptions_per_caller`` subscriptions (SubscribeToAllFolders counts as one;
-refused subscriptions do not count); a mailbox whose notifications an administrator turned off,
+"""Subscription limits and notification opt-out: a mailbox has at most its throttling policy's
+EwsMaxSubscriptions live subscriptions (SubscribeToAllFolders counts as one; refused
+subscriptions do not count); a mailbox whose notifications an administrator turned off,
 or a session that asked for none, gets ErrorAccessDenied from Subscribe and nothing else changes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from mailroom.notify import optout
 
-from .conftest import PASSWORD, RunningServer, new_mailbox
+from .conftest import PASSWORD, new_mailbox
 from .soap import NS, codes, envelope, parse, post
 from .test_ews_pull import pull_request, soap
 from .test_ews_streaming import subscribe as streaming_request
@@ -23,20 +19,15 @@ STREAMING = streaming_request(' SubscribeToAllFolders="true"',
                               "<t:EventTypes><t:EventType>NewMailEvent</t:EventType></t:EventTypes>")
 
 
-@pytest.fixture
-def server(store_url, tmp_path) -> Iterator[RunningServer]:  # noqa: ANN001 - two subscriptions per caller
-    running = RunningServer(store_url, tmp_path / "data", **{"notifications.max_subscriptions_per_caller": 2})
-    yield running
-    running.stop()
-    assert not running.bad_responses, "\n".join(running.bad_responses)
-
-
 def subscription_id(answer) -> str:  # noqa: ANN001
     assert codes(answer) == ["NoError"]
     return answer.find(".//m:SubscriptionId", NS).text
 
 
-def test_a_caller_holds_at_most_its_limit(server, server_store, mailbox):
+def test_a_mailbox_has_at_most_its_limit(server, server_store, mailbox):
+    policy = f"two-subscriptions-{mailbox.id}"
+    server_store.throttling.add(policy, {"EwsMaxSubscriptions": 2})
+    server_store.throttling.assign(mailbox.address, policy)
     first = subscription_id(soap(server, mailbox.address, pull_request()))  # all folders: one subscription
     for url in ("http://127.0.0.1:9/", "http://169.254.169.254/"):  # refused URLs are not kept
         assert codes(soap(server, mailbox.address, PUSH.format(url))) == ["ErrorInvalidPushSubscriptionUrl"]
@@ -44,7 +35,7 @@ def test_a_caller_holds_at_most_its_limit(server, server_store, mailbox):
     assert codes(soap(server, mailbox.address, pull_request())) == ["ErrorExceededSubscriptionCount"]
     assert codes(soap(server, mailbox.address, STREAMING)) == ["ErrorExceededSubscriptionCount"]
     bob = new_mailbox(server_store, mailbox.address.split("@")[1], "bob")
-    subscription_id(soap(server, bob.address, pull_request()))  # another caller has its own count
+    subscription_id(soap(server, bob.address, pull_request()))  # another mailbox has its own count
     unsubscribe = f"<m:Unsubscribe><m:SubscriptionId>{first}</m:SubscriptionId></m:Unsubscribe>"
     assert codes(soap(server, mailbox.address, unsubscribe)) == ["NoError"]
     subscription_id(soap(server, mailbox.address, pull_request()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import sqlite3
 import sys
@@ -24,6 +25,7 @@ from mailroom.notify import optout
 from mailroom.server import config as configuration
 from mailroom.store import Store
 from mailroom.store.errors import StoreError
+from mailroom.throttling import policy as throttling
 from mailroom.transport.queue_admin import QueueAdmin, QueueError
 from mailroom.transport.tracking import MessageTrackingLog, TrackingQuery
 
@@ -48,6 +50,12 @@ app.add_typer(queue_app, name="queue")
 app.add_typer(message_app, name="message")
 audit_app = typer.Typer(help="The audit log of access to mailboxes by anyone but their owner.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+throttling_app = typer.Typer(help="EWS throttling: policies and which mailbox is governed by which.",
+                             no_args_is_help=True)
+policy_app = typer.Typer(help="Throttling policies (the Global policy is built in; one may be the organization "
+                              "default).", no_args_is_help=True)
+throttling_app.add_typer(policy_app, name="policy")
+app.add_typer(throttling_app, name="throttling")
 console = Console()
 errors = Console(stderr=True)
 
@@ -307,6 +315,124 @@ def audit_search(
     for r in records:
         table.add_row(r.time, r.caller, r.mailbox, r.right, r.operation, str(r.folder_id or ""),
                       str(r.item_id or ""), r.result, r.client_ip)
+def _with_parameters(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command one option per throttling parameter, named after Exchange's in kebab case
+    (``--ews-max-concurrency``); the command receives them as ``**values`` by Exchange's name."""
+    signature = inspect.signature(command)
+    fixed = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+    extra = []
+    for param in throttling.PARAMETERS:
+        default = "unlimited" if param.default is None else param.default
+        annotation = Annotated[str | None, typer.Option(param.option, help=f"{param.help} A whole number or "
+                                                                           f"'unlimited' (Global: {default}).")]
+        extra.append(inspect.Parameter(param.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                       annotation=annotation))
+        command.__annotations__[param.name] = annotation
+    command.__signature__ = signature.replace(parameters=fixed + extra)  # type: ignore[attr-defined]
+    return command
+
+
+def _values(given: dict[str, str | None]) -> dict[str, int | None]:
+    try:
+        return {name: throttling.parse_value(throttling.parameter(name), text)
+                for name, text in given.items() if text is not None}
+    except throttling.PolicyError as exc:
+        _fail(str(exc))
+
+
+def _settings(values: dict[str, int | None]) -> str:
+    return ", ".join(f"{k}={'unlimited' if v is None else v}" for k, v in values.items()) or "(inherits all)"
+
+
+@policy_app.command("add")
+@_with_parameters
+def policy_add(
+    name: str,
+    default: Annotated[bool, typer.Option("--default", help="Make it the organization default policy.")] = False,
+    data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None, **values: str | None,
+) -> None:
+    """Create a throttling policy; parameters it does not set inherit (organization default, then Global)."""
+    try:
+        policy = _store(data, config, database).throttling.add(name, _values(values), default)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    kind = "organization default " if policy.is_default else ""
+    console.print(f"{kind}throttling policy {policy.name} added: {_settings(policy.values)}", highlight=False)
+
+
+@policy_app.command("set")
+@_with_parameters
+def policy_set(
+    name: str,
+    unset: Annotated[list[str] | None, typer.Option("--unset", help="A parameter to stop setting (it inherits "
+                                                                    "again); repeatable.")] = None,
+    default: Annotated[bool | None, typer.Option("--default/--no-default", help="Make it (or stop it being) the "
+                                                                                 "organization default.")] = None,
+    data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None, **values: str | None,
+) -> None:
+    """Change a throttling policy (servers see it when their cache reloads: throttling.policy_cache_max_seconds)."""
+    try:
+        policy = _store(data, config, database).throttling.update(name, _values(values), tuple(unset or ()), default)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"throttling policy {policy.name}: {_settings(policy.values)}", highlight=False)
+
+
+@policy_app.command("list")
+def policy_list(data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
+    """List throttling policies as a table (the built-in Global policy first)."""
+    table = Table("Policy", "Default", "Mailboxes", "Settings")
+    global_values = {p.name: p.default for p in throttling.PARAMETERS}
+    table.add_row(throttling.GLOBAL, "", "", _settings(global_values))
+    for policy, users in _store(data, config, database).throttling.policies():
+        table.add_row(policy.name, "yes" if policy.is_default else "", str(users), _settings(policy.values))
+    console.print(table)
+
+
+@policy_app.command("remove")
+def policy_remove(name: str, data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
+    """Delete a throttling policy (it must not be assigned to any mailbox)."""
+    try:
+        _store(data, config, database).throttling.remove(name)
+    except StoreError as exc:
+        _fail(str(exc))
+    console.print(f"throttling policy {name} removed", highlight=False)
+
+
+@throttling_app.command("assign")
+def throttling_assign(mailbox: str, policy: str, data: DataOpt = None, config: ConfigOpt = None,
+                      database: DatabaseOpt = None) -> None:
+    """Govern MAILBOX by POLICY (Set-Mailbox -ThrottlingPolicy)."""
+    try:
+        _store(data, config, database).throttling.assign(mailbox, policy)
+    except StoreError as exc:
+        _fail(str(exc))
+    console.print(f"{mailbox} is governed by throttling policy {policy}", highlight=False)
+
+
+@throttling_app.command("unassign")
+def throttling_unassign(mailbox: str, data: DataOpt = None, config: ConfigOpt = None,
+                        database: DatabaseOpt = None) -> None:
+    """Take MAILBOX's own policy away (the organization default, else Global, applies)."""
+    try:
+        _store(data, config, database).throttling.unassign(mailbox)
+    except StoreError as exc:
+        _fail(str(exc))
+    console.print(f"{mailbox} has no throttling policy of its own", highlight=False)
+
+
+@throttling_app.command("show")
+def throttling_show(mailbox: str, data: DataOpt = None, config: ConfigOpt = None,
+                    database: DatabaseOpt = None) -> None:
+    """The effective throttling values of MAILBOX and the policy each one comes from."""
+    store = _store(data, config, database)
+    found = store.directory.mailbox_by_address(mailbox)
+    if found is None:
+        _fail(f"no mailbox {mailbox}")
+    effective = throttling.resolve(store.throttling.chain(found.id))
+    table = Table("Parameter", "Value", "From", title=f"{found.address}: policy {effective.policy}")
+    for name, value in effective.values.items():
+        table.add_row(name, "unlimited" if value is None else str(value), effective.sources[name])
     console.print(table)
 
 

@@ -18,6 +18,8 @@ from mailroom.transport.envelope import Submission
 from . import versions
 
 if TYPE_CHECKING:
+    from mailroom.throttling.budget import Ticket
+
     from .streaming import Stream
 
 
@@ -32,12 +34,17 @@ class Context:
     notifications: bool = True  # False in a session that asked for none (mailroom/notify/optout.py)
     submit: Callable[[Submission], str] | None = None  # the transport's submit, callable from this thread
     trail: Trail | None = None  # what the request reached, for the audit log
+    ticket: Ticket | None = None  # the caller's budget hold (None: not throttled, e.g. in-process calls)
     _mailboxes: dict[str, Mailbox] = field(default_factory=dict)
     rights: dict[int, Right] = field(default_factory=dict)  # the caller's rights by folder id, as read
 
     @property
     def mailbox(self) -> Mailbox:
         return self.identity.mailbox
+
+    def limit(self, parameter: str) -> int | None:
+        """The caller's throttling policy value (None: unlimited, or not throttled)."""
+        return self.ticket.policy[parameter] if self.ticket is not None else None
 
     def at_least(self, minimum: str) -> bool:
         return versions.at_least(self.version, minimum)

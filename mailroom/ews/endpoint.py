@@ -5,7 +5,9 @@ from error responses too)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import tzinfo
 from importlib import import_module, resources
 from pkgutil import iter_modules
@@ -15,6 +17,7 @@ from lxml import etree
 from mailroom.access import audit
 from mailroom.access.identity import Identity
 from mailroom.store import Store
+from mailroom.throttling.budget import Throttled, Ticket
 from mailroom.transport.envelope import Submission
 
 from . import impersonation, timezones, versions, wsdl
@@ -68,31 +71,52 @@ class Envelope:
         self.impersonation = header.find(t("ExchangeImpersonation"))
 
 
-def process(store: Store, identity: Identity, body: bytes, *, client_ip: str = "", audit_owner: bool = False,
-            notifications: bool = True,
-            submit: Callable[[Submission], str] | None = None) -> tuple[int, bytes | Stream]:
+@dataclass(frozen=True)
+class Request:
+    """What the HTTP layer knows about a request besides its body: ``client_ip`` (the HTTP peer)
+    goes into the audit log; ``audit_owner`` logs owners' own requests too; ``notifications`` is
+    False for a session that asked for none (Subscribe then fails); ``submit`` hands a message to
+    the transport (from this worker thread); the time the request takes is charged to the
+    caller's budget (``ticket``)."""
+
+    client_ip: str = ""
+    audit_owner: bool = False
+    notifications: bool = True
+    submit: Callable[[Submission], str] | None = None
+    ticket: Ticket | None = None
+
+
+def process(store: Store, identity: Identity, body: bytes, request: Request = Request()) -> tuple[int, bytes | Stream]:
     """Answer one EWS request; returns the HTTP status and the response envelope, or the Stream of
-    envelopes to send when the operation answers with one (GetStreamingEvents). ``client_ip`` (the
-    HTTP peer) goes into the audit log; ``audit_owner`` logs owners' own requests too;
-    ``notifications`` is False for a session that asked for none (Subscribe then fails); ``submit``
-    hands a message to the transport (from this worker thread)."""
+    envelopes to send when the operation answers with one (GetStreamingEvents)."""
+    started = time.monotonic()
+    try:
+        return _process(store, identity, body, request)
+    finally:
+        if request.ticket is not None:
+            request.ticket.charge(time.monotonic() - started)
+
+
+def _process(store: Store, identity: Identity, body: bytes, request: Request) -> tuple[int, bytes | Stream]:
     version: str | None = None  # until the request is read, faults report the newest version
     try:
         env = Envelope(parse(body))
         version = env.version
         versions.require_known(version)
         op_name = local(env.operation.tag)
+        if request.ticket is not None:
+            request.ticket.action = op_name
         if env.impersonation is not None:
-            identity = impersonation.impersonated(store, identity, env.impersonation, op_name, client_ip)
+            identity = impersonation.impersonated(store, identity, env.impersonation, op_name, request.client_ip)
         op_cls = OPERATIONS.get(op_name) if etree.QName(env.operation).namespace == M else None
         if op_cls is None:
             return 200, _envelope(_unsupported(env.operation), version)
         if not versions.at_least(version, op_cls.min_version):
             raise SOAPFault("ErrorInvalidSchemaVersionForMailboxVersion",
                             f"{op_name} needs RequestServerVersion {op_cls.min_version} or later.")
-        trail = audit.Trail(identity, client_ip, audit_owner)
+        trail = audit.Trail(identity, request.client_ip, request.audit_owner)
         ctx = Context(store=store, identity=identity, version=version, culture=env.culture, trail=trail,
-                      notifications=notifications, submit=submit)
+                      notifications=request.notifications, submit=request.submit, ticket=request.ticket)
         if env.tz is not None:
             ctx.tz = env.tz
         operation = op_cls(ctx)
@@ -103,6 +127,8 @@ def process(store: Store, identity: Identity, body: bytes, *, client_ip: str = "
         return fault(SOAPFault("ErrorSchemaValidation", str(exc)), version)
     except SOAPFault as exc:
         return fault(exc, version)
+    except Throttled as exc:
+        return fault(throttled_fault(exc), version)
     except EWSError as exc:
         return fault(SOAPFault(exc.code, exc.message, fault_code="Client"), version)
     except Exception:
@@ -127,6 +153,13 @@ def _audited(store: Store, trail: audit.Trail, operation: str, run: Callable[[],
         records = trail.records(operation, result)
         if records:
             audit.write(store, records)
+
+
+def throttled_fault(exc: Throttled) -> SOAPFault:
+    """A refused request as Exchange answers it: a SOAP fault (HTTP 500) whose detail carries the
+    ResponseCode and, for ErrorServerBusy, BackOffMilliseconds in MessageXml."""
+    backoff = {"BackOffMilliseconds": str(exc.backoff_ms)} if exc.backoff_ms is not None else {}
+    return SOAPFault(exc.code, exc.message, xml_values=backoff)
 
 
 def _unsupported(operation: etree._Element) -> etree._Element:

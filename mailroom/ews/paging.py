@@ -1,15 +1,19 @@
 """Paged views (IndexedPage*View, FractionalPage*View) and the paging attributes of
 FindItem/FindFolder responses, which clients read on every page (TotalItemsInView and
-IncludesLastItemInRange are always present)."""
+IncludesLastItemInRange are always present), and the caller's EwsFindCountLimit on what a page
+may hold."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lxml import etree
 
 from mailroom.store.query import Page
+from mailroom.throttling.budget import Throttled
 
+from .context import Context
 from .errors import EWSError, SOAPFault
 from .xml import bool_text, local
 
@@ -38,6 +42,34 @@ class Paging:
         end = max(0, total - self.offset)
         self.start = 0 if self.limit is None else max(0, end - self.limit)
         return Page(self.start, end - self.start)
+
+
+def budgeted(paging: Paging, ctx: Context) -> Callable[[int], Page]:
+    """``paging.page`` charged to the caller's EwsFindCountLimit (given back when the response has
+    been sent). Over the limit, a paged Exchange2010_SP1+ caller gets as much as is left (the page
+    then says IncludesLastItemInRange false); any other caller ErrorExceededFindCountLimit, or
+    ErrorServerBusy before Exchange2010_SP1, as on Exchange."""
+    ticket = ctx.ticket
+    if ticket is None:
+        return paging.page
+    partial = paging.kind != "none" and ctx.at_least("Exchange2010_SP1")
+
+    def page(total: int) -> Page:
+        wanted = paging.page(total)
+        rest = max(0, total - wanted.offset)
+        count = rest if wanted.limit is None else min(wanted.limit, rest)
+        granted = ticket.find_items(count, partial)
+        if granted == count:
+            return wanted
+        if partial:
+            return Page(wanted.offset, granted)
+        limit = ctx.limit("EwsFindCountLimit")
+        if not ctx.at_least("Exchange2010_SP1"):
+            raise Throttled("ErrorServerBusy", f"The result ({count} entries) is over the find-count limit ({limit}).")
+        raise EWSError("ErrorExceededFindCountLimit",
+                       f"The result ({count} entries) is over the find-count limit ({limit}); use a paged view.")
+
+    return page
 
 
 def _int(node: etree._Element, name: str) -> int | None:

@@ -78,6 +78,8 @@ class Operation:
         """One response message per thing, in order; a failing thing never fails the batch.
         ``handle`` fills a Success message; it raises EWSError to make it an Error message."""
         for thing in things:
+            if self.ctx.ticket is not None:
+                self.ctx.ticket.per_item()
             # Filled in place: moving a finished subtree into the response would make lxml walk
             # all of it again to reconcile namespaces.
             msg = self.success(messages, message_name)

@@ -23,7 +23,7 @@ from mailroom.store.engine import engine_key
 from mailroom.store.model import JournalEntry
 
 from . import wakeup
-from .settings import Settings, subscription_limit
+from .settings import Settings
 
 # Journal action -> event type. "read" changes an item's read flag: a modification to a client.
 _EVENTS = {"created": "CreatedEvent", "modified": "ModifiedEvent", "read": "ModifiedEvent",
@@ -39,8 +39,8 @@ class SubscriptionAccessDenied(PermissionError):
     """The subscription belongs to another identity."""
 
 
-class TooManySubscriptions(RuntimeError):
-    """The caller holds as many subscriptions as it may (EWSMaxSubscriptions)."""
+class SubscriptionLimit(RuntimeError):
+    """The mailbox already has as many live subscriptions as its throttling policy allows."""
 
 
 def event_types(entry: JournalEntry, inbox_id: int) -> list[str]:
@@ -97,33 +97,43 @@ class Subscriptions:
         self.start_push: PushStarter | None = None  # set by the running server: delivers a push subscription
         self._lock = threading.Lock()
         self._by_id: dict[str, Subscription] = {}
-        self._by_caller: dict[int, set[str]] = {}
+        self._by_mailbox: dict[int, set[str]] = {}  # live subscription ids per target mailbox
         self._swept = 0.0
 
     def add(self, identity: Identity, folder_ids: frozenset[int] | None, types: frozenset[str],
-            timeout_minutes: int, start: int, kind: str = "pull", push: PushTarget | None = None) -> Subscription:
-        """A new subscription of ``identity``'s, unless its caller already holds as many as it may.
-        A push subscription starts being delivered at once."""
+            timeout_minutes: int, start: int, kind: str = "pull", push: PushTarget | None = None,
+            limit: int | None = None) -> Subscription:
+        """A new subscription of ``identity``'s; SubscriptionLimit when the mailbox already has
+        ``limit`` live ones (EwsMaxSubscriptions is charged to the target mailbox, as from Exchange
+        2010 SP2 RU4). A push subscription starts being delivered at once."""
         subscription = Subscription(secrets.token_urlsafe(24), identity.caller.id, identity.mailbox.id, folder_ids,
                                     types, timeout_minutes, start, kind, push)
         subscription.touch()
         with self._lock:
             self._sweep()
-            held = self._by_caller.setdefault(subscription.caller_id, set())
-            now = time.monotonic()
-            for gone in [s for s in held if self._by_id[s].expires < now]:  # the count must be true
-                self._forget(gone)
-            held = self._by_caller.setdefault(subscription.caller_id, set())
-            if len(held) >= subscription_limit(self.settings, identity):
-                raise TooManySubscriptions(f"{len(held)} subscriptions held")
+            if limit is not None and self._count(identity.mailbox.id) >= limit:
+                raise SubscriptionLimit(f"{identity.mailbox.address} has {limit} subscriptions already")
             self._by_id[subscription.id] = subscription
-            held.add(subscription.id)
+            self._by_mailbox.setdefault(subscription.mailbox_id, set()).add(subscription.id)
         if push is not None:
             if self.start_push is None:
                 self.drop(subscription.id)
                 raise RuntimeError("push notifications need the running server")
             self.start_push(subscription, identity)
         return subscription
+
+    def count(self, mailbox_id: int) -> int:
+        """Live subscriptions to ``mailbox_id``."""
+        with self._lock:
+            return self._count(mailbox_id)
+
+    def _count(self, mailbox_id: int) -> int:
+        """Live subscriptions to ``mailbox_id``; expired ones are forgotten first, so the count is true."""
+        now = time.monotonic()
+        held = self._by_mailbox.get(mailbox_id, set())
+        for gone in [s for s in held if self._by_id[s].expires < now]:
+            self._forget(gone)
+        return len(self._by_mailbox.get(mailbox_id, ()))
 
     def get(self, subscription_id: str, identity: Identity) -> Subscription:
         """The caller's live subscription; using it restarts its timeout."""
@@ -155,10 +165,10 @@ class Subscriptions:
     def _forget(self, subscription_id: str) -> None:
         subscription = self._by_id.pop(subscription_id, None)
         if subscription is not None:
-            held = self._by_caller.get(subscription.caller_id, set())
+            held = self._by_mailbox.get(subscription.mailbox_id, set())
             held.discard(subscription_id)
             if not held:
-                self._by_caller.pop(subscription.caller_id, None)
+                self._by_mailbox.pop(subscription.mailbox_id, None)
 
     def _sweep(self) -> None:
         """Forget expired subscriptions, at most every _SWEEP_EVERY seconds, so look-ups stay cheap

@@ -10,7 +10,6 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, aclosing, suppress
 from datetime import timedelta
-from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -26,6 +25,8 @@ from mailroom.ews.streaming import Stream
 from mailroom.notify import guard, listener, optout, subscriptions
 from mailroom.notify.settings import Settings
 from mailroom.store import Store
+from mailroom.throttling.budget import Throttled, Ticket
+from mailroom.throttling.throttle import Throttle
 from mailroom.transport import metrics as transport_metrics
 from mailroom.transport import pickup, smtp_receive
 from mailroom.transport.backpressure import BackPressure, Thresholds, standard_resources
@@ -53,9 +54,10 @@ class EWSServer:
 
     def __init__(self, store: Store, workers: int = 8, max_request_bytes: int = 64 * 1024 * 1024,
                  on_response: Callable[[bytes, int, bytes], None] | None = None, public_url: str = "",
-                 autodiscover: bool = True, audit_owner: bool = False) -> None:
+                 autodiscover: bool = True, audit_owner: bool = False, throttle: Throttle | None = None) -> None:
         self.store = store
         self.audit_owner = audit_owner
+        self.throttle = throttle or Throttle(store)
         self.public_url = public_url
         self.max_request_bytes = max_request_bytes
         self.on_response = on_response  # tests hook in here to validate every response
@@ -88,23 +90,59 @@ class EWSServer:
         return web.Response(status=404, text="Not found")
 
     async def ews(self, request: web.Request) -> web.StreamResponse:
-        """Authenticate, read the body within the size limit, and answer it from a worker thread.
-        An unread body is drained by aiohttp after the answer, so an early reply is safe."""
+        """Authenticate, admit the request to the caller's budget (held from receipt until the
+        response is sent in full), read the body within the size limit, and answer it from a worker
+        thread. An unread body is drained by aiohttp after the answer, so an early reply is safe."""
         identity = await self._identity(request)
         if identity is None:
             return _challenge()
-        body = await self._body(request)
-        if body is None:
-            too_big = SOAPFault("ErrorRequestStreamTooBig",
-                                f"The request is larger than the limit of {self.max_request_bytes} bytes.")
-            return self._reply(b"", *endpoint.fault(too_big))
-        notifications = not optout.session_opted_out(request.headers.get(optout.SESSION_HEADER))
-        status, payload = await asyncio.get_running_loop().run_in_executor(
-            self.pool, partial(endpoint.process, self.store, identity, body, client_ip=request.remote or "",
-                               audit_owner=self.audit_owner, notifications=notifications, submit=self.submit))
-        if isinstance(payload, Stream):
-            return await self._stream(request, payload)
-        return self._reply(body, status, payload)
+        try:
+            ticket = await self._admit(identity)
+        except Throttled as exc:
+            return await self._send(request, self._reply(b"", *endpoint.fault(endpoint.throttled_fault(exc))))
+        status = 500
+        try:
+            body = await self._body(request)
+            if body is None:
+                too_big = SOAPFault("ErrorRequestStreamTooBig",
+                                    f"The request is larger than the limit of {self.max_request_bytes} bytes.")
+                status, payload = endpoint.fault(too_big)
+                return await self._send(request, self._reply(b"", status, payload))
+            if ticket.delay:
+                await asyncio.sleep(ticket.delay)
+            notifications = not optout.session_opted_out(request.headers.get(optout.SESSION_HEADER))
+            status, payload = await asyncio.get_running_loop().run_in_executor(
+                self.pool, endpoint.process, self.store, identity, body,
+                endpoint.Request(client_ip=request.remote or "", audit_owner=self.audit_owner,
+                                 notifications=notifications, submit=self.submit, ticket=ticket))
+            if isinstance(payload, Stream):
+                ticket.budget.release_connection(ticket)  # a stream is held by the hanging-connection limit
+                return await self._stream(request, payload)
+            return await self._send(request, self._reply(body, status, payload))
+        except ConnectionResetError:  # while its body was being read: nobody to answer
+            log.debug("EWS client went away before its request was read")
+            return web.Response(status=400)
+        finally:
+            self.throttle.end(ticket, status)
+
+    @staticmethod
+    async def _send(request: web.Request, response: web.Response) -> web.Response:
+        """Send the whole response now (not after the handler returns), so the budget is held until it is."""
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionResetError:
+            log.debug("EWS client went away before its answer was sent")
+        return response
+
+    async def _admit(self, identity: Identity) -> Ticket:
+        """The caller's budget hold: the authenticated account's (an impersonating service account
+        spends its own), under its policy (read in a worker when not cached)."""
+        caller = identity.caller
+        policy = self.throttle.cached(caller.id)
+        if policy is None:
+            policy = await asyncio.get_running_loop().run_in_executor(self.pool, self.throttle.load, caller.id)
+        return self.throttle.begin(caller, policy)
 
     async def _stream(self, request: web.Request, stream: Stream) -> web.StreamResponse:
         """Send a stream's envelopes in one chunked response as they fall due (its store reads run in
@@ -176,9 +214,12 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
     data_dir = config.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(config.database_url, pool_size=config["ews.workers"])
+    throttle = Throttle(store, config["throttling.policy_cache_seconds"], config["throttling.policy_cache_max_seconds"],
+                        config["throttling.hanging_connection_limit"])
     server = EWSServer(store, workers=config["ews.workers"], max_request_bytes=config["ews.max_request_bytes"],
                        on_response=on_response, public_url=config["ews.public_url"],
-                       autodiscover=config["autodiscover.enabled"], audit_owner=config["audit.log_owner_actions"])
+                       autodiscover=config["autodiscover.enabled"], audit_owner=config["audit.log_owner_actions"],
+                       throttle=throttle)
     runner = web.AppRunner(server.application(), access_log=None, handle_signals=False)
     await runner.setup()
     urls: list[str] = []

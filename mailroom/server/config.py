@@ -95,9 +95,6 @@ OPTIONS: tuple[Option, ...] = (
                                  "\"header-stamp\") or module:Class; each agent's settings go in its own "
                                  "[agents.NAME] table."),
     Option("log_level", "INFO", "Logging level."),
-    Option("notifications.max_subscriptions_per_caller", 5000, "Most live subscriptions (pull, push and streaming) one "
-                                                             "caller may hold (EWSMaxSubscriptions); more get "
-                                                             "ErrorExceededSubscriptionCount."),
     Option("notifications.push_allow", [], "Hosts and networks (CIDR) push notifications may go to even where the "
                                            "built-in refusals (loopback, link-local, metadata) apply."),
     Option("notifications.push_deny", [], "Hosts and networks (CIDR) push notifications never go to."),
@@ -108,6 +105,12 @@ OPTIONS: tuple[Option, ...] = (
                                                              "failed push."),
     Option("audit.log_owner_actions", False, "Also write owners' own EWS requests to the audit log (access by "
                                              "anyone else - impersonation, delegates - is always written)."),
+    Option("throttling.policy_cache_seconds", 300, "Seconds a caller's throttling policy stays cached after it "
+                                                     "is read, extended by as much on each use."),
+    Option("throttling.policy_cache_max_seconds", 900, "Most seconds a cached throttling policy is used before it "
+                                                         "is read again (how long a policy change may take)."),
+    Option("throttling.hanging_connection_limit", 10, "Concurrent streaming (GetStreamingEvents) connections per "
+                                                      "caller, as Exchange's HangingConnectionLimit."),
 )
 _BY_KEY = {o.key: o for o in OPTIONS}
 

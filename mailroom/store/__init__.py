@@ -15,6 +15,7 @@ from .folders import Folders
 from .items import Items
 from .journal import Journal
 from .permissions import Permissions
+from .throttling import ThrottlingPolicies
 
 
 class Store:
@@ -29,6 +30,7 @@ class Store:
         self.journal = Journal(engine)
         self.permissions = Permissions(engine, self.folders)
         self.audit = AuditLog(engine)
+        self.throttling = ThrottlingPolicies(engine, self.directory)
 
     @classmethod
     def open(cls, url: str, pool_size: int = 8) -> Store:

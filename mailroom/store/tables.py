@@ -250,3 +250,21 @@ audit_log = Table(
     Index("ix_audit_log_mailbox", "mailbox", "time"),
     sqlite_autoincrement=True,
 )
+
+throttling_policies = Table(
+    "throttling_policies",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("is_default", Boolean, nullable=False, default=False),  # the organization default (at most one)
+    Column("params", Json, nullable=False),  # only the parameters it sets; null is unlimited
+    Column("created", String(32), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+throttling_assignments = Table(
+    "throttling_assignments",
+    metadata,
+    Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True),
+    Column("policy_id", ForeignKey("throttling_policies.id"), nullable=False, index=True),
+)

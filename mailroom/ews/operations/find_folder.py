@@ -4,7 +4,7 @@ from lxml import etree
 
 from ..errors import SOAPFault
 from ..folders import render, viewer
-from ..paging import parse_paging, set_paging_attributes
+from ..paging import budgeted, parse_paging, set_paging_attributes
 from ..paths import Shape
 from ..restrictions import parse_restriction
 from ..service import Operation, require
@@ -28,7 +28,7 @@ class FindFolder(Operation):
             found, total = [], 0
             if traversal != "SoftDeleted":  # nothing is kept soft-deleted at folder level
                 found, total = self.ctx.store.folders.find(
-                    mailbox, parent.id, deep=traversal == "Deep", where=where, page=paging.page,
+                    mailbox, parent.id, deep=traversal == "Deep", where=where, page=budgeted(paging, self.ctx),
                     extended_keys=bool(shape.extended))
             found = self.visible_folders(mailbox, found)
             container = sub(msg, m("RootFolder"))

@@ -18,7 +18,7 @@ from ..context import Context
 from ..dates import parse_utc, to_utc_text
 from ..errors import EWSError, SOAPFault
 from ..items import render
-from ..paging import Paging, parse_paging, set_paging_attributes
+from ..paging import Paging, budgeted, parse_paging, set_paging_attributes
 from ..paths import Shape
 from ..restrictions import parse_query_string, parse_restriction, parse_sort
 from ..service import Operation, require
@@ -64,7 +64,7 @@ class FindItem(Operation):
                 found, total = view.items(self.ctx, mailbox, folder, shape)
             elif traversal != "SoftDeleted":
                 found, total = self.ctx.store.items.find(
-                    mailbox, folder.id, where=where, sort=sort, page=paging.page,
+                    mailbox, folder.id, where=where, sort=sort, page=budgeted(paging, self.ctx),
                     associated=traversal == "Associated", with_extended=bool(shape.extended))
             container = sub(msg, m("RootFolder"))
             set_paging_attributes(container, paging, len(found), total)

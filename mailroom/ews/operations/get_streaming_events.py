@@ -3,13 +3,15 @@ ConnectionTimeout minutes (mailroom/ews/streaming.py).
 
 Every subscription is checked first, as on Exchange: if any is unknown, another identity's or not a
 streaming one, the answer is one ordinary Error message naming the failing ids in
-ErrorSubscriptionIds, and nothing is streamed."""
+ErrorSubscriptionIds, and nothing is streamed. A caller at its HangingConnectionLimit of open streams
+gets ErrorExceededConnectionCount."""
 
 from __future__ import annotations
 
 from lxml import etree
 
 from mailroom.notify.subscriptions import Subscription
+from mailroom.throttling.budget import Throttled
 
 from .. import notifications
 from ..errors import EWSError, SOAPFault
@@ -46,6 +48,12 @@ class GetStreamingEvents(Operation):
             for name, _ in failed:
                 sub(listed, t("SubscriptionId"), name)
             return root
+        if self.ctx.ticket is not None:
+            try:
+                self.ctx.ticket.hang()  # held until the stream ends (mailroom/server/app.py)
+            except Throttled as exc:
+                self.error(messages, EWSError(exc.code, exc.message))
+                return root
         self.success(messages)
         self.ctx.stream = Stream(self.ctx.store, self.ctx.identity, found, minutes, root.getroottree().getroot())
         return root

@@ -83,12 +83,15 @@ class Subscribe(Operation):
 
     def _add(self, types: frozenset[str], folders: frozenset[int] | None, timeout: int, start: int, kind: str,
              push: subscriptions.PushTarget | None = None) -> subscriptions.Subscription:
+        """Register it, within the EwsMaxSubscriptions of the caller's policy (SubscribeToAllFolders
+        counts one)."""
+        limit = self.ctx.limit("EwsMaxSubscriptions")
         try:
             return subscriptions.registry(self.ctx.store).add(self.ctx.identity, folders, types, timeout, start,
-                                                              kind, push)
-        except subscriptions.TooManySubscriptions as exc:
+                                                              kind, push, limit)
+        except subscriptions.SubscriptionLimit as exc:
             raise EWSError("ErrorExceededSubscriptionCount",
-                           "You hold as many subscriptions as you may; unsubscribe some first.") from exc
+                           f"You have exceeded the maximum number of subscriptions ({limit}).") from exc
 
     def _folders(self, req: etree._Element) -> frozenset[int] | None:
         """The folder ids the subscription watches, None for all; exactly one of the two ways must be used."""
