@@ -126,6 +126,9 @@ class RunningServer:
                                                  "ews.workers": 4, "transport.inbound_listen": "127.0.0.1:0",
                                                  "transport.submission_listen": "127.0.0.1:0",
                                                  "metrics.listen": "127.0.0.1:0",
+                                                 # remote mail never leaves loopback: nothing listens there,
+                                                 # so it waits for a retry (tests that route set their own)
+                                                 "transport.smart_host": "127.0.0.1:9",
                                                  **settings})
         self.urls: list[str] = []
         self.bad_responses: list[str] = []

@@ -15,7 +15,7 @@ from mailroom.store import Store
 from mailroom.store.model import Mailbox
 from mailroom.store.query import Page
 
-from .conftest import RunningServer, new_mailbox
+from .conftest import RunningServer, new_mailbox, settle_all
 
 MAX_RECIPIENTS = 3
 MAX_BYTES = 20_000
@@ -52,7 +52,9 @@ def _message(to: str, subject: str = "Hello over SMTP", body: str = "Plain text 
 
 
 def _inbox(store: Store, mailbox: Mailbox) -> list[bytes]:
-    """The MIME content of every item in the mailbox's Inbox."""
+    """The MIME content of every item in the mailbox's Inbox, once the transport has delivered
+    what it holds."""
+    settle_all()
     inbox = store.folders.distinguished(mailbox, "inbox")
     items, _ = store.items.find(mailbox, inbox.id, page=Page(0, 100))
     return [store.items.mime(mailbox, item.id) or b"" for item in items]
