@@ -21,7 +21,8 @@ from .test_cli import fails, mailroom, ok
 
 @pytest.fixture
 def server(store_url: str, tmp_path: Path) -> Iterator[RunningServer]:
-    running = RunningServer(store_url, tmp_path / "data", **{"transport.queue_scan_interval": 1})
+    running = RunningServer(store_url, tmp_path / "data", **{"transport.queue_scan_interval": 1,
+                                                             "transport.remote_delivery": False})
     yield running
     running.stop()
 

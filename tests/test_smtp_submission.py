@@ -108,7 +108,11 @@ def test_dsn_parameters_are_accepted_and_bad_ones_are_501(server, server_store, 
     orcpt = f"ORCPT=rfc822;{mailbox.address}"
     assert submit.docmd("RCPT", f"TO:<{mailbox.address}> NOTIFY=SUCCESS,FAILURE {orcpt}")[0] == 250
     assert submit.data(_from(mailbox, mailbox.address).as_bytes())[0] == 250
-    assert len(_inbox(server_store, mailbox)) == 1
+    inbox = _inbox(server_store, mailbox)
+    assert len(inbox) == 2  # the message and, as NOTIFY=SUCCESS asked, its delivery report
+    report = next(raw for raw in inbox if b"multipart/report" in raw)
+    assert b"Original-Envelope-Id: QQ314159" in report
+    assert f"Original-Recipient: rfc822; {mailbox.address}".encode() in report
 
 
 def test_both_listeners_record_receive_events(server, server_store, mailbox, submit, tmp_path):

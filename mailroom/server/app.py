@@ -266,8 +266,9 @@ async def _start_transport(config: Config, server: EWSServer, stack: AsyncExitSt
     tracking = _tracking_log(config)
     stack.callback(tracking.close)
     metrics = TransportMetrics()
-    outbound = Outbound(config, hostname)
-    stack.push_async_callback(outbound.close)
+    outbound = Outbound(config, hostname) if config["transport.remote_delivery"] else None
+    if outbound is not None:
+        stack.push_async_callback(outbound.close)
     submitter = TransportService(server.store, data_dir, TransportSettings.from_config(config, hostname), tracking,
                                  server.pool, remote=outbound, metrics=metrics)
     await submitter.start()

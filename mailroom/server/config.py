@@ -59,6 +59,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("backpressure.version_buckets", [999, 1500, 1000, 800], "Uncommitted queue work (the same four "
                                                                    "thresholds)."),
     Option("metrics.listen", "127.0.0.1:9464", "HOST:PORT for the Prometheus /metrics endpoint; empty disables it."),
+    Option("transport.remote_delivery", True, "Deliver mail for other domains (by MX or the smart host); false "
+                                              "keeps it in the Unreachable queue, as Exchange does without a Send "
+                                              "connector."),
     Option("transport.smart_host", "", "HOST:PORT every remote domain's mail is relayed through; empty means "
                                        "delivery to each domain's MX hosts."),
     Option("transport.dns_servers", [], "DNS servers (\"HOST:PORT\" IP addresses) for MX and address lookups; "
@@ -136,8 +139,9 @@ class Config:
             value = float(value)  # TOML's 30 for a float setting
         if not isinstance(value, type(option.default)):
             raise ConfigError(f"{source}: {key} must be a {type(option.default).__name__}, not {value!r}")
-        if isinstance(value, list) and not all(isinstance(item, str) for item in value):
-            raise ConfigError(f"{source}: {key} must be a list of strings, not {value!r}")
+        if isinstance(value, list) and not all(isinstance(item, _item_type(option.default)) for item in value):
+            kind = "numbers" if _item_type(option.default) is not str else "strings"
+            raise ConfigError(f"{source}: {key} must be a list of {kind}, not {value!r}")
         self.values[key] = value
         self.sources[key] = source
 
@@ -153,6 +157,11 @@ class Config:
         from mailroom.store.engine import sqlite_url
 
         return self.values["database_url"] or sqlite_url(self.data_dir)
+
+
+def _item_type(default: list[Any]) -> type | tuple[type, ...]:
+    """What a list setting holds: numbers where its default is numbers (thresholds), else strings."""
+    return (int, float) if default and isinstance(default[0], int | float) else str
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
