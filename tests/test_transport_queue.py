@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, closing
-from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -24,29 +23,13 @@ from mailroom.store import Store
 from mailroom.store.model import Mailbox
 from mailroom.store.query import Page
 from mailroom.transport.envelope import Recipient, Submission, SubmissionRefused
+from mailroom.transport.outbound import RecipientOutcome
 from mailroom.transport.queue import NewMessage, connect, insert_message
 from mailroom.transport.queue_admin import QueueAdmin
 from mailroom.transport.service import Settings, TransportService
 from mailroom.transport.tracking import MessageTrackingLog, TrackingQuery
 
 from .conftest import new_domain, new_mailbox
-
-
-@dataclass(frozen=True)
-class Outcome:
-    address: str
-    code: int
-    enhanced: str
-    text: str
-    remote_host: str = "mx.remote.example [127.0.0.1]:25"
-
-    @property
-    def delivered(self) -> bool:
-        return 200 <= self.code < 300
-
-    @property
-    def permanent(self) -> bool:
-        return self.enhanced.startswith("5")
 
 
 class ScriptedRemote:
@@ -57,9 +40,10 @@ class ScriptedRemote:
         self.calls: list[tuple[str, str, list[Recipient], bytes]] = []
 
     async def deliver(self, domain: str, mail_from: str, recipients: list[Recipient], raw: bytes,
-                      envid: str | None = None, ret: str | None = None) -> list[Outcome]:
+                      envid: str | None = None, ret: str | None = None) -> list[RecipientOutcome]:
         self.calls.append((domain, mail_from, recipients, raw))
-        return [Outcome(r.address, *self.reply) for r in recipients]
+        return [RecipientOutcome(r.address, *self.reply, remote_host="mx.remote.example [127.0.0.1]:25")
+                for r in recipients]
 
 
 @asynccontextmanager

@@ -46,6 +46,7 @@ from .categorizer import UNREACHABLE_DELIVERY, Route, categorize
 from .envelope import Recipient, Submission, SubmissionRefused
 from .local import deliver_local
 from .metrics import TransportMetrics
+from .outbound import RecipientOutcome
 from .queue import (
     ACTIVE,
     DELIVERED,
@@ -74,28 +75,12 @@ _OUTCOMES = {DELIVERED: "delivered", RETRY: "deferred", FAILED: "failed"}
 LEASE_SECONDS = 600.0  # an in-flight message's lease; a dead process's leases are cleared at start
 
 
-class Outcome(Protocol):
-    """One recipient's result from remote delivery (troute's ``RecipientOutcome``)."""
-
-    address: str
-    code: int
-    enhanced: str
-    text: str
-    remote_host: str
-
-    @property
-    def delivered(self) -> bool: ...
-
-    @property
-    def permanent(self) -> bool: ...
-
-
 class RemoteDelivery(Protocol):
-    """Delivery to another server (troute's ``Outbound``): one outcome per recipient, in order;
+    """Delivery to another server (``outbound.Outbound``): one outcome per recipient, in order;
     never raises for network or DNS trouble."""
 
     async def deliver(self, domain: str, mail_from: str, recipients: list[Recipient], raw: bytes,
-                      envid: str | None = None, ret: str | None = None) -> list[Outcome]: ...
+                      envid: str | None = None, ret: str | None = None) -> list[RecipientOutcome]: ...
 
 
 @dataclass(frozen=True)
