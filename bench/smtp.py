@@ -35,6 +35,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,11 +115,16 @@ class Point:
     seconds: float
     latencies: list[float] = field(default_factory=list)
     accepted_total: int = 0  # including warm-up: what the server must deliver
+    cpu_seconds: float = 0.0  # the server's processes, over the whole point
     refusals: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
         return len(self.latencies) / self.seconds
+
+    @property
+    def cpu_ms_per_message(self) -> float:
+        return self.cpu_seconds * 1000 / self.accepted_total if self.accepted_total else float("nan")
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -184,17 +190,43 @@ def load(port: int, concurrency: int, warmup: float, seconds: float, recipients:
     return point
 
 
-class Target:
-    """A server under load: its SMTP port and how many messages its mailboxes hold so far
-    (None: it keeps nothing)."""
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used by process ``pid``, its live children and its reaped ones."""
+    def times(stat: str) -> tuple[int, list[int]]:
+        fields = stat.rpartition(")")[2].split()
+        return int(fields[1]), [int(v) for v in fields[11:15]]  # ppid; utime, stime, cutime, cstime
+
+    ticks = sum(times(Path(f"/proc/{pid}/stat").read_text())[1])
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid, values = times((entry / "stat").read_text())
+            except OSError:
+                continue
+            if ppid == pid:
+                ticks += sum(values)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class Target(ABC):
+    """A server under load: its SMTP port, its main process and how many messages its mailboxes
+    hold so far (None: it keeps nothing)."""
     name = ""
     port = 0
+
+    @abstractmethod
+    def pid(self) -> int:
+        """The server's main process (its CPU use is counted with its children's)."""
+
+    def cpu(self) -> float:
+        return tree_cpu(self.pid())
 
     def delivered(self) -> int | None:
         return None
 
+    @abstractmethod
     def close(self) -> None:
-        pass
+        """Stop the server."""
 
 
 class Ceiling(Target):
@@ -204,6 +236,9 @@ class Ceiling(Target):
         self.port = free_port()
         self.proc, _ = start([sys.executable, "-m", "bench.smtp_ceiling", str(self.port)], workdir / "ceiling.log",
                              "ready")
+
+    def pid(self) -> int:
+        return self.proc.pid
 
     def close(self) -> None:
         stop(self.proc)
@@ -228,6 +263,9 @@ class Mailroom(Target):
         text = (workdir / "mailroom.log").read_text()
         self.port = int(re.search(r"smtp://127\.0\.0\.1:(\d+) \(inbound\)", text).group(1))  # type: ignore[union-attr]
         self.ews = re.search(r"EWS\s+(http://\S+)", text).group(1)  # type: ignore[union-attr]
+
+    def pid(self) -> int:
+        return self.proc.pid
 
     def delivered(self) -> int:
         return sum(self._inbox_count(address) for address in self.mailboxes)
@@ -308,6 +346,9 @@ class Postfix(Target):
 
     def _log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+
+    def pid(self) -> int:
+        return int((self.conf.parent / "spool" / "pid" / "master.pid").read_text())
 
     def delivered(self) -> int:
         return sum(len(os.listdir(path)) for user in self.mailboxes for path in
@@ -418,20 +459,22 @@ def drain(target: Target, accepted: int, timeout: float) -> Drain | None:
     return Drain(accepted, first, count, time.monotonic() - began)
 
 
-def median_point(points: list[Point]) -> tuple[float, float, float]:
+def median_point(points: list[Point]) -> tuple[float, float, float, float]:
     return (statistics.median(p.rate for p in points), statistics.median(p.percentile(0.50) for p in points),
-            statistics.median(p.percentile(0.99) for p in points))
+            statistics.median(p.percentile(0.99) for p in points),
+            statistics.median(p.cpu_ms_per_message for p in points))
 
 
 def report(targets: list[Target], concurrencies: list[int], results: dict[tuple[str, int], list[Point]],
            skipped: str | None) -> None:
     names = [t.name for t in targets]
     print()
-    print(f"{'':>4} " + "".join(f"| {n:^30} " for n in names))
-    print(f"{'conc':>4} " + "".join(f"| {'msg/s':>8} {'p50 ms':>9} {'p99 ms':>9}  " for _ in names))
+    print(f"{'':>4} " + "".join(f"| {n:^34} " for n in names))
+    print(f"{'conc':>4} " + "".join(f"| {'msg/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms':>7}  " for _ in names))
     medians = {(n, c): median_point(results[n, c]) for n in names for c in concurrencies}
     for c in concurrencies:
-        print(f"{c:>4} " + "".join("| {:8.0f} {:9.2f} {:9.2f}  ".format(*medians[n, c]) for n in names))
+        print(f"{c:>4} " + "".join("| {:7.0f} {:8.2f} {:8.2f} {:7.2f}  ".format(*medians[n, c]) for n in names))
+    print("cpu ms: CPU time of the server's processes (delivery included) per accepted message")
     print()
     for c in concurrencies:
         mine = medians["mailroom", c][0]
@@ -494,12 +537,16 @@ def run(targets: list[Target], concurrencies: list[int], args: argparse.Namespac
     for round_no in range(1, args.rounds + 1):
         for c in concurrencies:
             for target in targets:
+                cpu, load_cpu, wall = target.cpu(), time.process_time(), time.monotonic()
                 point = load(target.port, c, args.warmup, args.seconds, mailboxes, message)
+                point.cpu_seconds = target.cpu() - cpu
+                load_share = (time.process_time() - load_cpu) / (time.monotonic() - wall)
                 results[target.name, c].append(point)
                 accepted[target.name] += point.accepted_total
                 lag = drain(target, accepted[target.name], args.drain_timeout)
                 line = (f"  round {round_no} c={c:<3} {target.name:<19} {point.rate:8.0f} msg/s   "
-                        f"p50 {point.percentile(0.5):7.2f} ms   p99 {point.percentile(0.99):7.2f} ms")
+                        f"p50 {point.percentile(0.5):7.2f} ms   p99 {point.percentile(0.99):7.2f} ms   "
+                        f"server cpu {point.cpu_ms_per_message:5.2f} ms/msg   load generator busy {load_share:4.0%}")
                 if lag is not None:
                     lags[target.name].append(lag)
                     line += (f"   in mailboxes at end of load {lag.delivered_at_end}/{lag.accepted}, "
