@@ -257,12 +257,16 @@ class Mailroom(Target):
         for address in mailboxes:
             subprocess.run([*cli, "mailbox", "add", address, "--password", PASSWORD, "--data", str(data)],
                            check=True, capture_output=True)
-        self.proc, _ = start([*cli, "serve", "--data", str(data), "--http", f"127.0.0.1:{free_port()}",
-                              "--https", "", "--smtp", f"127.0.0.1:{free_port()}"],
-                             workdir / "mailroom.log", r"smtp://127\.0\.0\.1:\d+ \(inbound\)")
-        text = (workdir / "mailroom.log").read_text()
-        self.port = int(re.search(r"smtp://127\.0\.0\.1:(\d+) \(inbound\)", text).group(1))  # type: ignore[union-attr]
-        self.ews = re.search(r"EWS\s+(http://\S+)", text).group(1)  # type: ignore[union-attr]
+        serve = [*cli, "serve", "--data", str(data), "--http", f"127.0.0.1:{free_port()}", "--https", "",
+                 "--smtp", f"127.0.0.1:{free_port()}"]
+        usage = subprocess.run([*cli, "serve", "--help"], capture_output=True, text=True,
+                               env={**os.environ, "COLUMNS": "200"}).stdout
+        for flag in ("--submission", "--metrics"):  # other listeners, kept as configured by default but off
+            if flag in usage:                       # their fixed default ports, which may be taken
+                serve += [flag, f"127.0.0.1:{free_port()}"]
+        self.proc, ready = start(serve, workdir / "mailroom.log", r"smtp://127\.0\.0\.1:(\d+) \(inbound\)")
+        self.port = int(ready.group(1))
+        self.ews = re.findall(r"EWS\s+(http://\S+)", (workdir / "mailroom.log").read_text())[0]
 
     def pid(self) -> int:
         return self.proc.pid
