@@ -486,7 +486,9 @@ def report(targets: list[Target], concurrencies: list[int], results: dict[tuple[
         if skipped is None:
             need = 2.0 if c >= 50 else 1.0
             ratio = mine / medians[Postfix.name, c][0]
-            line += f"   mailroom / Postfix {ratio:6.2f}  target >= {need:.1f}  {'OK' if ratio >= need else 'MISSED'}"
+            cpu = medians["mailroom", c][3] / medians[Postfix.name, c][3]
+            line += (f"   mailroom / Postfix {ratio:6.2f}  target >= {need:.1f}  {'OK' if ratio >= need else 'MISSED'}"
+                     f"   (CPU per message {cpu:.1f}x Postfix's)")
         print(line)
     if skipped is not None:
         print(f"\n!!! NO POSTFIX ANCHOR: {skipped}. The targets (vs Postfix) were not measured. !!!")
