@@ -36,6 +36,7 @@ import time
 import urllib.request
 import uuid
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,12 +112,13 @@ class Message:
 
 @dataclass
 class Point:
-    """One measurement: messages accepted inside the window, their latencies, refusals."""
+    """One measurement: the latencies of the messages whose 250 came inside the window, what
+    was accepted in all, refusals and failures by reply."""
     seconds: float
     latencies: list[float] = field(default_factory=list)
     accepted_total: int = 0  # including warm-up: what the server must deliver
     cpu_seconds: float = 0.0  # the server's processes, over the whole point
-    refusals: dict[str, int] = field(default_factory=dict)
+    refusals: Counter[str] = field(default_factory=Counter)
 
     @property
     def rate(self) -> float:
@@ -134,7 +136,7 @@ class Point:
 def load(port: int, concurrency: int, warmup: float, seconds: float, recipients: list[str],
          message: Message) -> Point:
     """``concurrency`` SMTP sessions, each sending messages back to back (MAIL, RCPT, DATA; no
-    RSET), for ``warmup`` then ``seconds``; latencies of the messages that fall in the window."""
+    RSET), for ``warmup`` then ``seconds``."""
     point = Point(seconds)
     lock = threading.Lock()
     begin: list[float] = []
@@ -143,13 +145,13 @@ def load(port: int, concurrency: int, warmup: float, seconds: float, recipients:
     def session(index: int) -> None:
         latencies: list[float] = []
         accepted = 0
-        refusals: dict[str, int] = {}
+        refusals: Counter[str] = Counter()
         try:
             client = smtplib.SMTP("127.0.0.1", port, local_hostname="load.bench.test", timeout=60)
             client.ehlo()
         except (OSError, smtplib.SMTPException) as exc:
             with lock:
-                point.refusals[f"connect: {exc}"] = point.refusals.get(f"connect: {exc}", 0) + 1
+                point.refusals[f"connect: {exc}"] += 1
             return
         finally:
             connected.wait()
@@ -161,25 +163,24 @@ def load(port: int, concurrency: int, warmup: float, seconds: float, recipients:
                 try:
                     client.sendmail(SENDER, [recipients[n % len(recipients)]], message.new())
                 except smtplib.SMTPResponseException as exc:
-                    key = f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace')[:60]}"
-                    refusals[key] = refusals.get(key, 0) + 1
+                    refusals[f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace')[:60]}"] += 1
                     continue
                 except smtplib.SMTPRecipientsRefused as exc:
-                    for code, text in exc.recipients.values():
-                        key = f"{code} {text.decode(errors='replace')[:60]}"
-                        refusals[key] = refusals.get(key, 0) + 1
+                    refusals.update(f"{code} {text.decode(errors='replace')[:60]}"
+                                    for code, text in exc.recipients.values())
                     continue
                 done = time.perf_counter()
                 accepted += 1
-                if sent >= start_at and done <= end_at:
+                if start_at <= done <= end_at:
                     latencies.append(done - sent)
             client.quit()
+        except (OSError, smtplib.SMTPException) as exc:  # the session broke: counted, and it ends
+            refusals[f"session: {exc}"[:80]] += 1
         finally:
             with lock:
                 point.latencies.extend(latencies)
                 point.accepted_total += accepted
-                for key, count in refusals.items():
-                    point.refusals[key] = point.refusals.get(key, 0) + count
+                point.refusals.update(refusals)
 
     threads = [threading.Thread(target=session, args=(i,), daemon=True) for i in range(concurrency)]
     for thread in threads:
@@ -559,7 +560,7 @@ def run(targets: list[Target], concurrencies: list[int], args: argparse.Namespac
                              f"all after {lag.seconds:.1f}s" if lag.delivered >= lag.accepted else
                              f"   NOT DELIVERED: {lag.accepted - lag.delivered} of {lag.accepted}")
                 if point.refusals:
-                    line += f"   refused: {point.refusals}"
+                    line += f"   refused: {dict(point.refusals)}"
                 print(line, flush=True)
     report(targets, concurrencies, results, skipped)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
