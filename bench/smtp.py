@@ -230,13 +230,9 @@ class Target(ABC):
         """Stop the server."""
 
 
-class Ceiling(Target):
-    name = "aiosmtpd (discard)"
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.proc, _ = start([sys.executable, "-m", "bench.smtp_ceiling", str(self.port)], workdir / "ceiling.log",
-                             "ready")
+class ServerProcess(Target):
+    """A server that is one process the bench started."""
+    proc: subprocess.Popen[bytes]
 
     def pid(self) -> int:
         return self.proc.pid
@@ -245,7 +241,16 @@ class Ceiling(Target):
         stop(self.proc)
 
 
-class Mailroom(Target):
+class Ceiling(ServerProcess):
+    name = "aiosmtpd (discard)"
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.proc, _ = start([sys.executable, "-m", "bench.smtp_ceiling", str(self.port)], workdir / "ceiling.log",
+                             "ready")
+
+
+class Mailroom(ServerProcess):
     """``mailroom serve`` on its own SQLite data folder, domain and mailboxes made with the CLI;
     delivered mail is counted through EWS (GetFolder TotalCount of each Inbox)."""
     name = "mailroom"
@@ -269,9 +274,6 @@ class Mailroom(Target):
         self.port = int(ready.group(1))
         self.ews = re.findall(r"EWS\s+(http://\S+)", (workdir / "mailroom.log").read_text())[0]
 
-    def pid(self) -> int:
-        return self.proc.pid
-
     def delivered(self) -> int:
         return sum(self._inbox_count(address) for address in self.mailboxes)
 
@@ -285,9 +287,6 @@ class Mailroom(Target):
         if not match:
             raise RuntimeError(f"no TotalCount in GetFolder's answer for {address}: {body[:500]!r}")
         return int(match.group(1))
-
-    def close(self) -> None:
-        stop(self.proc)
 
 
 class Postfix(Target):
