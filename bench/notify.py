@@ -1,7 +1,7 @@
 """Notification benchmark: event latency from a commit to the event on a streaming connection, with
 1, 1,000 and 10,000 open streaming subscriptions, and the server's memory at the most.
 
-    ./dev bench-notify [--tiers 1,1000,10000] [--samples 40] [--database URL]
+    ./dev bench notify [--tiers 1,1000,10000] [--samples 40] [--database URL]
 
 The server is the real ``mailroom serve`` in its own process (SQLite in a temporary folder unless
 ``--database``). Subscriptions are spread over mailboxes of up to 200 each (the most one
