@@ -315,6 +315,9 @@ def audit_search(
     for r in records:
         table.add_row(r.time, r.caller, r.mailbox, r.right, r.operation, str(r.folder_id or ""),
                       str(r.item_id or ""), r.result, r.client_ip)
+    console.print(table)
+
+
 def _with_parameters(command: Callable[..., None]) -> Callable[..., None]:
     """Give a command one option per throttling parameter, named after Exchange's in kebab case
     (``--ews-max-concurrency``); the command receives them as ``**values`` by Exchange's name."""
