@@ -374,28 +374,33 @@ def test_cli_policies_and_assignment(tmp_path):
     data = tmp_path / "data"
     ok(mailroom("domain", "add", "example.org", data=data))
     ok(mailroom("mailbox", "add", "alice@example.org", "--password", "pw", data=data))
-    added = ok(mailroom("throttling", "policy", "add", "Apps", "--ews-max-concurrency", "2",
+    added = ok(mailroom("throttling-policy", "new", "Apps", "--ews-max-concurrency", "2",
                         "--ews-cutoff-balance", "600000", "--ews-max-burst", "unlimited", data=data))
     assert "EwsMaxConcurrency=2" in added and "EwsMaxBurst=unlimited" in added
-    ok(mailroom("throttling", "policy", "add", "Org", "--default", "--ews-find-count-limit", "500", data=data))
-    fails(mailroom("throttling", "policy", "add", "Bad", "--cpu-start-percent", "101", data=data), "CPUStartPercent")
-    fails(mailroom("throttling", "policy", "add", "Apps", data=data), "already exists")
-    fails(mailroom("throttling", "assign", "alice@example.org", "Nope", data=data), "no throttling policy Nope")
-    ok(mailroom("throttling", "assign", "alice@example.org", "Apps", data=data))
-    shown = {row[0]: row[1:] for row in table_rows(ok(mailroom("throttling", "show", "alice@example.org",
+    ok(mailroom("throttling-policy", "new", "Org", "--default", "--ews-find-count-limit", "500", data=data))
+    fails(mailroom("throttling-policy", "new", "Bad", "--cpu-start-percent", "101", data=data), "CPUStartPercent")
+    fails(mailroom("throttling-policy", "new", "Apps", data=data), "already exists")
+    fails(mailroom("mailbox", "set", "alice@example.org", "--throttling-policy", "Nope", data=data),
+          "no throttling policy Nope")
+    fails(mailroom("mailbox", "set", "alice@example.org", data=data), "--throttling-policy")
+    got = dict(map(tuple, table_rows(ok(mailroom("throttling-policy", "get", "Apps", data=data)))))
+    assert (got["EwsMaxConcurrency"], got["EwsMaxBurst"], got["EwsFindCountLimit"]) == ("2", "unlimited", "inherited")
+    fails(mailroom("throttling-policy", "get", "Nope", data=data), "no throttling policy Nope")
+    ok(mailroom("mailbox", "set", "alice@example.org", "--throttling-policy", "Apps", data=data))
+    shown = {row[0]: row[1:] for row in table_rows(ok(mailroom("throttling-policy", "association", "alice@example.org",
                                                                 data=data)))}
     assert shown["EwsMaxConcurrency"] == ["2", "Apps"]
     assert shown["EwsFindCountLimit"] == ["500", "Org"]
     assert shown["EwsRechargeRate"] == ["900000", GLOBAL]
     assert shown["EwsMaxBurst"] == ["unlimited", "Apps"]
-    ok(mailroom("throttling", "policy", "set", "Apps", "--unset", "EwsMaxConcurrency", "--ews-max-subscriptions",
+    ok(mailroom("throttling-policy", "set", "Apps", "--unset", "EwsMaxConcurrency", "--ews-max-subscriptions",
                 "3", data=data))
-    rows = table_rows(ok(mailroom("throttling", "policy", "list", data=data)))
+    rows = table_rows(ok(mailroom("throttling-policy", "list", data=data)))
     assert [r[:3] for r in rows if r[0]] == [[GLOBAL, "", ""], ["Apps", "", "1"], ["Org", "yes", "0"]]
-    fails(mailroom("throttling", "policy", "remove", "Apps", data=data), "assigned to 1 mailbox")
-    ok(mailroom("throttling", "unassign", "alice@example.org", data=data))
-    ok(mailroom("throttling", "policy", "remove", "Apps", data=data))
-    shown = {row[0]: row[1:] for row in table_rows(ok(mailroom("throttling", "show", "alice@example.org",
+    fails(mailroom("throttling-policy", "remove", "Apps", data=data), "assigned to 1 mailbox")
+    ok(mailroom("mailbox", "set", "alice@example.org", "--no-throttling-policy", data=data))
+    ok(mailroom("throttling-policy", "remove", "Apps", data=data))
+    shown = {row[0]: row[1:] for row in table_rows(ok(mailroom("throttling-policy", "association", "alice@example.org",
                                                                 data=data)))}
     assert shown["EwsMaxConcurrency"] == ["27", GLOBAL]
 
@@ -404,10 +409,10 @@ def test_cli_changes_reach_a_running_server(server, users, store_url):
     alice, _ = users
     assert call(server, alice.address) == (200, "NoError")
     policy = unique("Stopped")
-    ok(mailroom("throttling", "policy", "add", policy, "--ews-max-burst", "0", "--ews-cutoff-balance", "0",
+    ok(mailroom("throttling-policy", "new", policy, "--ews-max-burst", "0", "--ews-cutoff-balance", "0",
                 "--ews-recharge-rate", "0", "--database", store_url))
-    ok(mailroom("throttling", "assign", alice.address, policy, "--database", store_url))
+    ok(mailroom("mailbox", "set", alice.address, "--throttling-policy", policy, "--database", store_url))
     assert call(server, alice.address) == (200, "NoError")
     assert call(server, alice.address)[1] == "ErrorServerBusy"
-    ok(mailroom("throttling", "unassign", alice.address, "--database", store_url))
+    ok(mailroom("mailbox", "set", alice.address, "--no-throttling-policy", "--database", store_url))
     assert call(server, alice.address) == (200, "NoError")

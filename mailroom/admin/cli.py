@@ -50,12 +50,9 @@ app.add_typer(queue_app, name="queue")
 app.add_typer(message_app, name="message")
 audit_app = typer.Typer(help="The audit log of access to mailboxes by anyone but their owner.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
-throttling_app = typer.Typer(help="EWS throttling: policies and which mailbox is governed by which.",
-                             no_args_is_help=True)
-policy_app = typer.Typer(help="Throttling policies (the Global policy is built in; one may be the organization "
-                              "default).", no_args_is_help=True)
-throttling_app.add_typer(policy_app, name="policy")
-app.add_typer(throttling_app, name="throttling")
+policy_app = typer.Typer(help="EWS throttling policies (the Global policy is built in; one may be the organization "
+                              "default; `mailbox set --throttling-policy` assigns one).", no_args_is_help=True)
+app.add_typer(policy_app, name="throttling-policy")
 console = Console()
 errors = Console(stderr=True)
 
@@ -214,6 +211,30 @@ def mailbox_alias(
     console.print(f"alias {alias} {'removed from' if remove else 'added to'} {address}")
 
 
+@mailbox_app.command("set")
+def mailbox_set(
+    address: str,
+    throttling_policy: Annotated[str | None, typer.Option("--throttling-policy", help="Govern the mailbox by this "
+                                                          "throttling policy (Set-Mailbox -ThrottlingPolicy).")] = None,
+    no_throttling_policy: Annotated[bool, typer.Option("--no-throttling-policy", help="Take its own policy away (the "
+                                                       "organization default, else Global, applies).")] = False,
+    data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None,
+) -> None:
+    """Change a mailbox's settings."""
+    if (throttling_policy is not None) == no_throttling_policy:
+        _fail("give one of --throttling-policy NAME or --no-throttling-policy")
+    store = _store(data, config, database)
+    try:
+        if no_throttling_policy:
+            store.throttling.unassign(address)
+        else:
+            store.throttling.assign(address, throttling_policy or "")
+    except StoreError as exc:
+        _fail(str(exc))
+    governed = "its own throttling policy removed" if no_throttling_policy else f"throttling policy {throttling_policy}"
+    console.print(f"{address}: {governed}", highlight=False)
+
+
 @mailbox_app.command("set-notifications")
 def mailbox_set_notifications(
     address: str,
@@ -347,9 +368,9 @@ def _settings(values: dict[str, int | None]) -> str:
     return ", ".join(f"{k}={'unlimited' if v is None else v}" for k, v in values.items()) or "(inherits all)"
 
 
-@policy_app.command("add")
+@policy_app.command("new")
 @_with_parameters
-def policy_add(
+def policy_new(
     name: str,
     default: Annotated[bool, typer.Option("--default", help="Make it the organization default policy.")] = False,
     data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None, **values: str | None,
@@ -402,32 +423,27 @@ def policy_remove(name: str, data: DataOpt = None, config: ConfigOpt = None, dat
     console.print(f"throttling policy {name} removed", highlight=False)
 
 
-@throttling_app.command("assign")
-def throttling_assign(mailbox: str, policy: str, data: DataOpt = None, config: ConfigOpt = None,
-                      database: DatabaseOpt = None) -> None:
-    """Govern MAILBOX by POLICY (Set-Mailbox -ThrottlingPolicy)."""
-    try:
-        _store(data, config, database).throttling.assign(mailbox, policy)
-    except StoreError as exc:
-        _fail(str(exc))
-    console.print(f"{mailbox} is governed by throttling policy {policy}", highlight=False)
+@policy_app.command("get")
+def policy_get(name: str, data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
+    """One policy's parameters: the values it sets, and what it leaves to inherit."""
+    found = [(p, users) for p, users in _store(data, config, database).throttling.policies() if p.name == name]
+    if not found:
+        _fail(f"no throttling policy {name}")
+    policy, users = found[0]
+    kind = ", the organization default" if policy.is_default else ""
+    table = Table("Parameter", "Value", title=f"{policy.name}{kind} ({users} mailbox(es))")
+    for param in throttling.PARAMETERS:
+        value = policy.values.get(param.name)
+        shown = "inherited" if param.name not in policy.values else "unlimited" if value is None else str(value)
+        table.add_row(param.name, shown)
+    console.print(table)
 
 
-@throttling_app.command("unassign")
-def throttling_unassign(mailbox: str, data: DataOpt = None, config: ConfigOpt = None,
-                        database: DatabaseOpt = None) -> None:
-    """Take MAILBOX's own policy away (the organization default, else Global, applies)."""
-    try:
-        _store(data, config, database).throttling.unassign(mailbox)
-    except StoreError as exc:
-        _fail(str(exc))
-    console.print(f"{mailbox} has no throttling policy of its own", highlight=False)
-
-
-@throttling_app.command("show")
-def throttling_show(mailbox: str, data: DataOpt = None, config: ConfigOpt = None,
-                    database: DatabaseOpt = None) -> None:
-    """The effective throttling values of MAILBOX and the policy each one comes from."""
+@policy_app.command("association")
+def policy_association(mailbox: str, data: DataOpt = None, config: ConfigOpt = None,
+                       database: DatabaseOpt = None) -> None:
+    """The effective throttling values of MAILBOX and the policy each one comes from
+    (Get-ThrottlingPolicyAssociation)."""
     store = _store(data, config, database)
     found = store.directory.mailbox_by_address(mailbox)
     if found is None:
