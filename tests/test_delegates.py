@@ -10,7 +10,7 @@ from exchangelib import Message
 
 from mailroom.access.permissions import Right, level_rights
 from mailroom.store import ids
-from mailroom.store.model import Mailbox
+from mailroom.store.model import Mailbox, NewItem
 
 from .conftest import PASSWORD, make_account, new_domain, new_mailbox
 from .soap import NS, codes, envelope, parse, post
@@ -274,3 +274,24 @@ def test_calendar_permission_set_and_create_folder_with_permissions(server, serv
     users = {p.user_id.primary_smtp_address or p.user_id.distinguished_user
              for p in team.permission_set.permissions}
     assert users == {"Default", "Anonymous", dan.address}
+
+
+def test_item_effective_rights_follow_the_callers_folder_rights(server, server_store, people):
+    owner, dan, sam = people
+    inbox = server_store.folders.distinguished(owner, "inbox")
+    folder = server_store.folders.create(owner, inbox.id, "Rights", "IPF.Note")
+    fid = ids.folder_id(owner.guid, folder.id)
+    entries = permission("Default", "Reviewer") + permission(dan.address, "Editor")
+    assert codes(call(server, owner, set_permissions(fid, entries))) == ["NoError"]
+    [row] = server_store.items.create_many(owner, folder.id, [NewItem(props={"Subject": "shared"})])
+    get = ('<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties>'
+           '<t:FieldURI FieldURI="item:EffectiveRights"/></t:AdditionalProperties></m:ItemShape>'
+           f'<m:ItemIds><t:ItemId Id="{ids.item_id(owner.guid, row)}"/></m:ItemIds></m:GetItem>')
+
+    def rights(caller: Mailbox) -> tuple[str | None, ...]:
+        node = call(server, caller, get).find(".//t:EffectiveRights", NS)
+        return tuple(node.findtext(f"t:{n}", namespaces=NS) for n in ("Read", "Modify", "Delete"))
+
+    assert rights(owner) == ("true", "true", "true")
+    assert rights(dan) == ("true", "true", "true")  # Editor: edit and delete every item
+    assert rights(sam) == ("true", "false", "false")  # Default Reviewer: read only

@@ -16,6 +16,8 @@ from typing import Any
 
 from lxml import etree
 
+from mailroom.access.identity import DELEGATE
+from mailroom.access.permissions import Access, allows
 from mailroom.content import body as bodies
 from mailroom.content.properties import derive_properties
 from mailroom.store import ids
@@ -29,7 +31,7 @@ from .extended import parse_property, property_element
 from .folders import effective_rights
 from .paths import Shape
 from .schema import ITEM_ELEMENTS, Element, schema
-from .xml import local, parse_fragment, sub, t
+from .xml import bool_text, local, parse_fragment, sub, t
 
 DEFAULT_CLASS = {
     "Message": "IPM.Note", "CalendarItem": "IPM.Appointment", "Contact": "IPM.Contact",
@@ -287,8 +289,19 @@ def _attachments(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox
         render_list(etree.SubElement(node, step.tag), mailbox, item)
 
 
-def _rights(node: etree._Element, *_: Any) -> None:
-    effective_rights(node, folder=False)
+def _rights(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, shape: Shape, ctx: Context,
+            *_: Any) -> None:
+    """The owner's fixed rights, or, for a delegate, what its rights on the item's folder allow."""
+    rights = ctx.rights.get(item.folder_id) if ctx.identity.right_over(mailbox) == DELEGATE else None
+    if rights is None:
+        effective_rights(node, folder=False)
+        return
+    own = item.created_by == ctx.identity.mailbox.id
+    rights_el = sub(node, t("EffectiveRights"))
+    for name, on in (("CreateAssociated", False), ("CreateContents", False), ("CreateHierarchy", False),
+                     ("Delete", allows(rights, Access.DELETE, own)), ("Modify", allows(rights, Access.EDIT, own)),
+                     ("Read", allows(rights, Access.READ)), ("ViewPrivateItems", False)):
+        sub(rights_el, t(name), bool_text(on))
 
 
 def _conversation_id(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
