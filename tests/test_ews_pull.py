@@ -6,9 +6,10 @@ subscriptions belong to whoever made them."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
-from exchangelib import Folder, Message
+from exchangelib import CalendarItem, EWSDateTime, Folder, Message
 from exchangelib.properties import StatusEvent
 from exchangelib.services import SubscribeToPull
 
@@ -184,3 +185,22 @@ def test_a_subscription_expires_after_its_timeout_without_use(store):
     live.expires = time.monotonic() - 1
     with pytest.raises(subscriptions.SubscriptionNotFound):
         registry.get(live.id, identity)
+
+
+def test_calendar_changes_are_free_busy_changes(account):
+    sid, watermark = all_folders(account)
+    calendar, inbox = account.calendar.id, account.inbox.id
+    start = EWSDateTime(2026, 12, 1, 9, tzinfo=account.default_timezone)
+    meeting = CalendarItem(account=account, folder=account.calendar, subject="Review", start=start,
+                           end=start + timedelta(hours=1))
+    meeting.save()
+    created_id = meeting.id
+    meeting.subject = "Review, moved"
+    meeting.save(update_fields=["subject"])
+    message = Message(account=account, folder=account.inbox, subject="not in the calendar")
+    message.save()
+    meeting.move(account.inbox)  # out of the calendar: its time is free again
+
+    events, _ = pull(account, sid, watermark)
+    free_busy = [(e.item_id.id, e.parent_folder_id.id) for e in events if type(e).__name__ == "FreeBusyChangedEvent"]
+    assert free_busy == [(created_id, calendar), (created_id, calendar), (meeting.id, inbox)]

@@ -85,6 +85,7 @@ class JournalView:
         self.mailbox = mailbox
         self.last = store.journal.last_seq(mailbox)  # read first: every entry up to it is committed
         self._inbox: int | None = None
+        self._calendar: int | None = None
         self._pages: dict[int, list[JournalEntry]] = {}
 
     @property
@@ -92,6 +93,12 @@ class JournalView:
         if self._inbox is None:
             self._inbox = self.store.folders.distinguished(self.mailbox, "inbox").id
         return self._inbox
+
+    @property
+    def calendar(self) -> int:
+        if self._calendar is None:
+            self._calendar = self.store.folders.distinguished(self.mailbox, "calendar").id
+        return self._calendar
 
     def since(self, position: int) -> list[JournalEntry]:
         found = self._pages.get(position)
@@ -109,8 +116,8 @@ def collect(view: JournalView, subscription: Subscription,
     while True:
         entries = view.since(position)
         for entry in entries:
-            names = ([n for n in subscriptions.event_types(entry, view.inbox) if n in subscription.event_types]
-                     if subscription.concerns(entry) else [])
+            names = ([n for n in subscriptions.event_types(entry, view.inbox, view.calendar)
+                      if n in subscription.event_types] if subscription.concerns(entry) else [])
             if events and len(events) + len(names) > MAX_EVENTS:
                 return events, position, True
             events += [(name, entry) for name in names]

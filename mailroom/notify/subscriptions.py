@@ -43,12 +43,17 @@ class SubscriptionLimit(RuntimeError):
     """The mailbox already has as many live subscriptions as its throttling policy allows."""
 
 
-def event_types(entry: JournalEntry, inbox_id: int) -> list[str]:
+def event_types(entry: JournalEntry, inbox_id: int, calendar_id: int) -> list[str]:
     """The events one journal entry is. An item created in the Inbox (delivered there, or saved
-    there by a client) is also a NewMailEvent; items moved or copied there are not new mail."""
+    there by a client) is also a NewMailEvent; items moved or copied there are not new mail. Any
+    change to an item in the Calendar (into, in or out of it) is also a FreeBusyChangedEvent."""
     names = [_EVENTS[entry.action]]
-    if entry.action == "created" and entry.object_kind == "item" and entry.folder_id == inbox_id:
+    if entry.object_kind != "item":
+        return names
+    if entry.action == "created" and entry.folder_id == inbox_id:
         names.append("NewMailEvent")
+    if entry.folder_id == calendar_id or (entry.action == "moved" and entry.old_folder_id == calendar_id):
+        names.append("FreeBusyChangedEvent")
     return names
 
 
