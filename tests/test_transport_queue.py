@@ -39,6 +39,7 @@ class Outcome:
     enhanced: str
     text: str
     remote_host: str = "mx.remote.example [127.0.0.1]:25"
+    dsn_passed: bool = False
 
     @property
     def delivered(self) -> bool:

@@ -35,6 +35,7 @@ import email.utils
 import fcntl
 import logging
 import os
+import re
 import sqlite3
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable
@@ -81,6 +82,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _OUTCOMES = {DELIVERED: "delivered", RETRY: "deferred", FAILED: "failed"}
 LEASE_SECONDS = 600.0  # an in-flight message's lease; a dead process's leases are cleared at start
+_LEADING_STATUS = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}\s+")
 ID_BLOCK = 100  # message ids reserved at a time for the agents' on_submitted
 
 
@@ -92,6 +94,7 @@ class Outcome(Protocol):
     enhanced: str
     text: str
     remote_host: str
+    dsn_passed: bool
 
     @property
     def delivered(self) -> bool: ...
@@ -445,7 +448,8 @@ class TransportService:
 
     async def _deliver_copy(self, work: _Work, body: bytes,
                             local: list[tuple[QueuedRecipient, Route]]) -> list[_Result]:
-        item_class = dsn.item_class(body) if work.message.source == "DSN" else "IPM.Note"
+        # a report is from <>: ours, or one another server sent (a DSN received over SMTP is a report too)
+        item_class = dsn.item_class(body) if not work.message.mail_from else "IPM.Note"
         try:
             async with self._one_at_a_time(work.message.internet_id):
                 outcome = await self._in_pool(partial(deliver_local, self.store, body,
@@ -500,9 +504,12 @@ class TransportService:
                     for r, route in batch]
         results = []
         for (recipient, route), outcome in zip(batch, outcomes, strict=True):
-            reply = f"{outcome.code or (550 if outcome.permanent else 451)} {outcome.enhanced} {outcome.text}"
+            text = _LEADING_STATUS.sub("", outcome.text)  # a server's text starts with its own (RFC 2034)
+            reply = f"{outcome.code or (550 if outcome.permanent else 451)} {outcome.enhanced} {text}"
             if outcome.delivered:
                 results.append(self._delivered(recipient, route, reply, "relayed", remote_host=outcome.remote_host))
+                if outcome.dsn_passed:  # RFC 3461 section 5.2.2: "relayed" only to a server without DSN
+                    results[-1].dsn_action = ""
             elif outcome.permanent:
                 results.append(self._failed(recipient, route, reply, remote_host=outcome.remote_host))
             else:
