@@ -108,7 +108,9 @@ def test_dsn_parameters_are_accepted_and_bad_ones_are_501(server, server_store, 
     orcpt = f"ORCPT=rfc822;{mailbox.address}"
     assert submit.docmd("RCPT", f"TO:<{mailbox.address}> NOTIFY=SUCCESS,FAILURE {orcpt}")[0] == 250
     assert submit.data(_from(mailbox, mailbox.address).as_bytes())[0] == 250
-    assert len(_inbox(server_store, mailbox)) == 1
+    message, report = sorted(_inbox(server_store, mailbox), key=lambda raw: b"Subject: Delivered:" in raw)
+    assert b"Subject: Delivered: " in report and b"Original-Envelope-Id: QQ314159" in report  # NOTIFY=SUCCESS
+    assert b"Subject: Delivered:" not in message
 
 
 def test_both_listeners_record_receive_events(server, server_store, mailbox, submit, tmp_path):

@@ -136,8 +136,12 @@ class Config:
             value = float(value)  # TOML's 30 for a float setting
         if not isinstance(value, type(option.default)):
             raise ConfigError(f"{source}: {key} must be a {type(option.default).__name__}, not {value!r}")
-        if isinstance(value, list) and not all(isinstance(item, str) for item in value):
-            raise ConfigError(f"{source}: {key} must be a list of strings, not {value!r}")
+        numbers = isinstance(option.default, list) and bool(option.default) and all(
+            isinstance(item, int | float) for item in option.default)
+        if isinstance(value, list) and not all(isinstance(item, int | float) if numbers else isinstance(item, str)
+                                               for item in value):  # threshold lists hold numbers, others strings
+            raise ConfigError(f"{source}: {key} must be a list of {'numbers' if numbers else 'strings'}, "
+                              f"not {value!r}")
         self.values[key] = value
         self.sources[key] = source
 
