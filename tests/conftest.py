@@ -120,7 +120,8 @@ class RunningServer:
 
     live: ClassVar[set[RunningServer]] = set()
 
-    def __init__(self, store_url: str, data_dir: Path, **settings: object) -> None:
+    def __init__(self, store_url: str, data_dir: Path, agent_settings: dict[str, dict] | None = None,
+                 **settings: object) -> None:
         self.config = configuration.load(None, {"data_dir": str(data_dir), "database_url": store_url,
                                                  "ews.http_listen": "127.0.0.1:0", "ews.https_listen": "127.0.0.1:0",
                                                  "ews.workers": 4, "transport.inbound_listen": "127.0.0.1:0",
@@ -130,6 +131,7 @@ class RunningServer:
                                                  # so it waits for a retry (tests that route set their own)
                                                  "transport.smart_host": "127.0.0.1:9",
                                                  **settings})
+        self.config.agent_settings.update(agent_settings or {})  # the [agents.NAME] tables
         self.urls: list[str] = []
         self.bad_responses: list[str] = []
         self._ready = threading.Event()

@@ -1,8 +1,8 @@
 """``mailroom queue ...`` and ``mailroom message ...`` against a running server's queue, from
 another process as an administrator would; on both store back ends.
 
-Mail for a remote domain waits in the Unreachable queue on this server (remote delivery is not
-wired in yet), which gives the commands a message that stays put."""
+Mail for a remote domain waits in the smart host's queue: the tests' smart host is a closed
+loopback port (tests/conftest.py), which gives the commands a message that stays put."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from mailroom.transport.tracking import MessageTrackingLog, TrackingQuery
 
 from .conftest import RunningServer, make_account, new_domain, new_mailbox
 from .test_cli import fails, mailroom, ok
+
+SMART_HOST = "127.0.0.1:9"
 
 
 @pytest.fixture
@@ -52,10 +54,10 @@ def test_queue_and_message_commands(server, server_store, tmp_path):
 
     listing = ok(mailroom("queue", "list", data=data))
     assert _row(listing, "Submission")[1:4] == ["Undefined", "Ready", "0"]
-    unreachable = _row(listing, "│ Unreachable ")
-    assert unreachable[1:4] == ["Unreachable", "Retry", "2"]
-    assert "4.4.0" in unreachable[5]
-    first, second = _ids(ok(mailroom("queue", "messages", "Unreachable", data=data)))
+    smart_host = _row(listing, f"│ {SMART_HOST} ")
+    assert smart_host[1:4] == ["SmartHostConnectorDelivery", "Retry", "2"]
+    assert "4.4.1" in smart_host[5]
+    first, second = _ids(ok(mailroom("queue", "messages", SMART_HOST, data=data)))
     fails(mailroom("queue", "messages", "nowhere.example", data=data), "no queue")
 
     export = tmp_path / "first.eml"
@@ -68,8 +70,8 @@ def test_queue_and_message_commands(server, server_store, tmp_path):
     fails(mailroom("message", "suspend", "999999", data=data), "no message 999999")
     fails(mailroom("queue", "retry", "Poison", data=data), "poison queue")
 
-    assert "1 message(s) in Unreachable resubmitted" in ok(mailroom("queue", "retry", "Unreachable", "--resubmit",
-                                                                     data=data))  # the suspended one stays
+    assert f"1 message(s) in {SMART_HOST} resubmitted" in ok(mailroom("queue", "retry", SMART_HOST, "--resubmit",
+                                                                      data=data))  # the suspended one stays
     ok(mailroom("message", "resume", first, data=data))
     ok(mailroom("message", "remove", first, data=data))  # with a non-delivery report, as Exchange
     ok(mailroom("message", "remove", second, "--no-ndr", data=data))

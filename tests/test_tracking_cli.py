@@ -35,6 +35,7 @@ def test_search_and_counts(server, server_store, mailbox, tmp_path):
     first = _send(server, "ann@elsewhere.example", [mailbox.address], "First report")
     _send(server, "ann@elsewhere.example", [mailbox.address, bob.address], "Second report")
     _send(server, "carl@elsewhere.example", [bob.address], "Lunch")
+    server.settle()  # the queue's DELIVER records are written
     data = tmp_path / "data"
 
     rows = table_rows(ok(tracking(data, "search", "--event-id", "receive")))

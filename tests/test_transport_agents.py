@@ -12,7 +12,15 @@ from typing import ClassVar
 import pytest
 
 from mailroom.server import config as configuration
-from mailroom.transport.agents import AgentLoadError, Agents, MailItem, Reject, TransportAgent, load_agent_class
+from mailroom.transport.agents import (
+    AgentLoadError,
+    Agents,
+    MailItem,
+    Quarantine,
+    Reject,
+    TransportAgent,
+    load_agent_class,
+)
 from mailroom.transport.agents.disclaimer import DisclaimerAgent
 from mailroom.transport.agents.header_stamp import HeaderStampAgent
 from mailroom.transport.envelope import Recipient
@@ -68,7 +76,7 @@ def test_agents_run_in_priority_order_and_a_failing_one_is_skipped() -> None:
     calls.clear()
     failures: list[str] = []
     agents = Agents([Refuser({}), Broken({}), First({})],
-                    on_error=lambda agent, event, exc: failures.append(agent.name))
+                    on_error=lambda agent, event, exc, item: failures.append(agent.name))
     agents.fire("on_submitted", _item(_plain()))
     assert calls == ["first", "refuser"]
     assert failures == ["broken"]
@@ -141,3 +149,30 @@ def test_recipients_can_be_added_removed_and_redirected() -> None:
     item.add_recipient("CAROL@example.net")
     item.redirect("bob@example.net", "dave@example.net")
     assert [r.address for r in item.recipients] == ["carol@example.net", "dave@example.net"]
+
+
+class LateHold(TransportAgent):
+    name: ClassVar[str] = "late-hold"
+
+    def on_routed(self, item: MailItem) -> None:
+        item.message["X-Late"] = "yes"
+        raise Quarantine("too late")
+
+
+def test_quarantine_after_the_message_is_stored_is_an_agent_failure_and_undone() -> None:
+    failures: list[str] = []
+    agents = Agents([LateHold({})], on_error=lambda agent, event, exc, item: failures.append(str(exc)))
+    item = _item(_plain())
+    agents.fire("on_routed", item)
+    assert failures == ["cannot quarantine in on_routed (too late): only on_end_of_data and on_submitted may"]
+    assert _parsed(item)["X-Late"] is None
+    with pytest.raises(Quarantine) as held:
+        Agents([Holder({})]).fire("on_submitted", item)
+    assert held.value.description == "Quarantined by transport agent holder: suspicious"
+
+
+class Holder(TransportAgent):
+    name: ClassVar[str] = "holder"
+
+    def on_submitted(self, item: MailItem) -> None:
+        raise Quarantine("suspicious")

@@ -453,6 +453,7 @@ def test_dsn_parameters_pass_through_when_the_server_offers_dsn(dns, offers_dsn)
 
     outcomes = run(send(dns, sink, "example.test", recipients, server=dict(cls=DSNSMTP), envid="id+1=x", ret="hdrs"))
     assert all(outcome.delivered for outcome in outcomes)
+    assert [outcome.dsn_passed for outcome in outcomes] == [offers_dsn, offers_dsn]  # no "relayed" DSN then
     expected = ["RET=HDRS", "ENVID=id+2B1+3Dx", "NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;a@example.test",
                 "NOTIFY=NEVER"]
     assert sink.dsn_params == (expected if offers_dsn else [])

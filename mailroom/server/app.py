@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import logging
 import signal
 import socket
@@ -10,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, aclosing, suppress
 from datetime import timedelta
+from email.parser import BytesHeaderParser
 from importlib import resources
 from pathlib import Path
 
@@ -29,14 +31,16 @@ from mailroom.throttling.budget import Throttled, Ticket
 from mailroom.throttling.throttle import Throttle
 from mailroom.transport import metrics as transport_metrics
 from mailroom.transport import pickup, smtp_receive
+from mailroom.transport.agents import AgentLoadError, Agents, MailItem, TransportAgent
 from mailroom.transport.backpressure import BackPressure, Thresholds, standard_resources
 from mailroom.transport.envelope import Submission
 from mailroom.transport.metrics import TransportMetrics
 from mailroom.transport.outbound import Outbound
+from mailroom.transport.queue import header
 from mailroom.transport.queue_admin import QueueAdmin
 from mailroom.transport.service import Settings as TransportSettings
 from mailroom.transport.service import TransportService
-from mailroom.transport.tracking import MessageTrackingLog
+from mailroom.transport.tracking import MessageTrackingLog, TrackingEvent
 
 from .config import Config, ConfigError, split_listen
 from .tls import ensure_self_signed, server_context
@@ -235,8 +239,12 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
         await site.start()
         urls.append(f"https://{_host(https[0])}:{_bound_port(site)}/EWS/Exchange.asmx")
     edge = AsyncExitStack()
-    shown = await _start_transport(config, server, edge)
-    await _start_notifications(config, server, edge)
+    try:
+        shown = await _start_transport(config, server, edge)
+        await _start_notifications(config, server, edge)
+    except BaseException:  # e.g. a ConfigError: close what is open, so nothing is left bound
+        await _close(runner, edge, server)
+        raise
     print(f"mailroom ready ({store.backend} store, data in {data_dir.resolve()})", flush=True)
     for url in urls:
         print(f"  EWS  {url}", flush=True)
@@ -252,9 +260,13 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()  # EWS first: a send in progress still reaches the transport
-        await edge.aclose()
-        server.close()
+        await _close(runner, edge, server)
+
+
+async def _close(runner: web.AppRunner, edge: AsyncExitStack, server: EWSServer) -> None:
+    await runner.cleanup()  # EWS first: a send in progress still reaches the transport
+    await edge.aclose()
+    server.close()
 
 
 async def _start_transport(config: Config, server: EWSServer, stack: AsyncExitStack) -> list[tuple[str, str, str]]:
@@ -265,12 +277,13 @@ async def _start_transport(config: Config, server: EWSServer, stack: AsyncExitSt
     hostname = socket.getfqdn()
     tracking = _tracking_log(config)
     stack.callback(tracking.close)
+    agents = _agents(config, tracking, hostname)
     metrics = TransportMetrics()
     outbound = Outbound(config, hostname) if config["transport.remote_delivery"] else None
     if outbound is not None:
         stack.push_async_callback(outbound.close)
     submitter = TransportService(server.store, data_dir, TransportSettings.from_config(config, hostname), tracking,
-                                 server.pool, remote=outbound, metrics=metrics)
+                                 server.pool, remote=outbound, metrics=metrics, agents=agents)
     await submitter.start()
     stack.push_async_callback(submitter.stop)
     server.submit = submitter.submit_threadsafe
@@ -291,7 +304,7 @@ async def _start_transport(config: Config, server: EWSServer, stack: AsyncExitSt
         spec = smtp_receive.Listener(role, role == "submission", config["transport.max_recipients"], hostname)
         handler = smtp_receive.ReceiveHandler(spec, store=server.store, executor=server.pool, submitter=submitter,
                                               auth=server.auth, backpressure=pressure, tracking=tracking,
-                                              metrics=metrics)
+                                              metrics=metrics, agents=agents)
         tls = server_context(*_certificate(config, data_dir, listen[0]))
         smtp = await smtp_receive.start(handler, listen[0], listen[1], tls=tls,
                                         max_message_bytes=config["transport.max_message_bytes"])
@@ -314,6 +327,23 @@ async def _start_transport(config: Config, server: EWSServer, stack: AsyncExitSt
         await site.start()
         shown.append(("metrics", f"http://{_host(metrics_listen[0])}:{_bound_port(site)}/metrics", ""))
     return shown
+
+
+def _agents(config: Config, tracking: MessageTrackingLog, hostname: str) -> Agents:
+    """The configured transport agents, loaded once; one that cannot be loaded stops start-up. An
+    agent failing on a message is an AGENTINFO record in the message tracking log."""
+    def failed(agent: TransportAgent, event: str, exc: Exception, item: MailItem | None) -> None:
+        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(item.raw) if item else None
+        tracking.record(TrackingEvent(
+            "AGENTINFO", "AGENT", internal_message_id=item.internal_id if item else "",
+            message_id=header(headers, "Message-ID") if headers else "", sender_address=item.mail_from if item else "",
+            recipient_address=[r.address for r in item.recipients] if item else [], server_hostname=hostname,
+            message_info=f"{agent.name} failed in {event}: {type(exc).__name__}: {exc}"))
+
+    try:
+        return Agents.load(config["agents.enabled"], config.agent_settings, on_error=failed)
+    except AgentLoadError as exc:
+        raise ConfigError(f"{config.source('agents.enabled')}: agents.enabled: {exc}") from exc
 
 
 def _tracking_log(config: Config) -> MessageTrackingLog:

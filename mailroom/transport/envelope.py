@@ -39,6 +39,7 @@ class Submission:
     envid: str | None = None  # RFC 3461 ENVID
     ret: str | None = None  # RFC 3461 RET=FULL|HDRS
     extra: dict[str, str] = field(default_factory=dict)  # e.g. the SMTP session's TLS/AUTH details for logs
+    hold: str = ""  # a transport agent quarantined it: queue it suspended, with this reason
 
 
 class SubmissionRefused(Exception):

@@ -39,6 +39,7 @@ class RecipientOutcome:
     enhanced: str  # RFC 3463 status, e.g. "2.0.0", "4.4.1", "5.1.1"
     text: str  # the server's reply text or our diagnosis (for DSN Diagnostic-Code / tracking)
     remote_host: str = ""  # "mx1.example.net [127.0.0.1]:2526" when reached
+    dsn_passed: bool = False  # the server offered DSN and took NOTIFY/ORCPT: success notices are its business
 
     @property
     def delivered(self) -> bool:
@@ -243,7 +244,7 @@ class Outbound:
             except (aiosmtplib.SMTPException, OSError) as exc:
                 raise _HostFailed(_Result(0, "4.4.2", f"connection to {target} lost: {exc}")) from None
         data = await _data(smtp, target, message.raw) if None in results else None
-        return [RecipientOutcome(recipient.address, final.code, final.enhanced, final.text, str(target))
+        return [RecipientOutcome(recipient.address, final.code, final.enhanced, final.text, str(target), dsn)
                 for recipient, result in zip(message.recipients, results, strict=True)
                 if (final := result or data) is not None]
 

@@ -188,20 +188,37 @@ class NewMessage:
     expires: float
     body: bytes
     recipients: tuple[tuple[str, tuple[str, ...], str | None], ...]  # address, NOTIFY, ORCPT
+    id: int | None = None  # one taken by ``reserve_ids``; None: the next one
+    status: str = ACTIVE  # SUSPENDED: quarantined by a transport agent
+    last_error: str = ""
 
 
 def insert_message(conn: sqlite3.Connection, new: NewMessage) -> int:
     cursor = conn.execute(
-        "INSERT INTO messages (internet_id, mail_from, size, subject, source, connector, client_ip, client_hostname,"
-        " submitter, envid, ret, received, expires, status, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (new.internet_id, new.mail_from, len(new.body), new.subject, new.source, new.connector, new.client_ip,
-         new.client_hostname, new.submitter, new.envid, new.ret, new.received, new.expires, ACTIVE, new.body))
+        "INSERT INTO messages (id, internet_id, mail_from, size, subject, source, connector, client_ip,"
+        " client_hostname, submitter, envid, ret, received, expires, status, last_error, body)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (new.id, new.internet_id, new.mail_from, len(new.body), new.subject, new.source, new.connector, new.client_ip,
+         new.client_hostname, new.submitter, new.envid, new.ret, new.received, new.expires, new.status,
+         new.last_error, new.body))
     message_id = int(cursor.lastrowid or 0)
     conn.executemany(
         "INSERT INTO recipients (message_id, address, original, status, due, notify, orcpt) VALUES (?,?,?,?,?,?,?)",
         [(message_id, address, address, READY, new.received, ",".join(notify), orcpt)
          for address, notify, orcpt in new.recipients])
     return message_id
+
+
+def reserve_ids(conn: sqlite3.Connection, count: int) -> range:
+    """``count`` message ids no other insert will take (AUTOINCREMENT continues after them): the
+    internal id a transport agent sees before the message is stored."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+    last = max(row[0] if row else 0, conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0])
+    if row:
+        conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'messages'", (last + count,))
+    else:
+        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', ?)", (last + count,))
+    return range(last + 1, last + count + 1)
 
 
 def remove_if_done(conn: sqlite3.Connection, message_id: int) -> bool:

@@ -156,7 +156,7 @@ class QueueAdmin:
         """Remove-Message: with ``ndr`` (the default, as Exchange), the sender gets a non-delivery
         report for the recipients not yet delivered."""
         message = self._message(message_id)
-        if not message.categorized and not message.poison:
+        if not message.categorized and not message.poison and message.status != SUSPENDED:
             raise QueueError("a message in the Submission queue cannot be removed; try again in a moment")
         pending = [r for r in select_recipients(self.conn, message_id) if r.status not in FINAL]
         body = body_of(self.conn, message_id) or b""

@@ -14,6 +14,13 @@ is cleared when the processing's results are committed. A message found with
 again. Whatever was delivered before a crash is recognised on redelivery (local delivery is
 idempotent by Message-ID; a Message-ID is added at submission if the message had none).
 
+Transport agents (``agents``, when configured) run in the worker pool: ``on_submitted`` before a
+message is stored (from every entry point, DSNs included: what the agents leave is what is
+stored; ``Reject`` refuses the submission, ``Quarantine`` stores it suspended), ``on_resolved``
+and ``on_routed`` after categorization (content changes are stored and delivered; ``Reject``
+fails the recipients), ``on_deliver`` before each recipient's delivery (content changes apply to
+that copy; ``Reject`` fails that recipient).
+
 Retries and admin changes made from another process (``mailroom queue retry``, ``message
 resume``) are found by one indexed query that runs at the next retry due time and at least
 every ``queue_scan_interval`` seconds.
@@ -28,8 +35,9 @@ import email.utils
 import fcntl
 import logging
 import os
+import re
 import sqlite3
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
@@ -42,6 +50,7 @@ from mailroom.server.config import Config
 from mailroom.store import Store
 
 from . import dsn
+from .agents import Agents, MailItem, Quarantine, Reject
 from .categorizer import UNREACHABLE_DELIVERY, Route, categorize
 from .envelope import Recipient, Submission, SubmissionRefused
 from .local import deliver_local
@@ -63,6 +72,7 @@ from .queue import (
     insert_message,
     now,
     remove_if_done,
+    reserve_ids,
     select_message,
     select_recipients,
 )
@@ -73,6 +83,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _OUTCOMES = {DELIVERED: "delivered", RETRY: "deferred", FAILED: "failed"}
 LEASE_SECONDS = 600.0  # an in-flight message's lease; a dead process's leases are cleared at start
+_LEADING_STATUS = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}\s+")
+ID_BLOCK = 100  # message ids reserved at a time for the agents' on_submitted
 
 
 class RemoteDelivery(Protocol):
@@ -140,6 +152,7 @@ class _Work:
     message: QueuedMessage
     recipients: list[QueuedRecipient]
     body: bytes
+    changed: bool = False  # an agent changed the body: store it
 
 
 @dataclass
@@ -158,8 +171,10 @@ class TransportService:
 
     def __init__(self, store: Store, data_dir: Path, settings: Settings, tracking: MessageTrackingLog,
                  executor: Executor, remote: RemoteDelivery | None = None,
-                 metrics: TransportMetrics | None = None) -> None:
+                 metrics: TransportMetrics | None = None, agents: Agents | None = None) -> None:
         self.store = store
+        self.agents = agents
+        self._ids: deque[int] = deque()  # reserved message ids
         self.metrics = metrics
         self.settings = settings
         self.tracking = tracking
@@ -221,12 +236,58 @@ class TransportService:
     # -- submission --------------------------------------------------------------------------------
     async def submit(self, submission: Submission) -> str:
         """Queue ``submission``; returns its internal message id after the commit that holds it."""
+        message_id = None
+        if self.agents:
+            message_id = await self._reserve_id()
+            submission = await self._in_pool(partial(self._submitted, submission, message_id))
+        return await self._queue(submission, message_id)
+
+    def submit_threadsafe(self, submission: Submission, timeout: float = 60) -> str:
+        """``submit`` from a worker thread (EWS sending runs in one). The agents run in this thread:
+        the pool's threads may all be waiting here."""
+        assert self._loop is not None
+        message_id = None
+        if self.agents:
+            message_id = asyncio.run_coroutine_threadsafe(self._reserve_id(), self._loop).result(timeout)
+            submission = self._submitted(submission, message_id)
+        return asyncio.run_coroutine_threadsafe(self._queue(submission, message_id), self._loop).result(timeout)
+
+    async def _reserve_id(self) -> int:
+        if not self._ids:
+            self._ids.extend(await self._run(partial(reserve_ids, count=ID_BLOCK)))
+        return self._ids.popleft()
+
+    def _submitted(self, submission: Submission, message_id: int) -> Submission:
+        """The agents' on_submitted: the submission as they leave it (a worker thread)."""
+        raw, recipients, hold = self._on_submitted(submission.mail_from, list(submission.recipients), submission.raw,
+                                                   message_id)
+        return replace(submission, raw=raw, recipients=tuple(recipients), hold=hold or submission.hold)
+
+    def _on_submitted(self, mail_from: str, recipients: list[Recipient], raw: bytes,
+                      message_id: int) -> tuple[bytes, list[Recipient], str]:
+        """Content, recipients and quarantine reason after on_submitted; SubmissionRefused on a Reject."""
+        assert self.agents is not None
+        item = MailItem(mail_from, recipients, raw, internal_id=str(message_id))
+        hold = ""
+        try:
+            self.agents.fire("on_submitted", item)
+        except Reject as refused:
+            log.info("transport agent refused message %s: %s", message_id, refused.reply)
+            raise SubmissionRefused(refused.reply) from None
+        except Quarantine as held:
+            hold = held.description
+        return item.content(), item.recipients, hold
+
+    async def _queue(self, submission: Submission, message_id: int | None) -> str:
         if self._stopping or self.db is None:
             raise SubmissionRefused("421 4.3.2 System not accepting network messages")
         if not submission.recipients:
             raise SubmissionRefused("554 5.5.1 No valid recipients")
-        new = self._new_message(submission)
+        new = replace(self._new_message(submission), id=message_id)
         message_id = await self._run(partial(insert_message, new=new))
+        if new.status == SUSPENDED:
+            self._quarantined(message_id, new)
+            return str(message_id)
         self._awaiting_categorization.add(message_id)
         if submission.source == "STOREDRIVER":
             self.tracking.record(TrackingEvent(
@@ -239,10 +300,13 @@ class TransportService:
         self._start(message_id)
         return str(message_id)
 
-    def submit_threadsafe(self, submission: Submission, timeout: float = 60) -> str:
-        """``submit`` from a worker thread (EWS sending runs in one)."""
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(self.submit(submission), self._loop).result(timeout)
+    def _quarantined(self, message_id: int, new: NewMessage) -> None:
+        log.warning("queued message %s suspended: %s", message_id, new.last_error)
+        self.tracking.record(TrackingEvent(
+            "AGENTINFO", "AGENT", internal_message_id=str(message_id), message_id=new.internet_id,
+            recipient_address=[r[0] for r in new.recipients], recipient_count=len(new.recipients),
+            total_bytes=len(new.body), message_subject=new.subject, sender_address=new.submitter or new.mail_from,
+            return_path=new.mail_from or "<>", server_hostname=self.settings.hostname, message_info=new.last_error))
 
     def _new_message(self, submission: Submission) -> NewMessage:
         raw = submission.raw
@@ -258,6 +322,7 @@ class TransportService:
             source=submission.source, connector=submission.connector, client_ip=submission.client_ip,
             client_hostname=submission.client_hostname, submitter=submission.submitter, envid=submission.envid,
             ret=submission.ret, received=received, expires=received + self.settings.message_expiration_timeout,
+            status=SUSPENDED if submission.hold else ACTIVE, last_error=submission.hold,
             body=raw, recipients=tuple((r.address, tuple(n.upper() for n in r.notify), r.orcpt)
                                        for r in submission.recipients))
 
@@ -304,12 +369,17 @@ class TransportService:
                 started = True
                 results = await self._deliver(work)
                 dsns = self._dsns(work, results)
+                if self.agents and dsns:
+                    dsns = await self._submitted_dsns(dsns)
                 finished = await self._run(partial(_finish, message_id=message_id, results=results,
-                                                   dsns=[d for d, _ in dsns]))
+                                                   dsns=[d for d, _ in dsns], body=work.body if work.changed else None))
                 started = False
                 self._track(work, results, dsns, finished)
-                for dsn_id in finished.dsn_ids if finished else []:
-                    self._start(dsn_id)
+                for (new, _group), dsn_id in zip(dsns, finished.dsn_ids if finished else [], strict=False):
+                    if new.status == SUSPENDED:
+                        self._quarantined(dsn_id, new)
+                    else:
+                        self._start(dsn_id)
                 if any(r.status == RETRY for r in results):
                     self.wake()
             except asyncio.CancelledError:
@@ -331,6 +401,11 @@ class TransportService:
             self._awaiting_categorization.discard(message.id)
         pairs = list(zip(work.recipients, routes, strict=True))
         results: list[_Result] = []
+        if self.agents and not message.categorized:
+            refusal = await self._in_pool(partial(self._routed, work, [p for p in pairs if not p[1].failure]))
+            if refusal:
+                results = [self._failed(r, route, refusal) for r, route in pairs if not route.failure]
+                pairs = [p for p in pairs if p[1].failure]
         local = [(r, route) for r, route in pairs if route.local]
         remote: dict[tuple[str, str], list[tuple[QueuedRecipient, Route]]] = defaultdict(list)
         for recipient, route in pairs:
@@ -349,11 +424,19 @@ class TransportService:
             results += [r for batch in batches for r in batch]
         return results
 
-    async def _deliver_local(self, work: _Work, local: list[tuple[QueuedRecipient, Route]]) -> list[_Result]:
-        item_class = dsn.item_class(work.body) if work.message.source == "DSN" else "IPM.Note"
+    async def _deliver_local(self, work: _Work, pairs: list[tuple[QueuedRecipient, Route]]) -> list[_Result]:
+        copies, results = await self._before_delivery(work, pairs)
+        for body, local in copies:
+            results += await self._deliver_copy(work, body, local)
+        return results
+
+    async def _deliver_copy(self, work: _Work, body: bytes,
+                            local: list[tuple[QueuedRecipient, Route]]) -> list[_Result]:
+        # a report is from <>: ours, or one another server sent (a DSN received over SMTP is a report too)
+        item_class = dsn.item_class(body) if not work.message.mail_from else "IPM.Note"
         try:
             async with self._one_at_a_time(work.message.internet_id):
-                outcome = await self._in_pool(partial(deliver_local, self.store, work.body,
+                outcome = await self._in_pool(partial(deliver_local, self.store, body,
                                                       [route.address for _r, route in local], item_class=item_class))
         except Exception as exc:
             log.exception("local delivery of queued message %s failed", work.message.id)
@@ -385,12 +468,19 @@ class TransportService:
                 del self._delivering[key]
 
     async def _deliver_remote(self, work: _Work, domain: str,
-                              batch: list[tuple[QueuedRecipient, Route]]) -> list[_Result]:
+                              pairs: list[tuple[QueuedRecipient, Route]]) -> list[_Result]:
+        copies, results = await self._before_delivery(work, pairs)
+        for body, batch in copies:
+            results += await self._send(work, domain, body, batch)
+        return results
+
+    async def _send(self, work: _Work, domain: str, body: bytes,
+                    batch: list[tuple[QueuedRecipient, Route]]) -> list[_Result]:
         assert self.remote is not None
         message = work.message
         envelope = [Recipient(route.address, r.notify, r.orcpt) for r, route in batch]
         try:
-            outcomes = await self.remote.deliver(domain, message.mail_from, envelope, work.body,
+            outcomes = await self.remote.deliver(domain, message.mail_from, envelope, body,
                                                  message.envid, message.ret)
         except Exception as exc:  # the interface says it never raises; a bug there must not lose mail
             log.exception("remote delivery to %s failed", domain)
@@ -398,14 +488,78 @@ class TransportService:
                     for r, route in batch]
         results = []
         for (recipient, route), outcome in zip(batch, outcomes, strict=True):
-            reply = f"{outcome.code or (550 if outcome.permanent else 451)} {outcome.enhanced} {outcome.text}"
+            text = _LEADING_STATUS.sub("", outcome.text)  # a server's text starts with its own (RFC 2034)
+            reply = f"{outcome.code or (550 if outcome.permanent else 451)} {outcome.enhanced} {text}"
             if outcome.delivered:
                 results.append(self._delivered(recipient, route, reply, "relayed", remote_host=outcome.remote_host))
+                if outcome.dsn_passed:  # RFC 3461 section 5.2.2: "relayed" only to a server without DSN
+                    results[-1].dsn_action = ""
             elif outcome.permanent:
                 results.append(self._failed(recipient, route, reply, remote_host=outcome.remote_host))
             else:
                 results.append(self._transient(message, recipient, route, reply, remote_host=outcome.remote_host))
         return results
+
+    # -- transport agents (their events run in the worker pool) ----------------------------------
+    def _routed(self, work: _Work, pairs: list[tuple[QueuedRecipient, Route]]) -> str | None:
+        """on_resolved and on_routed after categorization: the body as they leave it goes into
+        ``work`` (and is stored); the reply when one rejects the message."""
+        assert self.agents is not None
+        item = MailItem(work.message.mail_from, [Recipient(route.address, r.notify, r.orcpt) for r, route in pairs],
+                        work.body, internal_id=str(work.message.id))
+        try:
+            self.agents.fire("on_resolved", item)
+            self.agents.fire("on_routed", item)
+        except Reject as refused:
+            return refused.reply
+        finally:
+            body = item.content()
+            if body != work.body:
+                work.body, work.changed = body, True
+        return None
+
+    async def _before_delivery(self, work: _Work, pairs: list[tuple[QueuedRecipient, Route]]
+                               ) -> tuple[list[tuple[bytes, list[tuple[QueuedRecipient, Route]]]], list[_Result]]:
+        """on_deliver for each recipient: the copies to deliver (recipients grouped by the content
+        the agents left) and the results of the recipients an agent rejected."""
+        if not self.agents:
+            return [(work.body, pairs)], []
+        return await self._in_pool(partial(self._on_deliver, work, pairs))
+
+    def _on_deliver(self, work: _Work, pairs: list[tuple[QueuedRecipient, Route]]
+                    ) -> tuple[list[tuple[bytes, list[tuple[QueuedRecipient, Route]]]], list[_Result]]:
+        assert self.agents is not None
+        copies: dict[bytes, list[tuple[QueuedRecipient, Route]]] = defaultdict(list)
+        refused = []
+        for recipient, route in pairs:
+            target = Recipient(route.address, recipient.notify, recipient.orcpt)
+            item = MailItem(work.message.mail_from, [target], work.body, internal_id=str(work.message.id))
+            try:
+                self.agents.fire("on_deliver", item, target)
+            except Reject as rejected:
+                refused.append(self._failed(recipient, route, rejected.reply))
+                continue
+            copies[item.content()].append((recipient, route))
+        return list(copies.items()), refused
+
+    async def _submitted_dsns(self, dsns: list[tuple[NewMessage, list[_Result]]]
+                              ) -> list[tuple[NewMessage, list[_Result]]]:
+        """on_submitted for the DSNs a pass produced: changed, suspended, or dropped when rejected."""
+        kept = []
+        for new, group in dsns:
+            message_id = await self._reserve_id()
+            recipients = [Recipient(address, notify, orcpt) for address, notify, orcpt in new.recipients]
+            try:
+                raw, recipients, hold = await self._in_pool(partial(self._on_submitted, new.mail_from, recipients,
+                                                                    new.body, message_id))
+            except SubmissionRefused as refused:
+                log.warning("a transport agent dropped the DSN %s: %s", new.internet_id, refused.reply)
+                continue
+            if recipients:
+                kept.append((replace(new, id=message_id, body=raw, status=SUSPENDED if hold else ACTIVE,
+                                     last_error=hold, recipients=tuple((r.address, r.notify, r.orcpt)
+                                                                       for r in recipients)), group))
+        return kept
 
     def _delivered(self, recipient: QueuedRecipient, route: Route, reply: str, action: str,
                    **extra: Any) -> _Result:
@@ -537,11 +691,14 @@ def _begin(conn: sqlite3.Connection, message_id: int, at: float, threshold: int)
 
 
 def _finish(conn: sqlite3.Connection, message_id: int, results: list[_Result],
-            dsns: list[NewMessage]) -> _Finished | None:
-    """Record a processing pass: recipient states, the DSNs they call for, the crash count cleared;
-    the message goes once every recipient is final. None when an admin removed it meanwhile."""
+            dsns: list[NewMessage], body: bytes | None = None) -> _Finished | None:
+    """Record a processing pass: recipient states, the DSNs they call for, the crash count cleared,
+    the body a routing agent changed; the message goes once every recipient is final. None when an
+    admin removed it meanwhile."""
     if select_message(conn, message_id) is None:
         return None
+    if body is not None:
+        conn.execute("UPDATE messages SET body = ?, size = ? WHERE id = ?", (body, len(body), message_id))
     conn.executemany(
         "UPDATE recipients SET address = ?, next_hop = ?, delivery_type = ?, status = ?, attempts = ?, due = ?,"
         " last_response = ?, delay_sent = ? WHERE id = ?",

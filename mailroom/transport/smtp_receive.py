@@ -9,7 +9,8 @@ role), one aiosmtpd protocol and handler with a switch between them.
 
 Both hand each message to a ``Submitter`` and answer 250 only once ``submit()`` returned, i.e.
 the message is durable (ARCHITECTURE rule 2), and record a RECEIVE event in the message tracking
-log. Back pressure is asked at MAIL FROM.
+log. Back pressure is asked at MAIL FROM. Transport agents (when configured) see the connection,
+MAIL FROM, each RCPT TO and the end of data, in the worker pool; a ``Reject`` is that command's reply.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import logging
 import re
 import ssl
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import Message
 from email.parser import BytesHeaderParser
+from functools import partial
 from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -33,6 +35,7 @@ from mailroom.access.auth import Authenticator
 from mailroom.store import Store
 from mailroom.store.model import Mailbox
 
+from .agents import Agents, MailItem, Quarantine, Reject, SessionInfo
 from .backpressure import BackPressure
 from .envelope import Recipient, Submission, SubmissionRefused, Submitter
 from .metrics import TransportMetrics
@@ -113,6 +116,17 @@ class ReceiveSMTP(SMTP):
         if not self._open:  # not again after STARTTLS
             self._open = True
             self.handler.session_opened()
+
+    async def _handle_client(self) -> None:
+        """A connection an agent refuses gets its reply instead of the greeting, and is closed."""
+        assert self.session is not None
+        refusal = await self.handler.connected(self.session)
+        if refusal:
+            await self.push(refusal)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        await super()._handle_client()
 
     def connection_lost(self, error: Exception | None) -> None:
         super().connection_lost(error)
@@ -205,7 +219,7 @@ class ReceiveHandler:
 
     def __init__(self, listener: Listener, *, store: Store, executor: Executor, submitter: Submitter,
                  auth: Authenticator, backpressure: BackPressure, tracking: MessageTrackingLog,
-                 metrics: TransportMetrics) -> None:
+                 metrics: TransportMetrics, agents: Agents | None = None) -> None:
         self.listener = listener
         self.store = store
         self.executor = executor
@@ -214,6 +228,7 @@ class ReceiveHandler:
         self.backpressure = backpressure
         self.tracking = tracking
         self.metrics = metrics
+        self.agents = agents
 
     def session_opened(self) -> None:
         self.metrics.smtp_sessions.labels(self.listener.name).inc()
@@ -221,6 +236,24 @@ class ReceiveHandler:
 
     def session_closed(self) -> None:
         self.metrics.smtp_sessions_active.labels(self.listener.name).dec()
+
+    async def _fire(self, event: str, *args: Any) -> str | None:
+        """Run an agent event in the worker pool; the reply of a ``Reject``, if one refused."""
+        assert self.agents is not None
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.executor, partial(self.agents.fire, event, *args))
+        except Reject as refused:
+            return refused.reply
+        return None
+
+    def _session_info(self, session: Session) -> SessionInfo:
+        mailbox = session.auth_data
+        return SessionInfo(self.listener.name, session.peer[0] if session.peer else "", session.host_name or "",
+                           mailbox.address if isinstance(mailbox, Mailbox) else None)
+
+    async def connected(self, session: Session) -> str | None:
+        """The reply refusing a new connection, when an agent refuses it."""
+        return await self._fire("on_connect", self._session_info(session)) if self.agents else None
 
     async def verify(self, username: str, password: str) -> Mailbox | None:
         cached = self.auth.cache.get(username, password)
@@ -241,6 +274,9 @@ class ReceiveHandler:
             return refusal
         if self.listener.submission and not _own(session.auth_data, _reverse_path(address)):
             return SEND_AS_DENIED
+        if self.agents and (refused := await self._fire("on_mail_from", self._session_info(session),
+                                                         _reverse_path(address))):
+            return refused
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Sender OK"
@@ -253,6 +289,8 @@ class ReceiveHandler:
             refusal = await asyncio.get_running_loop().run_in_executor(self.executor, self._refusal, address)
             if refusal:
                 return refusal
+        if self.agents and (refused := await self._fire("on_rcpt_to", self._session_info(session), address)):
+            return refused
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Recipient OK"
@@ -280,6 +318,17 @@ class ReceiveHandler:
             added = f"Message-ID: {message_id}\r\n".encode()
         raw = self._received(server, session, envelope) + added + content
         submission = self._submission(server, session, envelope, raw)
+        if self.agents:
+            item = MailItem(submission.mail_from, list(submission.recipients), raw)
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    self.executor, partial(self._end_of_data, self._session_info(session), item))
+            except Reject as refused:
+                self.metrics.messages_refused.labels(self.listener.name).inc()
+                return refused.reply
+            except Quarantine as held:
+                submission = replace(submission, hold=held.description)
+            submission = replace(submission, raw=item.raw, recipients=tuple(item.recipients))
         try:
             internal_id = await self.submitter.submit(submission)
         except SubmissionRefused as refused:
@@ -294,6 +343,13 @@ class ReceiveHandler:
                  internal_id)
         return (f"250 2.6.0 {message_id} [InternalId={internal_id}, Hostname={self.listener.hostname}] "
                 "Queued mail for delivery")
+
+    def _end_of_data(self, session: SessionInfo, item: MailItem) -> None:
+        assert self.agents is not None
+        try:
+            self.agents.fire("on_end_of_data", session, item)
+        finally:
+            item.content()  # the changes, written back to item.raw
 
     def _submission(self, server: SMTP, session: Session, envelope: ReceiveEnvelope, raw: bytes) -> Submission:
         ip = session.peer[0] if session.peer else ""
