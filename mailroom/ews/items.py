@@ -390,6 +390,13 @@ def _meeting_time_zone(node: etree._Element, step: _Step, item: Item, mailbox: M
         timezones.meeting_time_zone(node, zone_id)
 
 
+def _associated(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:
+    """A meeting message's calendar item (kept as its row id, as the id names the mailbox)."""
+    row = item.props.get("_AssociatedCalendarItem")
+    if row is not None:
+        etree.SubElement(node, step.tag, {"Id": ids.item_id(mailbox.guid, row)})
+
+
 _SPECIAL: dict[str, Callable[..., None]] = {
     "ItemId": _item_id, "ParentFolderId": _parent_folder_id, "MimeContent": _mime, "Attachments": _attachments,
     "Body": _body, "UniqueBody": _body, "NormalizedBody": _body, "TextBody": _body,
@@ -403,7 +410,7 @@ _SPECIAL: dict[str, Callable[..., None]] = {
     "FirstOccurrence": _occurrence_bounds, "LastOccurrence": _occurrence_bounds,
     "ModifiedOccurrences": _modified_occurrences, "DeletedOccurrences": _deleted_occurrences,
     "StartTimeZone": _zone("Start"), "EndTimeZone": _zone("End"), "StartTimeZoneId": _zone("Start"),
-    "EndTimeZoneId": _zone("End"), "MeetingTimeZone": _meeting_time_zone,
+    "EndTimeZoneId": _zone("End"), "MeetingTimeZone": _meeting_time_zone, "AssociatedCalendarItemId": _associated,
 }
 
 
