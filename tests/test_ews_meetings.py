@@ -75,6 +75,9 @@ def test_an_invitation_reaches_the_attendee_with_a_tentative_meeting(account, se
     assert tentative.legacy_free_busy_status == "Tentative"
     assert tentative.organizer.email_address == account.primary_smtp_address
     assert request.associated_calendar_item_id.id == tentative.id
+    offered = request.response_objects
+    assert offered.accept_item is not None and offered.decline_item is not None
+    assert offered.cancel_calendar_item is None
 
 
 @pytest.mark.parametrize(("respond", "response", "item_class"), [
@@ -285,3 +288,21 @@ def test_a_request_from_another_server_over_smtp(server, bob):
     [meeting] = list(bob_account.calendar.all())
     assert meeting.uid == "ext-uid-1" and meeting.my_response_type == "NoResponseReceived"
     assert meeting.start == _start(3) and meeting.end == _start(3) + timedelta(minutes=45)
+
+
+def test_an_unreadable_calendar_part_stays_plain_mail(server, bob):
+    msg = email.message.EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = "dana@partner.example"
+    msg["To"] = bob.address
+    msg["Subject"] = "Broken invite"
+    msg.set_content("See the calendar.")
+    msg.add_alternative("BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nDTSTART:not-a-date\r\n",
+                        subtype="calendar", params={"method": "REQUEST"})
+    host, port = server.smtp_url.removeprefix("smtp://").rsplit(":", 1)
+    with smtplib.SMTP(host, int(port), timeout=30) as client:
+        client.sendmail("dana@partner.example", [bob.address], msg.as_bytes())
+    server.settle()
+    bob_account = make_account(server, bob.address)
+    [item] = list(bob_account.inbox.all())
+    assert item.item_class == "IPM.Note" and item.subject == "Broken invite"
+    assert bob_account.calendar.all().count() == 0

@@ -131,7 +131,8 @@ def _reply(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, An
     if existing is None or responder is None:
         return
     props["_AssociatedCalendarItem"] = existing.id
-    props["Recurrence"] = existing.props.get("Recurrence")
+    if existing.props.get("Recurrence"):
+        props["Recurrence"] = existing.props["Recurrence"]
     attendees = read_attendees(existing.props)
     key = (responder.address.email or "").lower()
     if not any((a.address.email or "").lower() == key for a in attendees):
