@@ -8,7 +8,7 @@ from __future__ import annotations
 import email
 import email.policy
 import smtplib
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import icalendar
 import pytest
@@ -306,3 +306,51 @@ def test_an_unreadable_calendar_part_stays_plain_mail(server, bob):
     [item] = list(bob_account.inbox.all())
     assert item.item_class == "IPM.Note" and item.subject == "Broken invite"
     assert bob_account.calendar.all().count() == 0
+
+
+_T = 'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"'
+
+
+@pytest.mark.parametrize(("pattern", "rule"), [
+    ("<t:DailyRecurrence><t:Interval>2</t:Interval></t:DailyRecurrence>", "FREQ=DAILY;INTERVAL=2"),
+    ("<t:WeeklyRecurrence><t:Interval>1</t:Interval><t:DaysOfWeek>Monday Thursday</t:DaysOfWeek>"
+     "<t:FirstDayOfWeek>Monday</t:FirstDayOfWeek></t:WeeklyRecurrence>", "FREQ=WEEKLY;BYDAY=MO,TH;WKST=MO"),
+    ("<t:AbsoluteMonthlyRecurrence><t:Interval>1</t:Interval><t:DayOfMonth>15</t:DayOfMonth>"
+     "</t:AbsoluteMonthlyRecurrence>", "FREQ=MONTHLY;BYMONTHDAY=15"),
+    ("<t:RelativeMonthlyRecurrence><t:Interval>1</t:Interval><t:DaysOfWeek>Weekday</t:DaysOfWeek>"
+     "<t:DayOfWeekIndex>Last</t:DayOfWeekIndex></t:RelativeMonthlyRecurrence>",
+     "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1"),
+    ("<t:RelativeYearlyRecurrence><t:DaysOfWeek>Tuesday</t:DaysOfWeek><t:DayOfWeekIndex>Second"
+     "</t:DayOfWeekIndex><t:Month>June</t:Month></t:RelativeYearlyRecurrence>",
+     "FREQ=YEARLY;BYMONTH=6;BYDAY=TU;BYSETPOS=2"),
+])
+def test_recurrences_round_trip_through_rrule(pattern, rule):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from lxml import etree
+
+    from mailroom.content import icalrecur
+
+    zone = ZoneInfo("Europe/Berlin")
+    recurrence = (f"<t:Recurrence {_T}>{pattern}<t:EndDateRecurrence><t:StartDate>2031-03-03+01:00</t:StartDate>"
+                  "<t:EndDate>2031-12-31+01:00</t:EndDate></t:EndDateRecurrence></t:Recurrence>")
+    made = icalrecur.to_rrule(recurrence, zone, datetime(2031, 3, 3, 10).time())
+    value = icalendar.vRecur(made)
+    assert value.to_ical().decode().startswith(rule.split(";")[0])
+    assert set(rule.split(";")) <= set(value.to_ical().decode().replace(";UNTIL=20311231T090000Z", "").split(";"))
+    back = icalrecur.from_rrule(icalendar.vRecur.from_ical(value.to_ical().decode()),
+                                datetime(2031, 3, 3, 10, tzinfo=zone))
+    canonical = etree.tostring(etree.fromstring(recurrence), method="c14n")
+    assert etree.tostring(etree.fromstring(back), method="c14n") == canonical
+
+
+def test_an_rrule_ews_cannot_say_is_no_recurrence():
+    from datetime import datetime
+
+    from mailroom.content import icalrecur
+
+    assert icalrecur.from_rrule(icalendar.vRecur.from_ical("FREQ=HOURLY;COUNT=3"), datetime(2031, 3, 3, 10,
+                                                                                          tzinfo=UTC)) is None
+    assert icalrecur.from_rrule(icalendar.vRecur.from_ical("FREQ=MONTHLY;BYDAY=2MO"), datetime(2031, 3, 3, 10,
+                                                                                            tzinfo=UTC)) is None
