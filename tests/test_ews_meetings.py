@@ -106,6 +106,22 @@ def test_a_response_updates_both_calendars(account, server, bob, respond, respon
     assert attendee.last_response_time is not None
 
 
+def test_accepting_with_save_only_sends_no_reply(account, server, bob):
+    item = _invite(account, [bob.address])
+    server.settle()
+    bob_account = make_account(server, bob.address)
+    body = (f'<m:CreateItem MessageDisposition="SaveOnly"><m:Items><t:AcceptItem>'
+            f'<t:ReferenceItemId Id="{_request(bob_account).id}"/></t:AcceptItem></m:Items></m:CreateItem>')
+    root = parse(post(server.ews_url, envelope(body), bob.address, PASSWORD))
+    assert codes(root) == ["NoError"]
+    server.settle()
+    [meeting] = list(bob_account.calendar.all())
+    assert meeting.my_response_type == "Accept"
+    assert account.inbox.all().count() == 0
+    [attendee] = account.calendar.get(id=item.id).required_attendees
+    assert attendee.response_type == "Unknown"
+
+
 def test_declining_removes_the_meeting_from_the_attendee_calendar(account, server, bob):
     item = _invite(account, [bob.address])
     server.settle()

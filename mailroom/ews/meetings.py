@@ -40,6 +40,7 @@ RESPONSES = {"AcceptItem": ("Accept", "Accepted", "IPM.Schedule.Meeting.Resp.Pos
              "DeclineItem": ("Decline", "Declined", "IPM.Schedule.Meeting.Resp.Neg")}
 HANDLED = frozenset({*RESPONSES, "CancelCalendarItem", "RemoveItem"})
 _SAVING = ("SendToAllAndSaveCopy", "SendToChangedAndSaveCopy")
+_ADDRESSED = (("ToRecipients", ("RequiredAttendees", "Resources")), ("CcRecipients", ("OptionalAttendees",)))
 _TO_CHANGED = ("SendOnlyToChanged", "SendToChangedAndSaveCopy")
 # The elements a meeting response object may carry (MeetingRegistrationResponseObjectType and its bases).
 _ALLOWED = frozenset({"ItemClass", "Sensitivity", "Body", "Attachments", "InternetMessageHeaders", "Sender",
@@ -49,7 +50,11 @@ _ALLOWED = frozenset({"ItemClass", "Sensitivity", "Body", "Attachments", "Intern
 
 
 def is_organizer(item: Item) -> bool:
-    return item.props.get("MyResponseType", "Organizer") == "Organizer"
+    return is_organizer_props(item.props)
+
+
+def is_organizer_props(props: dict[str, Any]) -> bool:
+    return props.get("MyResponseType", "Organizer") == "Organizer"
 
 
 def _meeting(item: Item, method: str, attendees: list[Attendee] | None = None) -> Meeting:
@@ -79,8 +84,7 @@ def _send(op: Operation, mailbox: Mailbox, meeting: Meeting, props: dict[str, An
 def _to(attendees: list[Attendee]) -> dict[str, str]:
     """Required attendees and resources in To, optional ones in Cc, as Outlook addresses a request."""
     props = {}
-    for element, roles in (("ToRecipients", ("RequiredAttendees", "Resources")), ("CcRecipients",
-                                                                                   ("OptionalAttendees",))):
+    for element, roles in _ADDRESSED:
         found = [a.address for a in attendees if a.role in roles and a.address.email]
         if found:
             props[element] = recipients.build(element, found)
@@ -99,10 +103,6 @@ def prepare(props: dict[str, Any], mode: str | None, previous: Item | None) -> b
     elif props.get("IsMeeting"):
         props.setdefault("AppointmentState", STATE_MEETING)
     return sending
-
-
-def is_organizer_props(props: dict[str, Any]) -> bool:
-    return props.get("MyResponseType", "Organizer") == "Organizer"
 
 
 def invite(op: Operation, mailbox: Mailbox, item: Item, mode: str, previous: Item | None,
