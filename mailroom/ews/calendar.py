@@ -83,8 +83,14 @@ def normalise(props: dict[str, Any], ctx: Context, mailbox: Mailbox, creating: b
     first occurrence of a series as its Start/End, and the span it covers. EWSError on an
     invalid item."""
     start_zone, end_zone = _take_zones(props)
+    complete(props, mailbox, creating, start_zone, end_zone, context_zone_id(ctx))
+
+
+def complete(props: dict[str, Any], mailbox: Mailbox, creating: bool, start_zone: str | None, end_zone: str | None,
+             default_zone: str) -> None:
+    """What ``normalise`` does once the zone ids are known (the calendar attendant starts here)."""
     if creating or start_zone:
-        props["_StartZone"] = start_zone or props.get("_StartZone") or context_zone_id(ctx)
+        props["_StartZone"] = start_zone or props.get("_StartZone") or default_zone
     if creating or end_zone:
         props["_EndZone"] = end_zone or props.get("_EndZone") or props["_StartZone"]
     if creating:

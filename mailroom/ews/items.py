@@ -390,6 +390,37 @@ def _meeting_time_zone(node: etree._Element, step: _Step, item: Item, mailbox: M
         timezones.meeting_time_zone(node, zone_id)
 
 
+def _associated(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:
+    """A meeting message's calendar item (kept as its row id, as the id names the mailbox)."""
+    row = item.props.get("_AssociatedCalendarItem")
+    if row is not None:
+        etree.SubElement(node, step.tag, {"Id": ids.item_id(mailbox.guid, row)})
+
+
+_ANSWERS = ("ReplyToItem", "ReplyAllToItem", "ForwardItem")
+_RESPONDING = ("AcceptItem", "TentativelyAcceptItem", "DeclineItem")
+
+
+def _response_objects(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
+    """What a client may answer a meeting item with (only meetings list them here)."""
+    c, props = item.item_class, item.props
+    if c.startswith("IPM.Schedule.Meeting.Request"):
+        found = _RESPONDING + _ANSWERS
+    elif c.startswith("IPM.Schedule.Meeting.Canceled"):
+        found = ("RemoveItem", *_ANSWERS) if not props.get("IsOrganizer") else _ANSWERS
+    elif c.startswith("IPM.Schedule.Meeting"):
+        found = _ANSWERS
+    elif calendar.is_calendar(props) and props.get("IsMeeting"):
+        organizer = props.get("MyResponseType", "Organizer") == "Organizer"
+        found = ("CancelCalendarItem", "ForwardItem") if organizer else (
+            ("RemoveItem",) if props.get("IsCancelled") else _RESPONDING + _ANSWERS)
+    else:
+        return
+    holder = etree.SubElement(node, step.tag)
+    for name in found:
+        etree.SubElement(holder, t(name))
+
+
 _SPECIAL: dict[str, Callable[..., None]] = {
     "ItemId": _item_id, "ParentFolderId": _parent_folder_id, "MimeContent": _mime, "Attachments": _attachments,
     "Body": _body, "UniqueBody": _body, "NormalizedBody": _body, "TextBody": _body,
@@ -403,7 +434,8 @@ _SPECIAL: dict[str, Callable[..., None]] = {
     "FirstOccurrence": _occurrence_bounds, "LastOccurrence": _occurrence_bounds,
     "ModifiedOccurrences": _modified_occurrences, "DeletedOccurrences": _deleted_occurrences,
     "StartTimeZone": _zone("Start"), "EndTimeZone": _zone("End"), "StartTimeZoneId": _zone("Start"),
-    "EndTimeZoneId": _zone("End"), "MeetingTimeZone": _meeting_time_zone,
+    "EndTimeZoneId": _zone("End"), "MeetingTimeZone": _meeting_time_zone, "AssociatedCalendarItemId": _associated,
+    "ResponseObjects": _response_objects,
 }
 
 

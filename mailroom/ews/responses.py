@@ -1,8 +1,8 @@
 """Response objects in CreateItem. ReplyToItem, ReplyAllToItem and ForwardItem become a new
 message composed from the item they refer to, the way Exchange and Outlook compose one: the
 recipients worked out from the original, a RE:/FW: subject, the new text above a header block
-and the quoted original, threaded by Message-ID. The other response objects (meeting responses,
-sharing invitations, read receipts) are not supported yet."""
+and the quoted original, threaded by Message-ID. Meeting responses are in meetings.py; the others
+(sharing invitations, read receipts, post replies) are not supported yet."""
 
 from __future__ import annotations
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import email.policy
 import uuid
+from collections.abc import Callable
 from email.parser import BytesParser
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
 from mailroom.access.permissions import Access
 from mailroom.content import mime, recipients
 from mailroom.content.recipients import Address
-from mailroom.store.model import Folder, Item, ItemChanges, Mailbox, NewItem, utcnow
+from mailroom.store.model import Attachment, Body, Folder, Item, ItemChanges, Mailbox, NewItem, utcnow
 from mailroom.transport.envelope import Recipient, Submission, SubmissionRefused
 
 from .context import Context
@@ -73,11 +74,16 @@ def _deliver(ctx: Context, raw: bytes, rcpts: list[str]) -> None:
         raise EWSError("ErrorMessageSubmissionBlocked", f"The transport refused the message: {exc.reply}") from exc
 
 
-def send_new(ctx: Context, new: NewItem, saved: tuple[Mailbox, Folder] | None) -> Item | None:
-    """Send a message built in this request; returns the saved copy, if one was kept."""
+Composer = Callable[[dict[str, Any], Body | None, list[Attachment]], bytes]
+
+
+def send_new(ctx: Context, new: NewItem, saved: tuple[Mailbox, Folder] | None,
+             compose: Composer = mime.build_message) -> Item | None:
+    """Send a message built in this request (its MIME made by ``compose``, once stamped);
+    returns the saved copy, if one was kept."""
     _stamp(ctx, new.props)
     rcpts = _rcpts(new.props)
-    raw = mime.build_message(new.props, new.body, new.attachments) if new.mime is None else new.mime
+    raw = compose(new.props, new.body, new.attachments) if new.mime is None else new.mime
     _deliver(ctx, raw, rcpts)
     if saved is None:
         return None

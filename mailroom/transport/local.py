@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from mailroom.content import mime, recipients
+from mailroom.content import meetings, mime, recipients
 from mailroom.content.properties import derive_properties
 from mailroom.content.recipients import Address
 from mailroom.store import Store
 from mailroom.store.model import NewItem, utcnow
 
-from . import autoreply
+from . import attendant, autoreply
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ def deliver_local(store: Store, raw: bytes, rcpts: list[str], item_class: str = 
     result = DeliveryResult()
     parsed = mime.parse_message(raw)
     message_id = parsed.props.get("InternetMessageId")
+    meeting = meetings.read(raw) if item_class == "IPM.Note" else None
     seen: set[int] = set()
     for address in rcpts:
         mailbox = store.directory.mailbox_by_address(address)
@@ -46,6 +47,8 @@ def deliver_local(store: Store, raw: bytes, rcpts: list[str], item_class: str = 
         props.update(ItemClass=item_class, IsRead=False, IsDraft=False, DateTimeReceived=utcnow(),
                      ReceivedBy=recipients.build("ReceivedBy", [Address(mailbox.display_name, mailbox.address)], True))
         derive_properties(props)
+        if meeting is not None:
+            attendant.process(store, mailbox, meeting, props, parsed.body)
         store.items.create(mailbox, inbox.id, NewItem(props=props, body=parsed.body, mime=raw,
                                                       attachments=list(parsed.attachments)))
         result.delivered.append(mailbox.address)

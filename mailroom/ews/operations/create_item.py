@@ -7,13 +7,13 @@ from mailroom.access.permissions import Access
 from mailroom.store import ids
 from mailroom.store.model import Folder, Mailbox
 
-from .. import calendar, tasks
+from .. import calendar, meetings, tasks
 from ..attachments import parse_attachments
 from ..errors import EWSError, SOAPFault
 from ..items import parse_item
 from ..responses import compose, record, smart_response
 from ..sending import send_new
-from ..service import Operation, require
+from ..service import Operation, choice, require
 from ..xml import local, m, sub, t
 
 _DEFAULT_FOLDER = {"CalendarItem": "calendar", "Contact": "contacts", "DistributionList": "contacts",
@@ -28,10 +28,14 @@ class CreateItem(Operation):
         if disposition not in (None, "SaveOnly", "SendOnly", "SendAndSaveCopy"):
             raise SOAPFault("ErrorSchemaValidation", f"MessageDisposition {disposition!r} is not valid.")
         saved_el = request.find(m("SavedItemFolderId"))
+        invitations = choice(request, "SendMeetingInvitations", "CalendarItemCreateOrDeleteOperationType")
         root, messages = self.response()
 
         def one(item_el: etree._Element, msg: etree._Element) -> None:
             kind = local(item_el.tag)
+            if kind in meetings.HANDLED:
+                self._meeting_response(item_el, disposition, saved_el, sub(msg, m("Items")))
+                return
             smart = smart_response(kind)
             is_message = smart is not None or kind in ("Message", "MeetingMessage", "SharingMessage")
             if is_message and disposition is None:
@@ -56,11 +60,15 @@ class CreateItem(Operation):
                 new.props.setdefault("IsDraft", True)
                 new.props.setdefault("IsRead", True)
             mailbox, folder = self._folder(saved_el, _DEFAULT_FOLDER.get(kind, "drafts"))
+            inviting = False
             if kind == "CalendarItem":
                 calendar.normalise(new.props, self.ctx, mailbox, creating=True)
+                inviting = meetings.prepare(new.props, invitations, None)
             elif kind == "Task":
                 tasks.normalise(new.props, {}, self.ctx.tz)
             created = self.ctx.store.items.create(mailbox, folder.id, new)
+            if inviting:
+                meetings.invite(self, mailbox, created, invitations or "SendToNone", None)
             node = sub(items, t(kind))
             sub(node, t("ItemId"), Id=ids.item_id(mailbox.guid, created.id),
                 ChangeKey=ids.change_key(ids.CHANGEKEY_CALENDAR if kind == "CalendarItem" else ids.CHANGEKEY_MESSAGE,
@@ -68,6 +76,20 @@ class CreateItem(Operation):
 
         self.each(messages, list(require(request, m("Items"))), one)
         return root
+
+    def _meeting_response(self, node: etree._Element, disposition: str | None, saved_el: etree._Element | None,
+                          items: etree._Element) -> None:
+        """AcceptItem, TentativelyAcceptItem, DeclineItem, CancelCalendarItem, RemoveItem."""
+        kind = local(node.tag)
+        if kind == "RemoveItem":
+            meetings.remove(self, node)
+            return
+        if disposition is None:
+            raise EWSError("ErrorMessageDispositionRequired", f"MessageDisposition is required for {kind}.")
+        if kind == "CancelCalendarItem":
+            meetings.cancel(self, node, disposition, saved_el)
+        else:
+            meetings.respond(self, node, disposition, saved_el, items)
 
     def _folder(self, saved_el: etree._Element | None, default: str) -> tuple[Mailbox, Folder]:
         if saved_el is not None and len(saved_el):

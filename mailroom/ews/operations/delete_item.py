@@ -6,7 +6,7 @@ from lxml import etree
 
 from mailroom.access.permissions import Access
 
-from .. import calendar
+from .. import calendar, meetings
 from ..errors import EWSError
 from ..folders import disposal, trash_id
 from ..items import element_for_class
@@ -37,6 +37,8 @@ class DeleteItem(Operation):
                 master = store.items.get(mailbox, item.id, body=False, attachments=False)
                 store.items.update(mailbox, item.id, calendar.deletion_changes(master, item.props["_Instance"]))
                 return
+            if kind == "CalendarItem" and meetings.is_organizer(item):
+                meetings.cancel_all(self, mailbox, item, cancellations)
             target = trash_id(store, mailbox, delete_type)
             if delete_type == "MoveToDeletedItems" and item.folder_id == target:
                 target = trash_id(store, mailbox, "SoftDelete")

@@ -18,7 +18,7 @@ from mailroom.content import mime
 from mailroom.content.properties import derive_properties
 from mailroom.store.model import Body, ExtendedValue, Item, ItemChanges, Mailbox, NewItem
 
-from .. import calendar, mapi, recurrence, tasks
+from .. import calendar, mapi, meetings, recurrence, tasks
 from ..dates import parse_utc
 from ..errors import EWSError
 from ..extended import PROPERTY_SETS, ExtendedField, parse_property
@@ -124,11 +124,14 @@ class UpdateItem(Operation):
         if kind == "CalendarItem" and calendar.is_occurrence(item):
             updated = self._update_occurrence(mailbox, item, edit.changes, expected)
         else:
+            inviting = False
             if kind == "CalendarItem":
-                self._complete_calendar_item(mailbox, edit)
+                inviting = self._complete_calendar_item(mailbox, edit)
             elif kind == "Task":
                 self._complete_task(mailbox, edit)
             updated = self.ctx.store.items.update(mailbox, item.id, edit.changes, expected_change=expected)
+            if inviting:
+                meetings.invite(self, mailbox, updated, self.invitations or "SendToNone", item)
         items = sub(msg, m("Items"))
         if sending:
             send_existing(self.ctx, mailbox, updated, saved)  # a sent message is not returned, as on Exchange
@@ -145,9 +148,10 @@ class UpdateItem(Operation):
                                    expected_change=expected)
         return calendar.occurrence(saved, occurrence.props["_Instance"])
 
-    def _complete_calendar_item(self, mailbox: Mailbox, edit: _Edit) -> None:
+    def _complete_calendar_item(self, mailbox: Mailbox, edit: _Edit) -> bool:
         """Recompute what the server keeps in step on a calendar item (zones, span, first occurrence);
-        a redefined series loses its exceptions and deleted occurrences, as on Exchange."""
+        a redefined series loses its exceptions and deleted occurrences, as on Exchange. True when
+        the meeting's update is to be sent to its attendees."""
         before = edit.item.props
         props = {k: v for k, v in before.items() if k not in edit.changes.delete_props}
         props.update(edit.changes.set_props)
@@ -155,8 +159,10 @@ class UpdateItem(Operation):
         if calendar.series_changes(before, props):
             props.pop("_Exceptions", None)
             props.pop("_Deleted", None)
+        inviting = meetings.prepare(props, self.invitations, edit.item)
         edit.changes.set_props = {k: v for k, v in props.items() if before.get(k) != v}
         edit.changes.delete_props = [k for k in before if k not in props]
+        return inviting
 
     def _complete_task(self, mailbox: Mailbox, edit: _Edit) -> None:
         """Status and percent kept in step; completing a recurring task keeps a completed copy of

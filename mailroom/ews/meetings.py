@@ -1,0 +1,249 @@
+"""Meetings from the EWS side: the organizer's invitations, updates and cancellations (CreateItem /
+UpdateItem / DeleteItem with SendMeetingInvitations..., CancelCalendarItem) and the attendee's
+responses (AcceptItem, TentativelyAcceptItem, DeclineItem, RemoveItem).
+
+Every meeting message is MIME with a text/calendar part (mailroom/content/meetings.py) submitted
+to the transport like any mail, so local attendees and other servers get the same iCalendar;
+the calendar attendant (mailroom/transport/attendant.py) acts on it where it is delivered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from lxml import etree
+
+from mailroom.access.permissions import Access
+from mailroom.content import meetings, recipients
+from mailroom.content.meetings import Attendee, Meeting, read_attendees
+from mailroom.content.recipients import Address
+from mailroom.store import errors as store_errors
+from mailroom.store.model import Attachment, Body, Item, ItemChanges, Mailbox, NewItem, utcnow
+from mailroom.transport.attendant import STATE_MEETING, calendar_item, meeting_props
+
+from . import calendar
+from .dates import parse_utc
+from .errors import EWSError, SOAPFault
+from .folders import trash_id
+from .items import parse_body
+from .sending import saved_copy_folder, send_new
+from .xml import local, sub, t
+
+if TYPE_CHECKING:
+    from .service import Operation
+
+RESPONSES = {"AcceptItem": ("Accept", "Accepted", "IPM.Schedule.Meeting.Resp.Pos"),
+             "TentativelyAcceptItem": ("Tentative", "Tentative", "IPM.Schedule.Meeting.Resp.Tent"),
+             "DeclineItem": ("Decline", "Declined", "IPM.Schedule.Meeting.Resp.Neg")}
+HANDLED = frozenset({*RESPONSES, "CancelCalendarItem", "RemoveItem"})
+_SAVING = ("SendToAllAndSaveCopy", "SendToChangedAndSaveCopy")
+_ADDRESSED = (("ToRecipients", ("RequiredAttendees", "Resources")), ("CcRecipients", ("OptionalAttendees",)))
+_TO_CHANGED = ("SendOnlyToChanged", "SendToChangedAndSaveCopy")
+# The elements a meeting response object may carry (MeetingRegistrationResponseObjectType and its bases).
+_ALLOWED = frozenset({"ItemClass", "Sensitivity", "Body", "Attachments", "InternetMessageHeaders", "Sender",
+                      "ToRecipients", "CcRecipients", "BccRecipients", "IsReadReceiptRequested",
+                      "IsDeliveryReceiptRequested", "Subject", "From", "ReferenceItemId", "NewBodyContent",
+                      "ReceivedBy", "ReceivedRepresenting", "ProposedStart", "ProposedEnd"})
+
+
+def is_organizer(item: Item) -> bool:
+    return is_organizer_props(item.props)
+
+
+def is_organizer_props(props: dict[str, Any]) -> bool:
+    return props.get("MyResponseType", "Organizer") == "Organizer"
+
+
+def _meeting(item: Item, method: str, attendees: list[Attendee] | None = None) -> Meeting:
+    p = item.props
+    organizer = recipients.parse(p.get("Organizer"))
+    return Meeting(method=method, uid=p["UID"], start=parse_utc(p["Start"]), end=parse_utc(p["End"]),
+                   sequence=int(p.get("AppointmentSequenceNumber") or 0), subject=p.get("Subject") or "",
+                   location=p.get("Location"), all_day=bool(p.get("IsAllDayEvent")),
+                   organizer=organizer[0] if organizer else None,
+                   attendees=read_attendees(p) if attendees is None else attendees, zone=calendar.zone(p),
+                   recurrence=p.get("Recurrence") if method != "REPLY" else None, stamp=datetime.now(UTC))
+
+
+def _compose(meeting: Meeting, props: dict[str, Any], body: Body | None, _attachments: list[Attachment]) -> bytes:
+    return meetings.build_message(props, body, meeting)
+
+
+def _send(op: Operation, mailbox: Mailbox, meeting: Meeting, props: dict[str, Any], body: Body | None,
+          save_copy: bool, saved_el: etree._Element | None) -> None:
+    """Submit one meeting message (``props`` name its recipients); a copy in Sent Items (or
+    SavedItemFolderId) when asked."""
+    saved = (mailbox, saved_copy_folder(op, saved_el, mailbox)) if save_copy else None
+    props.update({k: v for k, v in meeting_props(meeting).items() if k not in props})
+    send_new(op.ctx, NewItem(props=props, body=body), saved, compose=partial(_compose, meeting))
+
+
+def _to(attendees: list[Attendee]) -> dict[str, str]:
+    """Required attendees and resources in To, optional ones in Cc, as Outlook addresses a request."""
+    props = {}
+    for element, roles in _ADDRESSED:
+        found = [a.address for a in attendees if a.role in roles and a.address.email]
+        if found:
+            props[element] = recipients.build(element, found)
+    return props
+
+
+# -- the organizer ------------------------------------------------------------------------------
+def prepare(props: dict[str, Any], mode: str | None, previous: Item | None) -> bool:
+    """Stamp a calendar item about to be saved as a sent meeting; whether invitations go out."""
+    sending = bool(props.get("IsMeeting")) and mode not in (None, "SendToNone") and is_organizer_props(props)
+    if sending:
+        sequence = -1 if previous is None or not previous.props.get("MeetingRequestWasSent") else int(
+            previous.props.get("AppointmentSequenceNumber") or 0)
+        props.update(MeetingRequestWasSent=True, AppointmentSequenceNumber=sequence + 1,
+                     AppointmentState=STATE_MEETING)
+    elif props.get("IsMeeting"):
+        props.setdefault("AppointmentState", STATE_MEETING)
+    return sending
+
+
+def invite(op: Operation, mailbox: Mailbox, item: Item, mode: str, previous: Item | None,
+           saved_el: etree._Element | None = None) -> None:
+    """Send the meeting request (to everyone, or to the attendees an update added) and a
+    cancellation to the attendees an update removed."""
+    attendees = read_attendees(item.props)
+    before = {(a.address.email or "").lower() for a in read_attendees(previous.props)} if previous else set()
+    now = {(a.address.email or "").lower() for a in attendees}
+    targets = attendees
+    if previous is not None and mode in _TO_CHANGED:
+        targets = [a for a in attendees if (a.address.email or "").lower() not in before]
+    save_copy = mode in _SAVING
+    if targets:
+        props = {"ItemClass": "IPM.Schedule.Meeting.Request", "Subject": item.props.get("Subject") or "",
+                 **_to(targets)}
+        _send(op, mailbox, _meeting(item, "REQUEST", attendees), props, item.body, save_copy, saved_el)
+    removed = [a for a in read_attendees(previous.props) if (a.address.email or "").lower() not in now] \
+        if previous else []
+    if removed:
+        props = {"ItemClass": "IPM.Schedule.Meeting.Canceled",
+                 "Subject": f"Canceled: {item.props.get('Subject') or ''}", **_to(removed)}
+        _send(op, mailbox, _meeting(item, "CANCEL", removed), props, None, save_copy, saved_el)
+
+
+def cancel_all(op: Operation, mailbox: Mailbox, item: Item, mode: str | None, body: Body | None = None,
+               saved_el: etree._Element | None = None) -> None:
+    """Tell every attendee the meeting is cancelled (DeleteItem / CancelCalendarItem by the organizer)."""
+    attendees = read_attendees(item.props)
+    if mode in (None, "SendToNone") or not attendees or not item.props.get("MeetingRequestWasSent"):
+        return
+    props = {"ItemClass": "IPM.Schedule.Meeting.Canceled", "Subject": f"Canceled: {item.props.get('Subject') or ''}",
+             "Importance": "High", **_to(attendees)}
+    meeting = _meeting(item, "CANCEL")
+    meeting.sequence += 1
+    _send(op, mailbox, meeting, props, body, mode in _SAVING, saved_el)
+
+
+# -- response objects ---------------------------------------------------------------------------
+def _read(node: etree._Element) -> tuple[etree._Element, Body | None]:
+    """The ReferenceItemId and the body a meeting response object carries."""
+    reference, body = None, None
+    for child in node:
+        name = local(child.tag)
+        if name not in _ALLOWED:
+            raise SOAPFault("ErrorSchemaValidation", f"{name} is not a property of {local(node.tag)}.")
+        if name == "ReferenceItemId":
+            reference = child
+        elif name in ("Body", "NewBodyContent"):
+            body = parse_body(child)
+    if reference is None:
+        raise EWSError("ErrorMissingInformationReferenceItemId", "The response object needs a ReferenceItemId.")
+    return reference, body
+
+
+def _meeting_of(op: Operation, reference: etree._Element, need: Access) -> tuple[Mailbox, Item, Item | None]:
+    """The calendar item a response object refers to (through its meeting message, if it names
+    one), and that message."""
+    mailbox, item = op.item_from(reference, need)
+    if calendar.is_calendar(item.props):
+        return mailbox, item, None
+    if not item.item_class.startswith("IPM.Schedule.Meeting") or not item.props.get("UID"):
+        raise EWSError("ErrorInvalidReferenceItem", "The item is neither a meeting nor a meeting message.")
+    found = None
+    row = item.props.get("_AssociatedCalendarItem")
+    if row is not None:
+        with contextlib.suppress(store_errors.NotFound):
+            found = op.ctx.store.items.get(mailbox, row)
+    found = found or calendar_item(op.ctx.store, mailbox, item.props["UID"])
+    if found is None:
+        raise EWSError("ErrorItemNotFound", "The meeting this message is about is not in the calendar.")
+    return mailbox, found, item
+
+
+def _id_element(parent: etree._Element, mailbox: Mailbox, item: Item) -> None:
+    from .items import item_id_attrs
+
+    sub(sub(parent, t("CalendarItem")), t("ItemId"), **item_id_attrs(mailbox, item))
+
+
+def respond(op: Operation, node: etree._Element, disposition: str, saved_el: etree._Element | None,
+            items: etree._Element) -> None:
+    """AcceptItem / TentativelyAcceptItem / DeclineItem: record the response on the attendee's
+    meeting and, unless SaveOnly, send the organizer a METHOD:REPLY. A decline moves the meeting
+    (and the request) to Deleted Items, as Exchange does."""
+    kind = local(node.tag)
+    response, verb, item_class = RESPONSES[kind]
+    reference, body = _read(node)
+    mailbox, item, message = _meeting_of(op, reference, Access.EDIT)
+    if is_organizer(item):
+        raise EWSError(f"ErrorCalendarIsOrganizerFor{response}", "The organizer cannot respond to the meeting.")
+    if item.props.get("IsCancelled"):
+        raise EWSError(f"ErrorCalendarIsCancelledFor{response}", "The meeting was cancelled.")
+    store = op.ctx.store
+    if disposition != "SaveOnly":
+        me = Address(mailbox.display_name, mailbox.address)
+        organizer = recipients.parse(item.props.get("Organizer"))
+        if not organizer or not organizer[0].email:
+            raise EWSError("ErrorInvalidRecipients", "The meeting has no organizer to respond to.")
+        props = {"ItemClass": item_class, "Subject": f"{verb}: {item.props.get('Subject') or ''}",
+                 "ToRecipients": recipients.build("ToRecipients", organizer[:1])}
+        mine = next((a for a in read_attendees(item.props) if (a.address.email or "").lower() == mailbox.address),
+                    Attendee(me))
+        _send(op, mailbox, _meeting(item, "REPLY", [Attendee(me, mine.role, response)]), props, body,
+              disposition == "SendAndSaveCopy", saved_el)
+    trash = trash_id(store, mailbox, "MoveToDeletedItems")
+    if message is not None:
+        store.items.move_or_delete(mailbox, message.id, trash)  # the request is done with, as in Outlook
+    changes = {"MyResponseType": response, "AppointmentReplyTime": utcnow(),
+               "LegacyFreeBusyStatus": "Tentative" if response == "Tentative" else "Busy"}
+    updated = store.items.update(mailbox, item.id, ItemChanges(set_props=changes))
+    if response == "Decline":
+        store.items.move_or_delete(mailbox, item.id, trash)
+        return
+    _id_element(items, mailbox, updated)
+
+
+def cancel(op: Operation, node: etree._Element, disposition: str, saved_el: etree._Element | None) -> None:
+    """CancelCalendarItem: the organizer cancels the meeting for everyone; it leaves the calendar."""
+    reference, body = _read(node)
+    mailbox, item = op.item_from(reference, Access.DELETE)
+    if not calendar.is_calendar(item.props) or not is_organizer(item):
+        raise EWSError("ErrorCalendarIsNotOrganizer", "Only the organizer's meeting can be cancelled.")
+    if calendar.is_occurrence(item):
+        raise EWSError("ErrorInvalidOperation", "Cancel the series or delete the occurrence.")
+    mode = {"SendOnly": "SendOnlyToAll", "SendAndSaveCopy": "SendToAllAndSaveCopy"}.get(disposition, "SendToNone")
+    cancel_all(op, mailbox, item, mode, body, saved_el)
+    store = op.ctx.store
+    store.items.move_or_delete(mailbox, item.id, trash_id(store, mailbox, "MoveToDeletedItems"))
+
+
+def remove(op: Operation, node: etree._Element) -> None:
+    """RemoveItem: the attendee takes a cancelled meeting out of the calendar (with the cancellation)."""
+    reference, _ = _read(node)
+    mailbox, item, message = _meeting_of(op, reference, Access.DELETE)
+    if message is None or not message.item_class.startswith("IPM.Schedule.Meeting.Canceled"):
+        raise EWSError("ErrorInvalidReferenceItem", "RemoveItem refers to a meeting cancellation.")
+    if is_organizer(item):
+        raise EWSError("ErrorCalendarIsOrganizerForRemove", "The organizer cancels the meeting instead.")
+    store = op.ctx.store
+    trash = trash_id(store, mailbox, "MoveToDeletedItems")
+    store.items.move_or_delete(mailbox, item.id, trash)
+    store.items.move_or_delete(mailbox, message.id, trash)
+
