@@ -33,7 +33,7 @@ def backend() -> str:
 @pytest.fixture
 def other_server(server, store_url, tmp_path) -> Iterator[str]:  # noqa: ANN001 - after ``server`` made the schema
     command = [sys.executable, "-m", "mailroom", "serve", "--data", str(tmp_path / "other"), "--database", store_url,
-               "--http", "127.0.0.1:0", "--https", "", "--smtp", ""]
+               "--http", "127.0.0.1:0", "--https", "", "--smtp", "", "--submission", "", "--metrics", ""]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     try:
         (url,) = _read_urls(process, 1)

@@ -59,7 +59,8 @@ class ServerProcess:
         self._out = log.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mailroom", "serve", "--data", str(data), "--database", store_url,
-             "--config", str(config), "--http", "127.0.0.1:0", "--https", "", "--smtp", "127.0.0.1:0"],
+             "--config", str(config), "--http", "127.0.0.1:0", "--https", "", "--smtp", "127.0.0.1:0",
+             "--submission", "", "--metrics", ""],
             stdout=self._out, stderr=subprocess.STDOUT, text=True, env=ENV)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
