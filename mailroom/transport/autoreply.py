@@ -29,12 +29,15 @@ _BULK = ("bulk", "list", "junk")
 
 
 def respond(store: Store, mailbox: Mailbox, raw: bytes) -> None:
-    """Answer a message just delivered to ``mailbox`` if its OOF is on and the message deserves it."""
+    """Answer a message just delivered to ``mailbox`` if its OOF is on and the message deserves it.
+    Asked for every delivered message, so the common answer (OOF off) comes from a cache."""
+    if not oof.load_cached(store, mailbox).active(datetime.now(UTC)):
+        return
     headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
     sender = _sender(headers)
     if sender is None or sender == mailbox.address.lower() or sender in mailbox.aliases or _automatic(headers):
         return
-    internal = sender.rpartition("@")[2] in {d.name for d in store.directory.domains()}
+    internal = store.directory.accepts(sender.rpartition("@")[2])
     settings = oof.load(store, mailbox)
     if not settings.active(datetime.now(UTC)):
         return

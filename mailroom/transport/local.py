@@ -31,7 +31,7 @@ def deliver_local(store: Store, raw: bytes, rcpts: list[str], item_class: str = 
     message_id = parsed.props.get("InternetMessageId")
     seen: set[int] = set()
     for address in rcpts:
-        mailbox = store.directory.mailbox_by_address(address)
+        mailbox = store.directory.lookup(address)
         if mailbox is None:
             result.not_local.append(address)
             continue

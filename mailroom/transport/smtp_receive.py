@@ -259,10 +259,9 @@ class ReceiveHandler:
 
     def _refusal(self, address: str) -> str | None:
         """Why ``address`` is not ours to accept: another domain (relay) or no such mailbox or alias."""
-        domain = address.rpartition("@")[2].lower()
-        if domain not in {d.name.lower() for d in self.store.directory.domains()}:
+        if not self.store.directory.accepts(address.rpartition("@")[2]):
             return "550 5.7.1 Unable to relay"
-        if self.store.directory.mailbox_by_address(address) is None:
+        if self.store.directory.lookup(address) is None:
             return "550 5.1.1 User unknown"
         return None
 

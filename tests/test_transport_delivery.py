@@ -1,0 +1,104 @@
+"""Local delivery and the mail-flow caches behind it (directory, OOF), on both back ends."""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+from email.message import EmailMessage
+
+import pytest
+
+from mailroom.content import oof
+from mailroom.store import Store
+from mailroom.store.cache import SharedCache
+from mailroom.store.model import Mailbox
+from mailroom.store.query import Page
+from mailroom.transport.local import deliver_local
+
+from .conftest import new_domain, new_mailbox
+
+
+def _raw(sender: str, to: str, subject: str = "Hello", message_id: str | None = None) -> bytes:
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"], msg["To"], msg["Subject"] = sender, to, subject
+    msg["Message-ID"] = message_id or email.utils.make_msgid(domain="test.example")
+    msg.set_content("Body text.\n")
+    return msg.as_bytes()
+
+
+def _inbox_subjects(store: Store, mailbox: Mailbox) -> list[str]:
+    inbox = store.folders.distinguished(mailbox, "inbox")
+    items, total = store.items.find(mailbox, inbox.id, page=Page(0, 1000))
+    assert total == len(items) == inbox.total_count
+    return sorted(item.props.get("Subject", "") for item in items)
+
+
+@pytest.fixture
+def people(store: Store) -> tuple[Mailbox, Mailbox, Mailbox]:
+    domain = new_domain(store)
+    return (new_mailbox(store, domain, "alice"), new_mailbox(store, domain, "bob"),
+            store.directory.add_mailbox(f"carol@{domain}", None, database="DB02"))
+
+
+def test_an_oof_change_made_through_another_handle_applies_to_the_next_delivery(store, store_url, people):
+    alice, _bob, carol = people
+    other = Store.open(store_url, pool_size=1)  # as EWS's SetUserOofSettings in the server would
+    try:
+        deliver_local(store, _raw(carol.address, alice.address, "before"), [alice.address])  # OOF off: cached
+        oof.save(other, alice, oof.OofSettings(state="Enabled", internal_reply="Away", external_reply="Away"))
+        deliver_local(store, _raw(carol.address, alice.address, "during"), [alice.address])
+        assert _inbox_subjects(store, carol) == ["Automatic reply: during"]
+        oof.save(other, alice, oof.OofSettings(state="Disabled"))
+        deliver_local(store, _raw(f"dave@{carol.address.split('@')[1]}", alice.address, "after"), [alice.address])
+        assert _inbox_subjects(store, carol) == ["Automatic reply: during"]
+    finally:
+        other.close()
+
+
+def test_directory_changes_through_another_handle_reach_mail_flow_at_once(store, store_url, people):
+    alice, _bob, _carol = people
+    domain = alice.address.split("@")[1]
+    other = Store.open(store_url, pool_size=1)
+    try:
+        assert store.directory.lookup(alice.address) == alice
+        other.directory.add_alias(alice.address, f"al@{domain}")
+        assert store.directory.lookup(f"al@{domain}").id == alice.id
+        assert store.directory.lookup(alice.address).aliases == (f"al@{domain}",)
+        other.directory.remove_alias(f"al@{domain}")
+        assert store.directory.lookup(f"al@{domain}") is None
+        fresh = new_domain(other)
+        assert store.directory.accepts(fresh.upper())
+        other.directory.remove_domain(fresh)
+        assert not store.directory.accepts(fresh)
+        other.directory.remove_mailbox(alice.address)
+        assert store.directory.lookup(alice.address) is None
+        result = deliver_local(store, _raw("x@remote.example", alice.address), [alice.address])
+        assert (result.delivered, result.not_local) == ([], [alice.address])
+    finally:
+        other.close()
+
+
+def test_a_shared_cache_keeps_answers_for_its_time_and_never_one_loaded_across_a_forget():
+    cache: SharedCache[str, int] = SharedCache(seconds=60)
+    loads: list[str] = []
+
+    def load(value: int | None) -> int | None:
+        loads.append("load")
+        return value
+
+    assert cache.get("a", lambda: load(1)) == 1
+    assert cache.get("a", lambda: load(2)) == 1  # kept
+    assert cache.get("missing", lambda: load(None)) is None
+    assert cache.get("missing", lambda: load(None)) is None  # a miss is never kept
+    assert len(loads) == 3
+
+    def load_while_changed() -> int:
+        cache.forget()  # a change committed while this load ran
+        return 3
+
+    cache.forget("a")
+    assert cache.get("a", load_while_changed) == 3
+    assert cache.get("a", lambda: load(4)) == 4  # the answer loaded across the change was not kept
+    expired: SharedCache[str, int] = SharedCache(seconds=0)
+    expired.get("a", lambda: 1)
+    assert expired.get("a", lambda: 2) == 2
