@@ -1,7 +1,9 @@
-"""Local delivery and the mail-flow caches behind it (directory, OOF), on both back ends."""
+"""Local delivery in batches (several messages in one store transaction), the batching writer
+the transport uses, and the mail-flow caches behind them (directory, OOF), on both back ends."""
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
 import email.utils
 from email.message import EmailMessage
@@ -13,7 +15,8 @@ from mailroom.store import Store
 from mailroom.store.cache import SharedCache
 from mailroom.store.model import Mailbox
 from mailroom.store.query import Page
-from mailroom.transport.local import deliver_local
+from mailroom.transport.delivery import LocalDeliveries
+from mailroom.transport.local import LocalMessage, deliver_batch, deliver_local
 
 from .conftest import new_domain, new_mailbox
 
@@ -38,6 +41,55 @@ def people(store: Store) -> tuple[Mailbox, Mailbox, Mailbox]:
     domain = new_domain(store)
     return (new_mailbox(store, domain, "alice"), new_mailbox(store, domain, "bob"),
             store.directory.add_mailbox(f"carol@{domain}", None, database="DB02"))
+
+
+def test_a_batch_delivers_each_message_once_per_mailbox(store, people):
+    alice, bob, carol = people
+    store.directory.add_alias(bob.address, f"robert@{bob.address.split('@')[1]}")
+    earlier = _raw("x@remote.example", "many", "earlier")
+    deliver_local(store, earlier, [alice.address])
+    twice = _raw("x@remote.example", "many", "twice")
+    messages = [
+        LocalMessage(_raw("x@remote.example", "many", "one"), [alice.address, bob.address, carol.address]),
+        LocalMessage(twice, [bob.address, f"ROBERT@{bob.address.split('@')[1]}"]),  # primary and alias
+        LocalMessage(twice, [bob.address, alice.address]),  # the same message again in the batch
+        LocalMessage(earlier, [alice.address, carol.address]),  # alice had it before the batch
+        LocalMessage(_raw("x@remote.example", "many", "stranger"), ["nobody@remote.example", carol.address]),
+    ]
+    results = deliver_batch(store, messages)
+    assert [(r.delivered, r.duplicates, r.not_local) for r in results] == [
+        ([alice.address, bob.address, carol.address], [], []),
+        ([bob.address], [], []),
+        ([alice.address], [bob.address], []),
+        ([carol.address], [alice.address], []),
+        ([carol.address], [], ["nobody@remote.example"]),
+    ]
+    assert _inbox_subjects(store, alice) == ["earlier", "one", "twice"]
+    assert _inbox_subjects(store, bob) == ["one", "twice"]
+    assert _inbox_subjects(store, carol) == ["earlier", "one", "stranger"]
+
+
+def test_the_batching_writer_delivers_concurrent_messages_exactly_once(store, people):
+    alice, bob, carol = people
+    repeated = _raw("x@remote.example", "many", "repeated")
+
+    async def scenario() -> list:
+        deliveries = LocalDeliveries(store, max_batch=7)
+        try:
+            calls = [deliveries.deliver(_raw("x@remote.example", "many", f"m{i:02}"),
+                                        [(alice, bob, carol)[i % 3].address]) for i in range(30)]
+            calls += [deliveries.deliver(repeated, [alice.address]) for _ in range(4)]
+            return await asyncio.gather(*calls)
+        finally:
+            await deliveries.close()
+
+    results = asyncio.run(scenario())
+    assert [r.delivered for r in results[:30]] == [[(alice, bob, carol)[i % 3].address] for i in range(30)]
+    assert sorted(len(r.delivered) for r in results[30:]) == [0, 0, 0, 1]
+    assert sum(len(r.duplicates) for r in results[30:]) == 3
+    assert _inbox_subjects(store, alice) == sorted([f"m{i:02}" for i in range(0, 30, 3)] + ["repeated"])
+    assert _inbox_subjects(store, bob) == [f"m{i:02}" for i in range(1, 30, 3)]
+    assert _inbox_subjects(store, carol) == [f"m{i:02}" for i in range(2, 30, 3)]
 
 
 def test_an_oof_change_made_through_another_handle_applies_to_the_next_delivery(store, store_url, people):

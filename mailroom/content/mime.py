@@ -51,6 +51,7 @@ class ParsedMessage:
     props: dict[str, Any] = field(default_factory=dict)
     body: Body | None = None
     attachments: list[Attachment] = field(default_factory=list)
+    message: Message | None = None  # what the email package made of it (its headers at least), for more reading
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -60,11 +61,11 @@ def parse_message(raw: bytes, depth: int = 0) -> ParsedMessage:
     try:
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         body_part = _body_part(msg)
-        return ParsedMessage(_props(msg), _body(body_part), _attachments(msg, body_part, depth))
+        return ParsedMessage(_props(msg), _body(body_part), _attachments(msg, body_part, depth), msg)
     except (RecursionError, *_UNREADABLE):  # a structure the email package cannot take apart
         try:
             headers = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw, headersonly=True)
-            return ParsedMessage(_props(headers))
+            return ParsedMessage(_props(headers), message=headers)
         except (RecursionError, *_UNREADABLE):
             return ParsedMessage({"ItemClass": "IPM.Note"})
 

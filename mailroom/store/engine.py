@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -133,16 +133,18 @@ class Prepared:
 
 
 @contextmanager
-def writing(engine: Engine, database_id: int | None = None) -> Iterator[Writer]:
+def writing(engine: Engine, database_id: int | Collection[int] | None = None) -> Iterator[Writer]:
     """A writing transaction. Naming the mailbox database makes PostgreSQL take that database's
     counter row lock first, before any item or folder row lock, so writers of one database queue
-    in one order and cannot deadlock (SQLite's BEGIN IMMEDIATE already serialises writers)."""
+    in one order and cannot deadlock (SQLite's BEGIN IMMEDIATE already serialises writers). A
+    transaction writing in several databases names them all: their locks are taken in id order."""
     with engine.connect() as conn:
         conn.execution_options(writer=True)
         with conn.begin():
             if database_id is not None and conn.dialect.name == "postgresql":
-                conn.execute(select(t.mailbox_databases.c.id).where(t.mailbox_databases.c.id == database_id)
-                             .with_for_update())
+                for locked in sorted({database_id} if isinstance(database_id, int) else set(database_id)):
+                    conn.execute(select(t.mailbox_databases.c.id).where(t.mailbox_databases.c.id == locked)
+                                 .with_for_update())
             writer = Writer(conn)
             yield writer
             if writer.mailboxes and conn.dialect.name == "postgresql":

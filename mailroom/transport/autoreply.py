@@ -10,10 +10,10 @@ import email.utils
 import logging
 from datetime import UTC, datetime
 from email.message import EmailMessage, Message
-from email.parser import BytesHeaderParser
 
 from mailroom.content import oof
 from mailroom.content.body import html_to_text
+from mailroom.content.mime import ParsedMessage
 from mailroom.content.recipients import holds_address
 from mailroom.store import Store
 from mailroom.store.model import Mailbox
@@ -28,12 +28,14 @@ _LIST_HEADERS = ("List-Id", "List-Unsubscribe")
 _BULK = ("bulk", "list", "junk")
 
 
-def respond(store: Store, mailbox: Mailbox, raw: bytes) -> None:
+def respond(store: Store, mailbox: Mailbox, parsed: ParsedMessage) -> None:
     """Answer a message just delivered to ``mailbox`` if its OOF is on and the message deserves it.
     Asked for every delivered message, so the common answer (OOF off) comes from a cache."""
     if not oof.load_cached(store, mailbox).active(datetime.now(UTC)):
         return
-    headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+    headers = parsed.message
+    if headers is None:
+        return
     sender = _sender(headers)
     if sender is None or sender == mailbox.address.lower() or sender in mailbox.aliases or _automatic(headers):
         return

@@ -43,8 +43,8 @@ from mailroom.store import Store
 
 from . import dsn
 from .categorizer import UNREACHABLE_DELIVERY, Route, categorize
+from .delivery import LocalDeliveries
 from .envelope import Recipient, Submission, SubmissionRefused
-from .local import deliver_local
 from .metrics import TransportMetrics
 from .outbound import RecipientOutcome
 from .queue import (
@@ -165,6 +165,7 @@ class TransportService:
         self.tracking = tracking
         self.executor = executor
         self.remote = remote
+        self.local = LocalDeliveries(store)  # group-committed local delivery, in its own thread
         self.path = data_dir / "queue" / "mail.que"
         self.db: QueueDatabase | None = None
         self._lock_file: int | None = None
@@ -204,6 +205,7 @@ class TransportService:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self.local.close()
         if self.db is not None:
             await asyncio.get_running_loop().run_in_executor(self.executor, self.db.close)
         if self._lock_file is not None:
@@ -353,8 +355,7 @@ class TransportService:
         item_class = dsn.item_class(work.body) if work.message.source == "DSN" else "IPM.Note"
         try:
             async with self._one_at_a_time(work.message.internet_id):
-                outcome = await self._in_pool(partial(deliver_local, self.store, work.body,
-                                                      [route.address for _r, route in local], item_class=item_class))
+                outcome = await self.local.deliver(work.body, [route.address for _r, route in local], item_class)
         except Exception as exc:
             log.exception("local delivery of queued message %s failed", work.message.id)
             return [self._transient(work.message, r, route, f"451 4.3.0 Local delivery failed: {exc}")
