@@ -15,7 +15,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Engine, Select, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Engine,
+    Select,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.pool import NullPool
 
 from . import tables as t
@@ -194,13 +206,7 @@ class Writer:
         self.mailboxes: set[int] = set()  # whose journal this transaction appended to
 
     def next_change(self, database_id: int) -> int:
-        row = self.conn.execute(
-            update(t.mailbox_databases)
-            .where(t.mailbox_databases.c.id == database_id)
-            .values(last_change=t.mailbox_databases.c.last_change + 1)
-            .returning(t.mailbox_databases.c.last_change)
-        ).one()
-        return int(row[0])
+        return int(self.conn.execute(_NEXT_CHANGE, {"database": database_id}).one()[0])
 
     def journal(self, database_id: int, mailbox_id: int, kind: str, object_id: int, action: str,
                 folder_id: int | None, old_folder_id: int | None = None,
@@ -214,8 +220,14 @@ class Writer:
                folder_id: int | None, old_folder_id: int | None = None, old_object_id: int | None = None) -> None:
         """Write the journal row for a change whose number was taken with ``next_change``."""
         self.mailboxes.add(mailbox_id)
-        self.conn.execute(insert(t.journal).values(
+        self.conn.execute(_JOURNAL_ROW, dict(
             database_id=database_id, seq=seq, mailbox_id=mailbox_id, object_kind=kind, object_id=object_id,
             action=action, folder_id=folder_id, old_folder_id=old_folder_id, old_object_id=old_object_id,
             committed=utcnow(),
         ))
+
+
+# Built once, values as parameters: every writer runs these, and SQLAlchemy reuses their compiled form.
+_NEXT_CHANGE = (update(t.mailbox_databases).where(t.mailbox_databases.c.id == bindparam("database"))
+                .values(last_change=t.mailbox_databases.c.last_change + 1).returning(t.mailbox_databases.c.last_change))
+_JOURNAL_ROW = insert(t.journal)

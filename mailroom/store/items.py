@@ -80,6 +80,7 @@ _INBOX = select(t.folders.c.id).where(t.folders.c.mailbox_id == bindparam("mailb
                                      t.folders.c.distinguished_id == "inbox")
 _HOLDS_MESSAGE = select(t.items.c.id).where(t.items.c.mailbox_id == bindparam("mailbox"),
                                            t.items.c.message_id == bindparam("message_id")).limit(1)
+_INSERT_ITEM, _INSERT_MIME = insert(t.items), insert(t.item_mime)  # values as parameters: compiled once
 DELIVERED, DUPLICATE, GONE = "delivered", "duplicate", "gone"
 
 
@@ -262,9 +263,9 @@ class Items:
             body_type=new.body.body_type if new.body else None, body=new.body.text if new.body else None,
             props=rest, created_by=new.created_by,
         )
-        item_id = int(w.conn.execute(insert(t.items).values(**columns)).inserted_primary_key[0])
+        item_id = int(w.conn.execute(_INSERT_ITEM, columns).inserted_primary_key[0])
         if new.mime is not None:
-            w.conn.execute(insert(t.item_mime).values(item_id=item_id, mime=new.mime))
+            w.conn.execute(_INSERT_MIME, {"item_id": item_id, "mime": new.mime})
         extended.save(w.conn, "item", item_id, new.extended)
         for att in new.attachments:
             self._insert_attachment(w.conn, item_id, att)
