@@ -289,7 +289,7 @@ class ReceiveHandler:
             return "451 4.3.0 Temporary failure, try again later"
         self.metrics.messages_received.labels(self.listener.name).inc()
         self.tracking.record(self._event(server, submission, headers, message_id, internal_id))
-        log.info("%s from %s accepted on %s as %s", message_id, submission.mail_from or "<>", self.listener.name,
+        log.debug("%s from %s accepted on %s as %s", message_id, submission.mail_from or "<>", self.listener.name,
                  internal_id)
         return (f"250 2.6.0 {message_id} [InternalId={internal_id}, Hostname={self.listener.hostname}] "
                 "Queued mail for delivery")
