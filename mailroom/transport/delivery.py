@@ -52,7 +52,10 @@ class LocalDeliveries:
             batch = [(message, future) for message, future in taken if not future.done()]  # not cancelled
             if not batch:
                 continue
-            results = await loop.run_in_executor(self._executor, self._deliver, [m for m, _ in batch])
+            try:
+                results = await loop.run_in_executor(self._executor, self._deliver, [m for m, _ in batch])
+            except Exception as exc:  # the thread is gone (shutting down): answer rather than leave them waiting
+                results = [exc] * len(batch)
             for (_message, future), result in zip(batch, results, strict=True):
                 if future.done():
                     continue
