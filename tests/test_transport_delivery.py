@@ -1,11 +1,14 @@
 """Local delivery in batches (several messages in one store transaction), the batching writer
-the transport uses, and the mail-flow caches behind them (directory, OOF), on both back ends."""
+the transport uses, the mail-flow caches behind them (directory, OOF), on both back ends; and the
+queue's unsynced bookkeeping commits."""
 
 from __future__ import annotations
 
 import asyncio
 import email.policy
 import email.utils
+import sqlite3
+from contextlib import closing
 from email.message import EmailMessage
 
 import pytest
@@ -17,6 +20,7 @@ from mailroom.store.model import Mailbox
 from mailroom.store.query import Page
 from mailroom.transport.delivery import LocalDeliveries
 from mailroom.transport.local import LocalMessage, deliver_batch, deliver_local
+from mailroom.transport.queue import QueueDatabase
 
 from .conftest import new_domain, new_mailbox
 
@@ -154,3 +158,17 @@ def test_a_shared_cache_keeps_answers_for_its_time_and_never_one_loaded_across_a
     expired: SharedCache[str, int] = SharedCache(seconds=0)
     expired.get("a", lambda: 1)
     assert expired.get("a", lambda: 2) == 2
+
+
+def test_queue_bookkeeping_without_fsync_is_committed_when_its_future_resolves(tmp_path):
+    db = QueueDatabase(tmp_path / "mail.que")
+    try:
+        write = "INSERT INTO messages_probe VALUES (?)"
+        db.run(lambda conn: conn.execute("CREATE TABLE messages_probe (n INTEGER)")).result(10)
+        futures = [db.run(lambda conn, n=n: conn.execute(write, (n,)), durable=bool(n % 2)) for n in range(6)]
+        futures.append(db.run(lambda conn: conn.execute(write, (6,)), durable=False))
+        [f.result(10) for f in futures]
+        with closing(sqlite3.connect(tmp_path / "mail.que")) as other:  # another connection sees every one
+            assert sorted(n for (n,) in other.execute("SELECT n FROM messages_probe")) == list(range(7))
+    finally:
+        db.close()

@@ -297,7 +297,7 @@ class TransportService:
             started = False
             try:
                 work = await self._run(partial(_begin, message_id=message_id, at=now(),
-                                               threshold=self.settings.poison_threshold))
+                                               threshold=self.settings.poison_threshold), durable=False)
                 if isinstance(work, _Poisoned):
                     self._poisoned(work.message)
                     return
@@ -307,7 +307,7 @@ class TransportService:
                 results = await self._deliver(work)
                 dsns = self._dsns(work, results)
                 finished = await self._run(partial(_finish, message_id=message_id, results=results,
-                                                   dsns=[d for d, _ in dsns]))
+                                                   dsns=[d for d, _ in dsns]), durable=False)
                 started = False
                 self._track(work, results, dsns, finished)
                 for dsn_id in finished.dsn_ids if finished else []:
@@ -494,9 +494,12 @@ class TransportService:
                     message_info=f"crash count {message.crash_count}")
 
     # -- helpers ----------------------------------------------------------------------------------------
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], durable: bool = True) -> T:
+        """``durable=False`` for the pass's own bookkeeping (crash count and lease, then results):
+        it must outlive a crash of the process, which it does unsynced (see QueueDatabase); the
+        deliveries themselves are durable in the store, and a redelivery is recognised."""
         assert self.db is not None
-        return await asyncio.wrap_future(self.db.run(fn))
+        return await asyncio.wrap_future(self.db.run(fn, durable))
 
     async def _in_pool(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
