@@ -106,6 +106,8 @@ def serve(
                                                            "metrics.listen": metrics,
                                                            "ews.workers": workers})
     logging.basicConfig(level=cfg["log_level"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if cfg["log_level"] != "DEBUG":  # aiosmtpd logs each SMTP command at INFO: protocol logging, only for DEBUG
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
     from mailroom.server.app import serve as run
 
     try:

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email import headerregistry
 from email.message import EmailMessage, Message
 from typing import Any
 
@@ -46,11 +47,31 @@ _ADDRESS_HEADERS = (("From", "From", True), ("Sender", "Sender", True), ("To", "
                     ("Cc", "CcRecipients", False), ("Bcc", "BccRecipients", False), ("Reply-To", "ReplyTo", False))
 
 
+class _HeaderClasses(headerregistry.HeaderRegistry):
+    """The email package's header registry, making each header class once: the stock one builds a
+    new class at every header access, a good part of what reading a message costs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[type, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        kind = self.registry.get(name.lower(), self.default_class)
+        made = self._made.get(kind)
+        if made is None:
+            made = self._made[kind] = super().__getitem__(name)
+        return made
+
+
+_READING = email.policy.default.clone(header_factory=_HeaderClasses())  # policy.default, faster
+
+
 @dataclass
 class ParsedMessage:
     props: dict[str, Any] = field(default_factory=dict)
     body: Body | None = None
     attachments: list[Attachment] = field(default_factory=list)
+    message: Message | None = None  # what the email package made of it (its headers at least), for more reading
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -58,13 +79,13 @@ def parse_message(raw: bytes, depth: int = 0) -> ParsedMessage:
     """Properties, body and attachments of a MIME message. Never raises on odd input: what cannot
     be read is left out, as a mail store must accept whatever arrives."""
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        msg = email.message_from_bytes(raw, policy=_READING)
         body_part = _body_part(msg)
-        return ParsedMessage(_props(msg), _body(body_part), _attachments(msg, body_part, depth))
+        return ParsedMessage(_props(msg), _body(body_part), _attachments(msg, body_part, depth), msg)
     except (RecursionError, *_UNREADABLE):  # a structure the email package cannot take apart
         try:
-            headers = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw, headersonly=True)
-            return ParsedMessage(_props(headers))
+            headers = email.parser.BytesParser(policy=_READING).parsebytes(raw, headersonly=True)
+            return ParsedMessage(_props(headers), message=headers)
         except (RecursionError, *_UNREADABLE):
             return ParsedMessage({"ItemClass": "IPM.Note"})
 

@@ -8,12 +8,15 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 
 from mailroom.store import Store
+from mailroom.store.cache import SharedCache, shared
 from mailroom.store.errors import Conflict
 from mailroom.store.model import Item, ItemChanges, Mailbox
 
 from . import config_items
 
 ITEM_CLASS = "IPM.Microsoft.OOF.UserOofSettings"
+CACHE_SECONDS = 10.0
+"""How long local delivery trusts settings it read, when another process changed them (store/cache.py)."""
 _PREFIX = "Oof"  # props of the FAI item are the fields below, prefixed
 
 
@@ -62,9 +65,25 @@ def load(store: Store, mailbox: Mailbox) -> OofSettings:
     return _settings(item) if item is not None else OofSettings()
 
 
+def _cache(store: Store) -> SharedCache[int, OofSettings]:
+    return shared("oof", store.engine, CACHE_SECONDS)
+
+
+def load_cached(store: Store, mailbox: Mailbox) -> OofSettings:
+    """``load`` for local delivery, which asks at every message: settings saved in this process
+    apply at once, those saved by another within ``CACHE_SECONDS``. Not for the sender list:
+    ``claim_reply`` reads the item itself."""
+    found = _cache(store).get(mailbox.id, lambda: load(store, mailbox))
+    assert found is not None  # load always answers
+    return found
+
+
 def save(store: Store, mailbox: Mailbox, settings: OofSettings) -> None:
     """Store new settings; they start a new OOF period (nobody answered yet)."""
-    config_items.put(store, mailbox, ITEM_CLASS, _props(replace(settings, answered=())))
+    try:
+        config_items.put(store, mailbox, ITEM_CLASS, _props(replace(settings, answered=())))
+    finally:
+        _cache(store).forget(mailbox.id)
 
 
 def claim_reply(store: Store, mailbox: Mailbox, sender: str, now: datetime) -> OofSettings | None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import Engine, Row, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import tables as t
+from .cache import shared
 from .default_folders import DEFAULT_FOLDERS
 from .engine import Writer, reading, writing
 from .errors import AlreadyExists, InvalidOperation, NotFound
@@ -58,9 +61,40 @@ def normalize_address(address: str) -> str:
     return address.lower()
 
 
+FLOW_CACHE_SECONDS = 10.0
+"""How long mail flow (``accepts``, ``lookup``) trusts a directory answer changed by another process."""
+
+
 class Directory:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._domains = shared("directory.domains", engine, FLOW_CACHE_SECONDS)
+        self._recipients = shared("directory.recipients", engine, FLOW_CACHE_SECONDS)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Writer]:
+        """A transaction changing domains, mailboxes or aliases: mail flow's cached answers are
+        dropped once it ends (see store/cache.py)."""
+        try:
+            with writing(self.engine) as w:
+                yield w
+        finally:
+            self._domains.forget()
+            self._recipients.forget()
+
+    # -- mail flow (cached) ------------------------------------------------------------------
+    def accepts(self, domain: str) -> bool:
+        """Whether ``domain`` is an accepted domain; cached, and a domain not in the cached set is
+        looked up again (so one added by another process is accepted at once)."""
+        domain = domain.strip().lower()
+        cached = self._domains.get("", lambda: frozenset(d.name for d in self.domains()))
+        return bool(cached and domain in cached) or domain in {d.name for d in self.domains()}
+
+    def lookup(self, address: str) -> Mailbox | None:
+        """``mailbox_by_address`` for mail flow (recipient checks, categorizer, delivery): found
+        mailboxes are cached (see store/cache.py for how changes reach it)."""
+        address = address.strip().lower()
+        return self._recipients.get(address, lambda: self.mailbox_by_address(address))
 
     # -- domains -----------------------------------------------------------------------------
     def add_domain(self, name: str) -> Domain:
@@ -68,7 +102,7 @@ class Directory:
         if not name or "@" in name or " " in name or "." not in name:
             raise ValueError(f"not a domain name: {name!r}")
         try:
-            with writing(self.engine) as w:
+            with self._writing() as w:
                 created = utcnow()
                 new_id = w.conn.execute(insert(t.domains).values(name=name, created=created)).inserted_primary_key
         except IntegrityError as exc:
@@ -81,7 +115,7 @@ class Directory:
         return [Domain(id=r.id, name=r.name, created=r.created) for r in rows]
 
     def remove_domain(self, name: str) -> None:
-        with writing(self.engine) as w:
+        with self._writing() as w:
             domain_id = w.conn.scalar(select(t.domains.c.id).where(t.domains.c.name == name.lower()))
             if domain_id is None:
                 raise NotFound(f"no domain {name}")
@@ -103,7 +137,7 @@ class Directory:
                     database: str = DEFAULT_DATABASE) -> Mailbox:
         address = normalize_address(address)
         domain_name = address.split("@", 1)[1]
-        with writing(self.engine) as w:
+        with self._writing() as w:
             domain_id = w.conn.scalar(select(t.domains.c.id).where(t.domains.c.name == domain_name))
             if domain_id is None:
                 raise NotFound(f"domain {domain_name} is not an accepted domain here (mailroom domain add)")
@@ -215,7 +249,7 @@ class Directory:
 
     def _update_mailbox(self, address: str, **values: str) -> None:
         mailbox = self._require(address)
-        with writing(self.engine) as w:
+        with self._writing() as w:
             w.conn.execute(update(t.mailboxes).where(t.mailboxes.c.id == mailbox.id).values(**values))
 
     def _require(self, address: str) -> Mailbox:
@@ -227,7 +261,7 @@ class Directory:
     def add_alias(self, address: str, alias: str) -> None:
         mailbox = self._require(address)
         alias = normalize_address(alias)
-        with writing(self.engine) as w:
+        with self._writing() as w:
             domain = alias.split("@", 1)[1]
             if w.conn.scalar(select(t.domains.c.id).where(t.domains.c.name == domain)) is None:
                 raise NotFound(f"domain {domain} is not an accepted domain here")
@@ -236,13 +270,13 @@ class Directory:
             w.conn.execute(insert(t.aliases).values(address=alias, mailbox_id=mailbox.id))
 
     def remove_alias(self, alias: str) -> None:
-        with writing(self.engine) as w:
+        with self._writing() as w:
             if not w.conn.execute(delete(t.aliases).where(t.aliases.c.address == alias.lower())).rowcount:
                 raise NotFound(f"no alias {alias}")
 
     def remove_mailbox(self, address: str) -> None:
         mailbox = self._require(address)
-        with writing(self.engine) as w:
+        with self._writing() as w:
             w.conn.execute(delete(t.mailboxes).where(t.mailboxes.c.id == mailbox.id))
 
     # -- impersonation -----------------------------------------------------------------------

@@ -10,12 +10,24 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Engine, Select, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Engine,
+    Select,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.pool import NullPool
 
 from . import tables as t
@@ -133,16 +145,18 @@ class Prepared:
 
 
 @contextmanager
-def writing(engine: Engine, database_id: int | None = None) -> Iterator[Writer]:
+def writing(engine: Engine, database_id: int | Collection[int] | None = None) -> Iterator[Writer]:
     """A writing transaction. Naming the mailbox database makes PostgreSQL take that database's
     counter row lock first, before any item or folder row lock, so writers of one database queue
-    in one order and cannot deadlock (SQLite's BEGIN IMMEDIATE already serialises writers)."""
+    in one order and cannot deadlock (SQLite's BEGIN IMMEDIATE already serialises writers). A
+    transaction writing in several databases names them all: their locks are taken in id order."""
     with engine.connect() as conn:
         conn.execution_options(writer=True)
         with conn.begin():
             if database_id is not None and conn.dialect.name == "postgresql":
-                conn.execute(select(t.mailbox_databases.c.id).where(t.mailbox_databases.c.id == database_id)
-                             .with_for_update())
+                for locked in sorted({database_id} if isinstance(database_id, int) else set(database_id)):
+                    conn.execute(select(t.mailbox_databases.c.id).where(t.mailbox_databases.c.id == locked)
+                                 .with_for_update())
             writer = Writer(conn)
             yield writer
             if writer.mailboxes and conn.dialect.name == "postgresql":
@@ -192,13 +206,7 @@ class Writer:
         self.mailboxes: set[int] = set()  # whose journal this transaction appended to
 
     def next_change(self, database_id: int) -> int:
-        row = self.conn.execute(
-            update(t.mailbox_databases)
-            .where(t.mailbox_databases.c.id == database_id)
-            .values(last_change=t.mailbox_databases.c.last_change + 1)
-            .returning(t.mailbox_databases.c.last_change)
-        ).one()
-        return int(row[0])
+        return int(self.conn.execute(_NEXT_CHANGE, {"database": database_id}).one()[0])
 
     def journal(self, database_id: int, mailbox_id: int, kind: str, object_id: int, action: str,
                 folder_id: int | None, old_folder_id: int | None = None,
@@ -212,8 +220,14 @@ class Writer:
                folder_id: int | None, old_folder_id: int | None = None, old_object_id: int | None = None) -> None:
         """Write the journal row for a change whose number was taken with ``next_change``."""
         self.mailboxes.add(mailbox_id)
-        self.conn.execute(insert(t.journal).values(
+        self.conn.execute(_JOURNAL_ROW, dict(
             database_id=database_id, seq=seq, mailbox_id=mailbox_id, object_kind=kind, object_id=object_id,
             action=action, folder_id=folder_id, old_folder_id=old_folder_id, old_object_id=old_object_id,
             committed=utcnow(),
         ))
+
+
+# Built once, values as parameters: every writer runs these, and SQLAlchemy reuses their compiled form.
+_NEXT_CHANGE = (update(t.mailbox_databases).where(t.mailbox_databases.c.id == bindparam("database"))
+                .values(last_change=t.mailbox_databases.c.last_change + 1).returning(t.mailbox_databases.c.last_change))
+_JOURNAL_ROW = insert(t.journal)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
 
 from mailroom.access.permissions import Permission
 
@@ -29,12 +29,17 @@ def folder_from_row(row: Row) -> Folder:
     )
 
 
+# Built once, with its values as parameters: SQLAlchemy then reuses its compiled form as is.
+_ADJUST_COUNTS = update(t.folders).where(t.folders.c.id == bindparam("folder")).values(
+    total_count=t.folders.c.total_count + bindparam("d_total"),
+    unread_count=t.folders.c.unread_count + bindparam("d_unread"),
+    associated_count=t.folders.c.associated_count + bindparam("d_associated"))
+
+
 def adjust_counts(conn: Connection, folder_id: int, total: int = 0, unread: int = 0, associated: int = 0) -> None:
     if total or unread or associated:
-        f = t.folders.c
-        conn.execute(update(t.folders).where(f.id == folder_id).values(
-            total_count=f.total_count + total, unread_count=f.unread_count + unread,
-            associated_count=f.associated_count + associated))
+        conn.execute(_ADJUST_COUNTS, {"folder": folder_id, "d_total": total, "d_unread": unread,
+                                      "d_associated": associated})
 
 
 class Folders:

@@ -17,7 +17,7 @@ from . import tables as t
 from .engine import Prepared, Writer, reading, reading_driver, writing
 from .errors import Conflict, NotFound
 from .folders import Folders, adjust_counts
-from .model import Attachment, Body, ExtendedValue, Item, ItemChanges, Mailbox, NewItem, utcnow
+from .model import Attachment, Body, Delivery, ExtendedValue, Item, ItemChanges, Mailbox, NewItem, utcnow
 from .query import Filter, Page, Prop, Sort
 from .sqlquery import ITEM_COLUMNS, ITEMS
 
@@ -74,6 +74,14 @@ _EXTENDED_OF = Prepared(select(t.extended_properties.c.prop_key, t.extended_prop
 _MIME_OF = Prepared(select(t.item_mime.c.mime).where(t.item_mime.c.item_id == bindparam("id")))
 _ATTACHMENTS_OF = Prepared(select(*[c for c in t.attachments.c if c.key != "content"])
                            .where(t.attachments.c.item_id == bindparam("id")).order_by(t.attachments.c.id))
+
+
+_INBOX = select(t.folders.c.id).where(t.folders.c.mailbox_id == bindparam("mailbox"),
+                                     t.folders.c.distinguished_id == "inbox")
+_HOLDS_MESSAGE = select(t.items.c.id).where(t.items.c.mailbox_id == bindparam("mailbox"),
+                                           t.items.c.message_id == bindparam("message_id")).limit(1)
+_INSERT_ITEM, _INSERT_MIME = insert(t.items), insert(t.item_mime)  # values as parameters: compiled once
+DELIVERED, DUPLICATE, GONE = "delivered", "duplicate", "gone"
 
 
 def _attachment_from(m: Mapping[str, Any]) -> Attachment:
@@ -215,6 +223,25 @@ class Items:
             self.folders._get(w.conn, mailbox, folder_id, with_extended=False)
             return [self._insert(w, mailbox, folder_id, new, "created") for new in news]
 
+    def deliver(self, deliveries: list[Delivery]) -> list[str]:
+        """Put each message in its mailbox's Inbox, all in one transaction (one commit, so one
+        fsync for the lot). One outcome per delivery, in order: DELIVERED; DUPLICATE when the
+        mailbox already holds that Message-ID (an earlier delivery of the batch included); GONE
+        when the mailbox no longer exists."""
+        outcomes = []
+        with writing(self.engine, {d.mailbox.database_id for d in deliveries}) as w:
+            for d in deliveries:
+                inbox = w.conn.scalar(_INBOX, {"mailbox": d.mailbox.id})
+                if inbox is None:
+                    outcomes.append(GONE)
+                elif d.message_id and w.conn.scalar(_HOLDS_MESSAGE, {"mailbox": d.mailbox.id,
+                                                                     "message_id": d.message_id}):
+                    outcomes.append(DUPLICATE)
+                else:
+                    self._insert(w, d.mailbox, inbox, d.item, "created")
+                    outcomes.append(DELIVERED)
+        return outcomes
+
     def _insert(self, w: Writer, mailbox: Mailbox, folder_id: int, new: NewItem, action: str,
                 old_folder: int | None = None, old_id: int | None = None) -> int:
         now = utcnow()
@@ -236,9 +263,9 @@ class Items:
             body_type=new.body.body_type if new.body else None, body=new.body.text if new.body else None,
             props=rest, created_by=new.created_by,
         )
-        item_id = int(w.conn.execute(insert(t.items).values(**columns)).inserted_primary_key[0])
+        item_id = int(w.conn.execute(_INSERT_ITEM, columns).inserted_primary_key[0])
         if new.mime is not None:
-            w.conn.execute(insert(t.item_mime).values(item_id=item_id, mime=new.mime))
+            w.conn.execute(_INSERT_MIME, {"item_id": item_id, "mime": new.mime})
         extended.save(w.conn, "item", item_id, new.extended)
         for att in new.attachments:
             self._insert_attachment(w.conn, item_id, att)

@@ -133,6 +133,15 @@ class NewItem:
 
 
 @dataclass(slots=True)
+class Delivery:
+    """A message for one mailbox's Inbox (``Items.deliver``); ``message_id`` recognises a redelivery."""
+
+    mailbox: Mailbox
+    item: NewItem
+    message_id: str | None = None
+
+
+@dataclass(slots=True)
 class ItemChanges:
     """A set of changes to apply to one item in one transaction."""
 

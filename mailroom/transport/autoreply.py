@@ -10,10 +10,10 @@ import email.utils
 import logging
 from datetime import UTC, datetime
 from email.message import EmailMessage, Message
-from email.parser import BytesHeaderParser
 
 from mailroom.content import oof
 from mailroom.content.body import html_to_text
+from mailroom.content.mime import ParsedMessage
 from mailroom.content.recipients import holds_address
 from mailroom.store import Store
 from mailroom.store.model import Mailbox
@@ -28,13 +28,18 @@ _LIST_HEADERS = ("List-Id", "List-Unsubscribe")
 _BULK = ("bulk", "list", "junk")
 
 
-def respond(store: Store, mailbox: Mailbox, raw: bytes) -> None:
-    """Answer a message just delivered to ``mailbox`` if its OOF is on and the message deserves it."""
-    headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+def respond(store: Store, mailbox: Mailbox, parsed: ParsedMessage) -> None:
+    """Answer a message just delivered to ``mailbox`` if its OOF is on and the message deserves it.
+    Asked for every delivered message, so the common answer (OOF off) comes from a cache."""
+    if not oof.load_cached(store, mailbox).active(datetime.now(UTC)):
+        return
+    headers = parsed.message
+    if headers is None:
+        return
     sender = _sender(headers)
     if sender is None or sender == mailbox.address.lower() or sender in mailbox.aliases or _automatic(headers):
         return
-    internal = sender.rpartition("@")[2] in {d.name for d in store.directory.domains()}
+    internal = store.directory.accepts(sender.rpartition("@")[2])
     settings = oof.load(store, mailbox)
     if not settings.active(datetime.now(UTC)):
         return

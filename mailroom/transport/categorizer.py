@@ -4,7 +4,8 @@ An alias resolves to its mailbox's primary address; a local mailbox is delivered
 mailbox database's delivery queue; a remote domain goes to that domain's queue (or to the smart
 host's, when one is configured); an unknown address in an accepted domain fails with 5.1.1.
 The directory has no transport groups yet (private distribution lists are contacts), so there
-is nothing to expand. Runs in a worker thread: it reads the store.
+is nothing to expand. Runs in a worker thread: it reads the store (through the directory's
+mail-flow cache, see store/cache.py).
 """
 
 from __future__ import annotations
@@ -37,19 +38,18 @@ class Route:
 def categorize(store: Store, addresses: list[str], *, smart_host: str, remote: bool) -> list[Route]:
     """One route per address, in order. ``remote`` says whether remote delivery is available
     (without it, remote recipients wait in the Unreachable queue)."""
-    accepted = {d.name.lower() for d in store.directory.domains()}
-    return [_route(store, address, accepted, smart_host, remote) for address in addresses]
+    return [_route(store, address, smart_host, remote) for address in addresses]
 
 
-def _route(store: Store, address: str, accepted: set[str], smart_host: str, remote: bool) -> Route:
+def _route(store: Store, address: str, smart_host: str, remote: bool) -> Route:
     local_part, at, domain = address.strip().rpartition("@")
     if not at or not local_part or not domain:
         return Route(address, failure="550 5.1.3 Bad destination mailbox address syntax")
-    mailbox = store.directory.mailbox_by_address(address)
+    mailbox = store.directory.lookup(address)
     if mailbox is not None:
         return Route(mailbox.address, mailbox.database_name, MAILBOX_DELIVERY)
     domain = domain.lower()
-    if domain in accepted:
+    if store.directory.accepts(domain):
         return Route(address, failure="550 5.1.1 User unknown")
     if not remote:
         return Route(address, UNREACHABLE, UNREACHABLE_DELIVERY)

@@ -1,5 +1,9 @@
 """Delivery into local mailboxes. Idempotent: a message whose Message-ID a mailbox already
-holds is recognised and not stored twice (ARCHITECTURE rule 3)."""
+holds is recognised and not stored twice (ARCHITECTURE rule 3).
+
+Several messages can be delivered in one store transaction (``deliver_batch``): one commit, one
+fsync, for all of them. Each message is parsed once, whatever the number of its recipients.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from mailroom.content import meetings, mime, recipients
 from mailroom.content.properties import derive_properties
 from mailroom.content.recipients import Address
 from mailroom.store import Store
-from mailroom.store.model import NewItem, utcnow
+from mailroom.store.items import DUPLICATE, GONE
+from mailroom.store.model import Delivery, Mailbox, NewItem, utcnow
 
 from . import attendant, autoreply
 
@@ -24,36 +29,73 @@ class DeliveryResult:
     not_local: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class LocalMessage:
+    """One message to deliver: its bytes, the envelope recipients, and the item class to store it as."""
+
+    raw: bytes
+    rcpts: list[str]
+    item_class: str = "IPM.Note"
+
+
+@dataclass
+class _Prepared:
+    parsed: mime.ParsedMessage
+    result: DeliveryResult
+    deliveries: list[tuple[str, Delivery]]  # (the envelope address, what to store)
+
+
 def deliver_local(store: Store, raw: bytes, rcpts: list[str], item_class: str = "IPM.Note") -> DeliveryResult:
     """Store ``raw`` in the Inbox of every recipient that is a local mailbox (or alias)."""
+    return deliver_batch(store, [LocalMessage(raw, rcpts, item_class)])[0]
+
+
+def deliver_batch(store: Store, messages: list[LocalMessage]) -> list[DeliveryResult]:
+    """``deliver_local`` for several messages in one store transaction; one result per message.
+    Automatic replies are answered after the commit."""
+    prepared = [_prepare(store, message) for message in messages]
+    outcomes = iter(store.items.deliver([d for p in prepared for _, d in p.deliveries]))
+    delivered: list[tuple[Mailbox, mime.ParsedMessage]] = []
+    for p in prepared:
+        for address, delivery in p.deliveries:
+            outcome = next(outcomes)
+            if outcome == GONE:  # removed since it was looked up
+                p.result.not_local.append(address)
+            elif outcome == DUPLICATE:
+                p.result.duplicates.append(delivery.mailbox.address)
+            else:
+                p.result.delivered.append(delivery.mailbox.address)
+                delivered.append((delivery.mailbox, p.parsed))
+    for mailbox, parsed in delivered:
+        try:
+            autoreply.respond(store, mailbox, parsed)
+        except Exception:  # the message is stored; a failed automatic reply must not undo that
+            log.exception("automatic reply for %s failed", mailbox.address)
+    return [p.result for p in prepared]
+
+
+def _prepare(store: Store, message: LocalMessage) -> _Prepared:
+    """Parse the message once and make one item per distinct local mailbox among its recipients."""
+    parsed = mime.parse_message(message.raw)
     result = DeliveryResult()
-    parsed = mime.parse_message(raw)
-    message_id = parsed.props.get("InternetMessageId")
-    meeting = meetings.read(raw) if item_class == "IPM.Note" else None
+    meeting = meetings.read(message.raw) if message.item_class == "IPM.Note" else None
+    base = dict(parsed.props)
+    base.update(ItemClass=message.item_class, IsRead=False, IsDraft=False, DateTimeReceived=utcnow())
+    derive_properties(base)
+    deliveries: list[tuple[str, Delivery]] = []
     seen: set[int] = set()
-    for address in rcpts:
-        mailbox = store.directory.mailbox_by_address(address)
+    for address in message.rcpts:
+        mailbox = store.directory.lookup(address)
         if mailbox is None:
             result.not_local.append(address)
             continue
         if mailbox.id in seen:
             continue
         seen.add(mailbox.id)
-        if message_id and store.items.find_by_message_id(mailbox, message_id):
-            result.duplicates.append(mailbox.address)
-            continue
-        inbox = store.folders.distinguished(mailbox, "inbox")
-        props = dict(parsed.props)
-        props.update(ItemClass=item_class, IsRead=False, IsDraft=False, DateTimeReceived=utcnow(),
-                     ReceivedBy=recipients.build("ReceivedBy", [Address(mailbox.display_name, mailbox.address)], True))
-        derive_properties(props)
-        if meeting is not None:
+        props = dict(base)
+        props["ReceivedBy"] = recipients.build("ReceivedBy", [Address(mailbox.display_name, mailbox.address)], True)
+        if meeting is not None:  # the calendar attendant: the item's class, and the attendee's calendar
             attendant.process(store, mailbox, meeting, props, parsed.body)
-        store.items.create(mailbox, inbox.id, NewItem(props=props, body=parsed.body, mime=raw,
-                                                      attachments=list(parsed.attachments)))
-        result.delivered.append(mailbox.address)
-        try:
-            autoreply.respond(store, mailbox, raw)
-        except Exception:  # the message is stored; a failed automatic reply must not undo that
-            log.exception("automatic reply for %s failed", mailbox.address)
-    return result
+        item = NewItem(props=props, body=parsed.body, mime=message.raw, attachments=list(parsed.attachments))
+        deliveries.append((address, Delivery(mailbox, item, parsed.props.get("InternetMessageId"))))
+    return _Prepared(parsed, result, deliveries)

@@ -231,15 +231,25 @@ def remove_if_done(conn: sqlite3.Connection, message_id: int) -> bool:
     return True
 
 
+_Op = tuple[Callable[[sqlite3.Connection], Any], Future, bool]  # an operation, its future, whether to fsync
+
+
 class QueueDatabase:
     """The queue database with its single writer thread. ``run(fn)`` queues ``fn(conn)`` for the
     next group commit and returns a future that resolves (to fn's result) after that commit; an
-    operation that raises is rolled back alone (a savepoint each) and its future gets the error."""
+    operation that raises is rolled back alone (a savepoint each) and its future gets the error.
+
+    ``run(fn, durable=False)`` is for bookkeeping that only has to survive the process, not the
+    machine: a commit made of such operations alone is not fsynced (WAL with synchronous=NORMAL:
+    it is in the operating system's hands when the future resolves, and the next fsynced commit
+    makes it durable with itself). A kill -9 loses none of it; a power loss may lose the last of
+    it, which may only cause work to be done again (a redelivery, recognised by Message-ID)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = connect(path)
-        self._ops: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Future] | None] = queue.SimpleQueue()
+        self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._fsynced = True  # the connection's synchronous setting: FULL (see connect) or NORMAL
         self._lock = threading.Lock()
         self._pending = 0
         self.commits = 0  # counters for the benchmark and the figures in the docs
@@ -247,11 +257,11 @@ class QueueDatabase:
         self._thread = threading.Thread(target=self._run, name="mail.que writer", daemon=True)
         self._thread.start()
 
-    def run(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
+    def run(self, fn: Callable[[sqlite3.Connection], T], durable: bool = True) -> Future[T]:
         future: Future[T] = Future()
         with self._lock:
             self._pending += 1
-        self._ops.put((fn, future))
+        self._ops.put((fn, future, durable))
         return future
 
     def pending(self) -> int:
@@ -279,11 +289,15 @@ class QueueDatabase:
                 break
         self._conn.close()
 
-    def _commit(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future]]) -> None:
+    def _commit(self, batch: list[_Op]) -> None:
         outcomes: list[tuple[Future, Any, BaseException | None]] = []
         try:
+            fsync = any(durable for _fn, _future, durable in batch)
+            if fsync != self._fsynced:
+                self._conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+                self._fsynced = fsync
             self._conn.execute("BEGIN IMMEDIATE")
-            for fn, future in batch:
+            for fn, future, _durable in batch:
                 self._conn.execute("SAVEPOINT op")
                 try:
                     result = fn(self._conn)
@@ -298,7 +312,7 @@ class QueueDatabase:
             log.exception("queue commit failed")
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
-            outcomes = [(future, None, exc) for _fn, future in batch]
+            outcomes = [(future, None, exc) for _fn, future, _durable in batch]
         self.commits += 1
         self.operations += len(batch)
         with self._lock:

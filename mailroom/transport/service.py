@@ -52,8 +52,8 @@ from mailroom.store import Store
 from . import dsn
 from .agents import Agents, MailItem, Quarantine, Reject
 from .categorizer import UNREACHABLE_DELIVERY, Route, categorize
+from .delivery import LocalDeliveries
 from .envelope import Recipient, Submission, SubmissionRefused
-from .local import deliver_local
 from .metrics import TransportMetrics
 from .outbound import RecipientOutcome
 from .queue import (
@@ -180,6 +180,7 @@ class TransportService:
         self.tracking = tracking
         self.executor = executor
         self.remote = remote
+        self.local = LocalDeliveries(store)  # group-committed local delivery, in its own thread
         self.path = data_dir / "queue" / "mail.que"
         self.db: QueueDatabase | None = None
         self._lock_file: int | None = None
@@ -219,6 +220,7 @@ class TransportService:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self.local.close()
         if self.db is not None:
             await asyncio.get_running_loop().run_in_executor(self.executor, self.db.close)
         if self._lock_file is not None:
@@ -360,7 +362,7 @@ class TransportService:
             started = False
             try:
                 work = await self._run(partial(_begin, message_id=message_id, at=now(),
-                                               threshold=self.settings.poison_threshold))
+                                               threshold=self.settings.poison_threshold), durable=False)
                 if isinstance(work, _Poisoned):
                     self._poisoned(work.message)
                     return
@@ -372,7 +374,8 @@ class TransportService:
                 if self.agents and dsns:
                     dsns = await self._submitted_dsns(dsns)
                 finished = await self._run(partial(_finish, message_id=message_id, results=results,
-                                                   dsns=[d for d, _ in dsns], body=work.body if work.changed else None))
+                                                   dsns=[d for d, _ in dsns], body=work.body if work.changed else None),
+                                           durable=False)
                 started = False
                 self._track(work, results, dsns, finished)
                 for (new, _group), dsn_id in zip(dsns, finished.dsn_ids if finished else [], strict=False):
@@ -436,8 +439,7 @@ class TransportService:
         item_class = dsn.item_class(body) if not work.message.mail_from else "IPM.Note"
         try:
             async with self._one_at_a_time(work.message.internet_id):
-                outcome = await self._in_pool(partial(deliver_local, self.store, body,
-                                                      [route.address for _r, route in local], item_class=item_class))
+                outcome = await self.local.deliver(body, [route.address for _r, route in local], item_class)
         except Exception as exc:
             log.exception("local delivery of queued message %s failed", work.message.id)
             return [self._transient(work.message, r, route, f"451 4.3.0 Local delivery failed: {exc}")
@@ -647,9 +649,12 @@ class TransportService:
                     message_info=f"crash count {message.crash_count}")
 
     # -- helpers ----------------------------------------------------------------------------------------
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], durable: bool = True) -> T:
+        """``durable=False`` for the pass's own bookkeeping (crash count and lease, then results):
+        it must outlive a crash of the process, which it does unsynced (see QueueDatabase); the
+        deliveries themselves are durable in the store, and a redelivery is recognised."""
         assert self.db is not None
-        return await asyncio.wrap_future(self.db.run(fn))
+        return await asyncio.wrap_future(self.db.run(fn, durable))
 
     async def _in_pool(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)

@@ -297,10 +297,9 @@ class ReceiveHandler:
 
     def _refusal(self, address: str) -> str | None:
         """Why ``address`` is not ours to accept: another domain (relay) or no such mailbox or alias."""
-        domain = address.rpartition("@")[2].lower()
-        if domain not in {d.name.lower() for d in self.store.directory.domains()}:
+        if not self.store.directory.accepts(address.rpartition("@")[2]):
             return "550 5.7.1 Unable to relay"
-        if self.store.directory.mailbox_by_address(address) is None:
+        if self.store.directory.lookup(address) is None:
             return "550 5.1.1 User unknown"
         return None
 
@@ -339,7 +338,7 @@ class ReceiveHandler:
             return "451 4.3.0 Temporary failure, try again later"
         self.metrics.messages_received.labels(self.listener.name).inc()
         self.tracking.record(self._event(server, submission, headers, message_id, internal_id))
-        log.info("%s from %s accepted on %s as %s", message_id, submission.mail_from or "<>", self.listener.name,
+        log.debug("%s from %s accepted on %s as %s", message_id, submission.mail_from or "<>", self.listener.name,
                  internal_id)
         return (f"250 2.6.0 {message_id} [InternalId={internal_id}, Hostname={self.listener.hostname}] "
                 "Queued mail for delivery")

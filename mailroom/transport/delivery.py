@@ -1,0 +1,83 @@
+"""Local delivery in group commits: the messages that became due while the store was busy with
+the previous batch are delivered together, in one store transaction (one commit, one fsync),
+by one thread of their own. Under load this turns one fsync and one wait for the store's write
+lock per message into one per batch; a lone message goes at once, without waiting for others.
+The thread is the transport's own, so EWS requests and SMTP recipient checks never queue in the
+worker pool behind deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from mailroom.store import Store
+
+from .local import DeliveryResult, LocalMessage, deliver_batch
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 64  # messages per transaction
+
+
+class LocalDeliveries:
+    """``deliver`` from the event loop; batches are formed and written in the delivery thread."""
+
+    def __init__(self, store: Store, max_batch: int = MAX_BATCH) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery")
+        self._pending: list[tuple[LocalMessage, asyncio.Future[DeliveryResult]]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def deliver(self, raw: bytes, rcpts: list[str], item_class: str = "IPM.Note") -> DeliveryResult:
+        """``local.deliver_local``, returning once the store transaction holding it committed."""
+        future: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((LocalMessage(raw, rcpts, item_class), future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="local delivery")
+        return await future
+
+    async def close(self) -> None:
+        """Wait for the batch being written, then stop the thread."""
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
+
+    async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            taken, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+            batch = [(message, future) for message, future in taken if not future.done()]  # not cancelled
+            if not batch:
+                continue
+            try:
+                results = await loop.run_in_executor(self._executor, self._deliver, [m for m, _ in batch])
+            except Exception as exc:  # the thread is gone (shutting down): answer rather than leave them waiting
+                results = [exc] * len(batch)
+            for (_message, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    def _deliver(self, messages: list[LocalMessage]) -> list[DeliveryResult | Exception]:
+        """The batch in one transaction; if that fails, each message alone, so one that cannot
+        be stored fails only itself."""
+        try:
+            return list(deliver_batch(self.store, messages))
+        except Exception as exc:
+            if len(messages) == 1:
+                return [exc]
+            log.warning("a batch of %d local deliveries failed (%s); delivering them one by one",
+                        len(messages), exc)
+        return [self._alone(message) for message in messages]
+
+    def _alone(self, message: LocalMessage) -> DeliveryResult | Exception:
+        try:
+            return deliver_batch(self.store, [message])[0]
+        except Exception as exc:
+            return exc

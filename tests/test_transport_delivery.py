@@ -1,0 +1,174 @@
+"""Local delivery in batches (several messages in one store transaction), the batching writer
+the transport uses, the mail-flow caches behind them (directory, OOF), on both back ends; and the
+queue's unsynced bookkeeping commits."""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import email.utils
+import sqlite3
+from contextlib import closing
+from email.message import EmailMessage
+
+import pytest
+
+from mailroom.content import oof
+from mailroom.store import Store
+from mailroom.store.cache import SharedCache
+from mailroom.store.model import Mailbox
+from mailroom.store.query import Page
+from mailroom.transport.delivery import LocalDeliveries
+from mailroom.transport.local import LocalMessage, deliver_batch, deliver_local
+from mailroom.transport.queue import QueueDatabase
+
+from .conftest import new_domain, new_mailbox
+
+
+def _raw(sender: str, to: str, subject: str = "Hello", message_id: str | None = None) -> bytes:
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"], msg["To"], msg["Subject"] = sender, to, subject
+    msg["Message-ID"] = message_id or email.utils.make_msgid(domain="test.example")
+    msg.set_content("Body text.\n")
+    return msg.as_bytes()
+
+
+def _inbox_subjects(store: Store, mailbox: Mailbox) -> list[str]:
+    inbox = store.folders.distinguished(mailbox, "inbox")
+    items, total = store.items.find(mailbox, inbox.id, page=Page(0, 1000))
+    assert total == len(items) == inbox.total_count
+    return sorted(item.props.get("Subject", "") for item in items)
+
+
+@pytest.fixture
+def people(store: Store) -> tuple[Mailbox, Mailbox, Mailbox]:
+    domain = new_domain(store)
+    return (new_mailbox(store, domain, "alice"), new_mailbox(store, domain, "bob"),
+            store.directory.add_mailbox(f"carol@{domain}", None, database="DB02"))
+
+
+def test_a_batch_delivers_each_message_once_per_mailbox(store, people):
+    alice, bob, carol = people
+    store.directory.add_alias(bob.address, f"robert@{bob.address.split('@')[1]}")
+    earlier = _raw("x@remote.example", "many", "earlier")
+    deliver_local(store, earlier, [alice.address])
+    twice = _raw("x@remote.example", "many", "twice")
+    messages = [
+        LocalMessage(_raw("x@remote.example", "many", "one"), [alice.address, bob.address, carol.address]),
+        LocalMessage(twice, [bob.address, f"ROBERT@{bob.address.split('@')[1]}"]),  # primary and alias
+        LocalMessage(twice, [bob.address, alice.address]),  # the same message again in the batch
+        LocalMessage(earlier, [alice.address, carol.address]),  # alice had it before the batch
+        LocalMessage(_raw("x@remote.example", "many", "stranger"), ["nobody@remote.example", carol.address]),
+    ]
+    results = deliver_batch(store, messages)
+    assert [(r.delivered, r.duplicates, r.not_local) for r in results] == [
+        ([alice.address, bob.address, carol.address], [], []),
+        ([bob.address], [], []),
+        ([alice.address], [bob.address], []),
+        ([carol.address], [alice.address], []),
+        ([carol.address], [], ["nobody@remote.example"]),
+    ]
+    assert _inbox_subjects(store, alice) == ["earlier", "one", "twice"]
+    assert _inbox_subjects(store, bob) == ["one", "twice"]
+    assert _inbox_subjects(store, carol) == ["earlier", "one", "stranger"]
+
+
+def test_the_batching_writer_delivers_concurrent_messages_exactly_once(store, people):
+    alice, bob, carol = people
+    repeated = _raw("x@remote.example", "many", "repeated")
+
+    async def scenario() -> list:
+        deliveries = LocalDeliveries(store, max_batch=7)
+        try:
+            calls = [deliveries.deliver(_raw("x@remote.example", "many", f"m{i:02}"),
+                                        [(alice, bob, carol)[i % 3].address]) for i in range(30)]
+            calls += [deliveries.deliver(repeated, [alice.address]) for _ in range(4)]
+            return await asyncio.gather(*calls)
+        finally:
+            await deliveries.close()
+
+    results = asyncio.run(scenario())
+    assert [r.delivered for r in results[:30]] == [[(alice, bob, carol)[i % 3].address] for i in range(30)]
+    assert sorted(len(r.delivered) for r in results[30:]) == [0, 0, 0, 1]
+    assert sum(len(r.duplicates) for r in results[30:]) == 3
+    assert _inbox_subjects(store, alice) == sorted([f"m{i:02}" for i in range(0, 30, 3)] + ["repeated"])
+    assert _inbox_subjects(store, bob) == [f"m{i:02}" for i in range(1, 30, 3)]
+    assert _inbox_subjects(store, carol) == [f"m{i:02}" for i in range(2, 30, 3)]
+
+
+def test_an_oof_change_made_through_another_handle_applies_to_the_next_delivery(store, store_url, people):
+    alice, _bob, carol = people
+    other = Store.open(store_url, pool_size=1)  # as EWS's SetUserOofSettings in the server would
+    try:
+        deliver_local(store, _raw(carol.address, alice.address, "before"), [alice.address])  # OOF off: cached
+        oof.save(other, alice, oof.OofSettings(state="Enabled", internal_reply="Away", external_reply="Away"))
+        deliver_local(store, _raw(carol.address, alice.address, "during"), [alice.address])
+        assert _inbox_subjects(store, carol) == ["Automatic reply: during"]
+        oof.save(other, alice, oof.OofSettings(state="Disabled"))
+        deliver_local(store, _raw(f"dave@{carol.address.split('@')[1]}", alice.address, "after"), [alice.address])
+        assert _inbox_subjects(store, carol) == ["Automatic reply: during"]
+    finally:
+        other.close()
+
+
+def test_directory_changes_through_another_handle_reach_mail_flow_at_once(store, store_url, people):
+    alice, _bob, _carol = people
+    domain = alice.address.split("@")[1]
+    other = Store.open(store_url, pool_size=1)
+    try:
+        assert store.directory.lookup(alice.address) == alice
+        other.directory.add_alias(alice.address, f"al@{domain}")
+        assert store.directory.lookup(f"al@{domain}").id == alice.id
+        assert store.directory.lookup(alice.address).aliases == (f"al@{domain}",)
+        other.directory.remove_alias(f"al@{domain}")
+        assert store.directory.lookup(f"al@{domain}") is None
+        fresh = new_domain(other)
+        assert store.directory.accepts(fresh.upper())
+        other.directory.remove_domain(fresh)
+        assert not store.directory.accepts(fresh)
+        other.directory.remove_mailbox(alice.address)
+        assert store.directory.lookup(alice.address) is None
+        result = deliver_local(store, _raw("x@remote.example", alice.address), [alice.address])
+        assert (result.delivered, result.not_local) == ([], [alice.address])
+    finally:
+        other.close()
+
+
+def test_a_shared_cache_keeps_answers_for_its_time_and_never_one_loaded_across_a_forget():
+    cache: SharedCache[str, int] = SharedCache(seconds=60)
+    loads: list[str] = []
+
+    def load(value: int | None) -> int | None:
+        loads.append("load")
+        return value
+
+    assert cache.get("a", lambda: load(1)) == 1
+    assert cache.get("a", lambda: load(2)) == 1  # kept
+    assert cache.get("missing", lambda: load(None)) is None
+    assert cache.get("missing", lambda: load(None)) is None  # a miss is never kept
+    assert len(loads) == 3
+
+    def load_while_changed() -> int:
+        cache.forget()  # a change committed while this load ran
+        return 3
+
+    cache.forget("a")
+    assert cache.get("a", load_while_changed) == 3
+    assert cache.get("a", lambda: load(4)) == 4  # the answer loaded across the change was not kept
+    expired: SharedCache[str, int] = SharedCache(seconds=0)
+    expired.get("a", lambda: 1)
+    assert expired.get("a", lambda: 2) == 2
+
+
+def test_queue_bookkeeping_without_fsync_is_committed_when_its_future_resolves(tmp_path):
+    db = QueueDatabase(tmp_path / "mail.que")
+    try:
+        write = "INSERT INTO messages_probe VALUES (?)"
+        db.run(lambda conn: conn.execute("CREATE TABLE messages_probe (n INTEGER)")).result(10)
+        futures = [db.run(lambda conn, n=n: conn.execute(write, (n,)), durable=bool(n % 2)) for n in range(6)]
+        futures.append(db.run(lambda conn: conn.execute(write, (6,)), durable=False))
+        [f.result(10) for f in futures]
+        with closing(sqlite3.connect(tmp_path / "mail.que")) as other:  # another connection sees every one
+            assert sorted(n for (n,) in other.execute("SELECT n FROM messages_probe")) == list(range(7))
+    finally:
+        db.close()
