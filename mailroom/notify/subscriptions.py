@@ -78,6 +78,9 @@ class Subscription:
     kind: str = "pull"  # "pull" (GetEvents), "streaming" (GetStreamingEvents) or "push"
     push: PushTarget | None = None
     expires: float = field(default=0.0)  # time.monotonic() after which it is gone
+    # Held while a pull reads and advances ``delivered``: concurrent GetEvents calls on one
+    # subscription take turns, so no event is handed out twice.
+    reading: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def touch(self) -> None:
         self.expires = time.monotonic() + self.timeout_minutes * 60

@@ -26,10 +26,11 @@ class GetEvents(Operation):
         def one(_: None, msg: etree._Element) -> None:
             store, mailbox = self.ctx.store, self.ctx.mailbox
             subscription = notifications.subscription_of(store, self.ctx.identity, subscription_id, kind="pull")
-            view = notifications.JournalView(store, mailbox)
-            after = max(notifications.seq_of(given, mailbox, view.last), subscription.delivered)
-            events, reached, more = notifications.collect(view, subscription, after)
-            subscription.delivered = reached
+            with subscription.reading:
+                view = notifications.JournalView(store, mailbox)
+                after = max(notifications.seq_of(given, mailbox, view.last), subscription.delivered)
+                events, reached, more = notifications.collect(view, subscription, after)
+                subscription.delivered = reached
             note = notifications.notification(msg, m("Notification"), mailbox, subscription, after, events, more)
             if not events:
                 sub(sub(note, t("StatusEvent")), t("Watermark"), notifications.watermark(mailbox, reached))
