@@ -42,7 +42,7 @@ from mailroom.server.config import Config
 from mailroom.store import Store
 
 from . import dsn
-from .categorizer import UNREACHABLE_DELIVERY, Route, categorize
+from .categorizer import UNREACHABLE_DELIVERY, Route, categorize, expand, record_expansion
 from .envelope import Recipient, Submission, SubmissionRefused
 from .local import deliver_local
 from .metrics import TransportMetrics
@@ -326,6 +326,7 @@ class TransportService:
         if message.categorized:
             routes = [Route(r.address, r.next_hop, r.delivery_type) for r in work.recipients]
         else:
+            await self._expand_groups(work)
             routes = await self._in_pool(partial(categorize, self.store, [r.address for r in work.recipients],
                                                  smart_host=self.settings.smart_host, remote=self.remote is not None))
             self._awaiting_categorization.discard(message.id)
@@ -348,6 +349,18 @@ class TransportService:
                                              for (_hop, domain), batch in remote.items()))
             results += [r for batch in batches for r in batch]
         return results
+
+    async def _expand_groups(self, work: _Work) -> None:
+        """Replace group recipients by their members, durably, before routing (see categorizer)."""
+        expansions = await self._in_pool(partial(expand, self.store, [r.address for r in work.recipients]))
+        if expansions:
+            work.recipients = await self._run(partial(record_expansion, message=work.message, due=work.recipients,
+                                                      expansions=expansions))
+        for e in expansions:
+            self._event("EXPAND", "ROUTING", work.message, list(e.members), related_recipient_address=e.group)
+            if e.duplicates:
+                self._event("DUPLICATEEXPAND", "ROUTING", work.message, list(e.duplicates),
+                            related_recipient_address=e.group)
 
     async def _deliver_local(self, work: _Work, local: list[tuple[QueuedRecipient, Route]]) -> list[_Result]:
         item_class = dsn.item_class(work.body) if work.message.source == "DSN" else "IPM.Note"

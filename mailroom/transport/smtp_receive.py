@@ -258,11 +258,11 @@ class ReceiveHandler:
         return "250 2.1.5 Recipient OK"
 
     def _refusal(self, address: str) -> str | None:
-        """Why ``address`` is not ours to accept: another domain (relay) or no such mailbox or alias."""
+        """Why ``address`` is not ours to accept: another domain (relay) or no such mailbox, alias or group."""
         domain = address.rpartition("@")[2].lower()
         if domain not in {d.name.lower() for d in self.store.directory.domains()}:
             return "550 5.7.1 Unable to relay"
-        if self.store.directory.mailbox_by_address(address) is None:
+        if self.store.directory.mailbox_by_address(address) is None and self.store.groups.by_address(address) is None:
             return "550 5.1.1 User unknown"
         return None
 

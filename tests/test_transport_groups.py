@@ -1,0 +1,94 @@
+"""Public distribution groups in the transport, on both back ends: a message to a group reaches
+each member once (nested groups expanded, loops cut, members that are recipients already left
+out), the tracking log shows EXPAND and DUPLICATEEXPAND, and inbound SMTP takes a group's address
+at RCPT."""
+
+from __future__ import annotations
+
+import email.policy
+import smtplib
+import uuid
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+from mailroom.store.query import Page
+from mailroom.transport.tracking import MessageTrackingLog, TrackingQuery
+
+from .conftest import new_domain, new_mailbox, settle_all
+
+
+def _subjects(store, mailbox) -> list[str]:
+    settle_all()
+    inbox = store.folders.distinguished(mailbox, "inbox")
+    items, _ = store.items.find(mailbox, inbox.id, page=Page(0, 100))
+    return [item.props.get("Subject") for item in items]
+
+
+def _send(server, recipients: list[str], subject: str) -> None:
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = "sender@elsewhere.example"
+    msg["To"] = ", ".join(recipients)
+    msg["Subject"] = subject
+    msg["Message-ID"] = make_msgid(domain="elsewhere.example")
+    msg.set_content("To the whole team.\n")
+    host, port = server.smtp_url.removeprefix("smtp://").rsplit(":", 1)
+    with smtplib.SMTP(host, int(port), timeout=30) as client:
+        refused = client.send_message(msg, "sender@elsewhere.example", recipients)
+    assert refused == {}
+
+
+def test_a_message_to_a_group_reaches_every_member_once(server, server_store):
+    token = uuid.uuid4().hex[:8]
+    domain = new_domain(server_store)
+    ann, bob, cat = (new_mailbox(server_store, domain, f"{name}{token}") for name in ("ann", "bob", "cat"))
+    groups = server_store.groups
+    team = groups.add(f"team{token}@{domain}", "Team")
+    leads = groups.add(f"leads{token}@{domain}", "Leads")
+    for group, member in ((team, ann), (team, leads), (leads, bob), (leads, ann)):
+        groups.add_member(group.address, member.address)
+    groups.add_member(leads.address, team.address)  # a loop
+    subject = f"Group mail {token}"
+    _send(server, [team.address, cat.address], subject)
+    for mailbox in (ann, bob, cat):
+        assert _subjects(server_store, mailbox) == [subject], mailbox.address
+    server.settle()
+    log = MessageTrackingLog(server.config.data_dir / "logs" / "MessageTracking")
+    expand = log.search(TrackingQuery(event_id="EXPAND", recipients=(ann.address,)))
+    assert [(e.related_recipient_address, sorted(e.recipient_address)) for e in expand] == [
+        (team.address, sorted([ann.address, bob.address]))]
+    [duplicate] = log.search(TrackingQuery(event_id="DUPLICATEEXPAND", recipients=(ann.address,)))
+    assert duplicate.related_recipient_address == team.address
+    delivered = log.search(TrackingQuery(event_id="DELIVER", subject=subject))
+    assert sorted(a for e in delivered for a in e.recipient_address) == sorted(
+        [ann.address, bob.address, cat.address])
+
+
+def test_a_member_already_addressed_gets_one_copy(server, server_store):
+    token = uuid.uuid4().hex[:8]
+    domain = new_domain(server_store)
+    ann = new_mailbox(server_store, domain, f"ann{token}")
+    team = server_store.groups.add(f"team{token}@{domain}")
+    server_store.groups.add_member(team.address, ann.address)
+    subject = f"Twice addressed {token}"
+    _send(server, [ann.address, team.address], subject)
+    assert _subjects(server_store, ann) == [subject]
+    server.settle()
+    log = MessageTrackingLog(server.config.data_dir / "logs" / "MessageTracking")
+    [duplicate] = log.search(TrackingQuery(event_id="DUPLICATEEXPAND", recipients=(ann.address,)))
+    assert duplicate.related_recipient_address == team.address
+
+
+def test_an_empty_group_is_accepted_and_delivers_nothing(server, server_store):
+    token = uuid.uuid4().hex[:8]
+    domain = new_domain(server_store)
+    ann = new_mailbox(server_store, domain, f"ann{token}")
+    team = server_store.groups.add(f"empty{token}@{domain}")
+    _send(server, [team.address], f"Nobody {token}")
+    server.settle()
+    settle_all()
+    assert _subjects(server_store, ann) == []
+    host, port = server.smtp_url.removeprefix("smtp://").rsplit(":", 1)
+    with smtplib.SMTP(host, int(port), timeout=30) as client:
+        client.ehlo("client.example.org")
+        assert client.mail("sender@elsewhere.example")[0] == 250
+        assert client.rcpt(f"nogroup{token}@{domain}")[0] == 550
