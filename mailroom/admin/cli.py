@@ -289,7 +289,9 @@ def mailbox_set(
         _fail("give one of --throttling-policy NAME or --no-throttling-policy, not both")
     if not (values or phones or manager is not None or display_name is not None or throttling_policy is not None
             or no_throttling_policy):
-        _fail("give at least one option to change (see --help)")
+        _fail("give at least one option to change: --throttling-policy NAME or --no-throttling-policy, "
+              "--display-name, a directory attribute (--department, --title, --manager, --office, --company, "
+              "--phone KIND=NUMBER, ...; see --help)")
     store = _store(data, config, database)
     try:
         if display_name is not None:
