@@ -11,10 +11,12 @@ import uuid
 from email.message import EmailMessage
 from email.utils import make_msgid
 
+from exchangelib import Mailbox, Message
+
 from mailroom.store.query import Page
 from mailroom.transport.tracking import MessageTrackingLog, TrackingQuery
 
-from .conftest import new_domain, new_mailbox, settle_all
+from .conftest import make_account, new_domain, new_mailbox, settle_all
 
 
 def _subjects(store, mailbox) -> list[str]:
@@ -92,3 +94,15 @@ def test_an_empty_group_is_accepted_and_delivers_nothing(server, server_store):
         client.ehlo("client.example.org")
         assert client.mail("sender@elsewhere.example")[0] == 250
         assert client.rcpt(f"nogroup{token}@{domain}")[0] == 550
+
+
+def test_a_message_sent_through_ews_to_a_group(server, server_store):
+    token = uuid.uuid4().hex[:8]
+    domain = new_domain(server_store)
+    ann, bob = (new_mailbox(server_store, domain, f"{name}{token}") for name in ("ann", "bob"))
+    team = server_store.groups.add(f"team{token}@{domain}", "Team")
+    server_store.groups.add_member(team.address, bob.address)
+    account = make_account(server, ann.address)
+    Message(account=account, subject=f"Via EWS {token}", body="Hello team",
+            to_recipients=[Mailbox(email_address=team.address)]).send()
+    assert _subjects(server_store, bob) == [f"Via EWS {token}"]
