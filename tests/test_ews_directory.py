@@ -8,8 +8,9 @@ import uuid
 import pytest
 from exchangelib.errors import ErrorNameResolutionNoResults
 
-from .conftest import PASSWORD, make_account, new_domain, new_mailbox
+from .conftest import PASSWORD, new_domain, new_mailbox
 from .soap import NS, codes, envelope, fault_code, parse, post
+from .test_ews_resolve import connect
 
 
 @pytest.fixture
@@ -25,12 +26,6 @@ def org(server_store):
         "PostalCode": "12345", "CountryOrRegion": "US", "Notes": "Call mornings"},
         {"BusinessPhone": "+1 555 0100", "MobilePhone": "+1 555 0199"}, manager=boss.address)
     return token, domain, boss, worker
-
-
-def connect(server, address):
-    account = make_account(server, address)
-    assert account.version.build.major_version == 15  # settles the version the protocol speaks
-    return account
 
 
 def raw(server, address, body, version="Exchange2016"):

@@ -14,6 +14,8 @@ from email.utils import make_msgid
 from exchangelib import Mailbox, Message
 
 from mailroom.store.query import Page
+from mailroom.transport import queue
+from mailroom.transport.categorizer import expand, record_expansion
 from mailroom.transport.tracking import MessageTrackingLog, TrackingQuery
 
 from .conftest import make_account, new_domain, new_mailbox, settle_all
@@ -106,3 +108,32 @@ def test_a_message_sent_through_ews_to_a_group(server, server_store):
     Message(account=account, subject=f"Via EWS {token}", body="Hello team",
             to_recipients=[Mailbox(email_address=team.address)]).send()
     assert _subjects(server_store, bob) == [f"Via EWS {token}"]
+
+
+def test_expansion_is_recorded_once_and_survives_a_crash(store, tmp_path):
+    """Underneath: a group named twice is expanded once; the members are queue rows of their own,
+    so the next pass (after a crash) finds them and nothing left to expand."""
+    domain = new_domain(store)
+    ann, bob = new_mailbox(store, domain, "ann"), new_mailbox(store, domain, "bob")
+    team = store.groups.add(f"team@{domain}")
+    for member in (ann, bob):
+        store.groups.add_member(team.address, member.address)
+    conn = queue.connect(tmp_path / "mail.que")
+    new = queue.NewMessage(internet_id="<x@example.org>", mail_from="s@elsewhere.example", subject="s",
+                           source="SMTP", connector="", client_ip="", client_hostname="", submitter=None, envid=None,
+                           ret=None, received=queue.now(), expires=queue.now() + 60, body=b"Subject: s\r\n\r\nx\r\n",
+                           recipients=((team.address, ("SUCCESS", "FAILURE"), None),
+                                       (team.address.upper(), (), None), (ann.address, (), None)))
+    message_id = queue.insert_message(conn, new)
+    message = queue.select_message(conn, message_id)
+    due = queue.select_recipients(conn, message_id)
+    expansions = expand(store, [r.address for r in due])
+    assert [(e.group, e.members, e.duplicates) for e in expansions] == [(team.address, (bob.address,),
+                                                                          (ann.address,))]
+    now_due = record_expansion(conn, message, due, expansions)
+    assert sorted(r.address for r in now_due) == [ann.address, bob.address]
+    rows = {r.address: r for r in queue.select_recipients(conn, message_id)}
+    assert [r.status for r in queue.select_recipients(conn, message_id)][:2] == [queue.EXPANDED, queue.EXPANDED]
+    assert rows[bob.address].notify == ("FAILURE",) and rows[bob.address].original == team.address
+    assert expand(store, [r.address for r in now_due]) == []  # the next pass has nothing to expand
+    conn.close()

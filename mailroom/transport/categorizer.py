@@ -51,9 +51,9 @@ def expand(store: Store, addresses: list[str]) -> list[GroupExpansion]:
     that is already a recipient (or another group's member) is a duplicate, not a second copy."""
     groups = [(address, store.groups.by_address(address)) for address in addresses]
     taken = {a.lower() for a, group in groups if group is None}
-    expansions = []
+    expansions: list[GroupExpansion] = []
     for address, group in groups:
-        if group is None:
+        if group is None or any(e.group.lower() == address.lower() for e in expansions):
             continue
         expansion = store.groups.expand(group)
         members = [m for m in expansion.addresses if m not in taken]
@@ -67,13 +67,13 @@ def record_expansion(conn: sqlite3.Connection, message: QueuedMessage, due: list
                      expansions: list[GroupExpansion]) -> list[QueuedRecipient]:
     """In the queue database: each group's recipient made final and its members added, ready now;
     returns the message's recipients due for this pass (``due`` without the groups, plus members)."""
-    by_address = {r.address.lower(): r for r in due}
     groups, added = set(), set()
     for expansion in expansions:
-        group = by_address[expansion.group.lower()]
-        groups.add(group.id)
-        conn.execute("UPDATE recipients SET status = ?, last_response = ? WHERE id = ?",
-                     (EXPANDED, "250 2.1.5 Distribution list expanded", group.id))
+        named = [r for r in due if r.address.lower() == expansion.group.lower()]  # a group named twice: once
+        groups.update(r.id for r in named)
+        conn.executemany("UPDATE recipients SET status = ?, last_response = ? WHERE id = ?",
+                         [(EXPANDED, "250 2.1.5 Distribution list expanded", r.id) for r in named])
+        group = named[0]
         notify = ",".join(n for n in group.notify if n != "SUCCESS") or ("NEVER" if group.notify else "")
         for member in expansion.members:
             added.add(conn.execute(
