@@ -24,6 +24,7 @@ from mailroom.access.passwords import hash_password
 from mailroom.notify import optout
 from mailroom.server import config as configuration
 from mailroom.store import Store
+from mailroom.store.directory import ATTRIBUTES, PHONE_KEYS
 from mailroom.store.errors import StoreError
 from mailroom.throttling import policy as throttling
 from mailroom.transport.queue_admin import QueueAdmin, QueueError
@@ -53,6 +54,11 @@ app.add_typer(audit_app, name="audit")
 policy_app = typer.Typer(help="EWS throttling policies (the Global policy is built in; one may be the organization "
                               "default; `mailbox set --throttling-policy` assigns one).", no_args_is_help=True)
 app.add_typer(policy_app, name="throttling-policy")
+group_app = typer.Typer(help="Public distribution groups and room lists in the directory.", no_args_is_help=True)
+group_member_app = typer.Typer(help="A group's members: mailboxes, other groups, external addresses.",
+                               no_args_is_help=True)
+app.add_typer(group_app, name="group")
+group_app.add_typer(group_member_app, name="member")
 console = Console()
 errors = Console(stderr=True)
 
@@ -161,16 +167,24 @@ def mailbox_add(
     password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input.")] = False,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     mailbox_database: Annotated[str, typer.Option("--mailbox-database", help="Mailbox database.")] = "DB01",
+    room: Annotated[bool, typer.Option("--room", help="A room mailbox (a resource; no password needed).")] = False,
+    equipment: Annotated[bool, typer.Option("--equipment", help="An equipment mailbox (a resource; no password "
+                                                                "needed).")] = False,
     data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None,
 ) -> None:
     """Create a mailbox with Exchange's default folders."""
+    if room and equipment:
+        _fail("give one of --room or --equipment, not both")
+    kind = "room" if room else "equipment" if equipment else "user"
+    resource = kind != "user" and password is None and not password_stdin
     store = _store(data, config, database)
     try:
-        mailbox = store.directory.add_mailbox(address, hash_password(_password(password, password_stdin)), name,
-                                              mailbox_database)
+        secret = None if resource else hash_password(_password(password, password_stdin))
+        mailbox = store.directory.add_mailbox(address, secret, name, mailbox_database, kind)
     except (StoreError, ValueError) as exc:
         _fail(str(exc))
-    console.print(f"mailbox {mailbox.address} added ({mailbox.display_name}, database {mailbox.database_name})")
+    shown = f"{mailbox.kind} mailbox" if mailbox.kind != "user" else "mailbox"
+    console.print(f"{shown} {mailbox.address} added ({mailbox.display_name}, database {mailbox.database_name})")
 
 
 @mailbox_app.command("list")
@@ -213,6 +227,30 @@ def mailbox_alias(
     console.print(f"alias {alias} {'removed from' if remove else 'added to'} {address}")
 
 
+_PHONE_KINDS = {"business": "BusinessPhone", "mobile": "MobilePhone", "home": "HomePhone", "fax": "BusinessFax",
+                "pager": "Pager", "other": "OtherTelephone", "assistant": "AssistantPhone"}
+
+
+def _phones(given: list[str]) -> dict[str, str]:
+    """``KIND=NUMBER`` options by PhoneNumbers key (business, mobile, home, fax, pager, other, assistant
+    or any EWS key such as CarPhone); an empty NUMBER removes that phone."""
+    keys = {key.lower(): key for key in PHONE_KEYS} | _PHONE_KINDS
+    phones = {}
+    for option in given:
+        kind, equals, number = option.partition("=")
+        key = keys.get(kind.strip().lower())
+        if not equals or key is None:
+            _fail(f"--phone takes KIND=NUMBER with KIND one of {', '.join(_PHONE_KINDS)} or an EWS key "
+                  f"({', '.join(PHONE_KEYS)}), not {option!r}")
+        phones[key] = number
+    return phones
+
+
+def _text(help_text: str, option: str) -> object:
+    """An optional text option for one directory attribute."""
+    return Annotated[str | None, typer.Option(option, help=f"{help_text} ('' removes it).")]
+
+
 @mailbox_app.command("set")
 def mailbox_set(
     address: str,
@@ -220,21 +258,82 @@ def mailbox_set(
                                                           "throttling policy (Set-Mailbox -ThrottlingPolicy).")] = None,
     no_throttling_policy: Annotated[bool, typer.Option("--no-throttling-policy", help="Take its own policy away (the "
                                                        "organization default, else Global, applies).")] = False,
+    display_name: Annotated[str | None, typer.Option("--display-name", help="Display name.")] = None,
+    first_name: _text("Given name", "--first-name") = None,
+    initials: _text("Initials", "--initials") = None,
+    last_name: _text("Surname", "--last-name") = None,
+    company: _text("Company", "--company") = None,
+    department: _text("Department", "--department") = None,
+    title: _text("Job title", "--title") = None,
+    office: _text("Office", "--office") = None,
+    assistant: _text("Assistant's name", "--assistant") = None,
+    notes: _text("Notes", "--notes") = None,
+    street: _text("Street address", "--street") = None,
+    city: _text("City", "--city") = None,
+    state: _text("State or province", "--state") = None,
+    country: _text("Country or region", "--country") = None,
+    postal_code: _text("Postal code", "--postal-code") = None,
+    manager: Annotated[str | None, typer.Option("--manager", help="The manager's mailbox address ('' removes it).")
+                       ] = None,
+    phone: Annotated[list[str] | None, typer.Option("--phone", help="KIND=NUMBER, repeatable: business, mobile, home, "
+                                                    "fax, pager, other, assistant or an EWS key ('' NUMBER removes)."
+                                                    )] = None,
     data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None,
 ) -> None:
-    """Change a mailbox's settings."""
-    if (throttling_policy is not None) == no_throttling_policy:
-        _fail("give one of --throttling-policy NAME or --no-throttling-policy")
+    """Change a mailbox's settings and directory attributes (Set-Mailbox / Set-User)."""
+    values = {name: value for name, value in (
+        ("GivenName", first_name), ("Initials", initials), ("Surname", last_name), ("CompanyName", company),
+        ("Department", department), ("JobTitle", title), ("OfficeLocation", office), ("AssistantName", assistant),
+        ("Notes", notes), ("Street", street), ("City", city), ("State", state), ("CountryOrRegion", country),
+        ("PostalCode", postal_code)) if value is not None}
+    phones = _phones(phone or [])
+    if throttling_policy is not None and no_throttling_policy:
+        _fail("give one of --throttling-policy NAME or --no-throttling-policy, not both")
+    if not (values or phones or manager is not None or display_name is not None or throttling_policy is not None
+            or no_throttling_policy):
+        _fail("give at least one option to change: --throttling-policy NAME or --no-throttling-policy, "
+              "--display-name, a directory attribute (--department, --title, --manager, --office, --company, "
+              "--phone KIND=NUMBER, ...; see --help)")
     store = _store(data, config, database)
     try:
+        if display_name is not None:
+            if not display_name.strip():
+                _fail("--display-name cannot be empty")
+            store.directory.set_display_name(address, display_name.strip())
+        if values or phones or manager is not None:
+            store.directory.set_attributes(address, values, phones, manager)
         if no_throttling_policy:
             store.throttling.unassign(address)
-        else:
-            store.throttling.assign(address, throttling_policy or "")
-    except StoreError as exc:
+        elif throttling_policy is not None:
+            store.throttling.assign(address, throttling_policy)
+    except (StoreError, ValueError) as exc:
         _fail(str(exc))
-    governed = "its own throttling policy removed" if no_throttling_policy else f"throttling policy {throttling_policy}"
-    console.print(f"{address}: {governed}", highlight=False)
+    if throttling_policy is not None or no_throttling_policy:
+        governed = ("its own throttling policy removed" if no_throttling_policy
+                    else f"throttling policy {throttling_policy}")
+        console.print(f"{address}: {governed}", highlight=False)
+    if values or phones or manager is not None or display_name is not None:
+        console.print(f"{address}: directory attributes changed", highlight=False)
+
+
+@mailbox_app.command("show")
+def mailbox_show(address: str, data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
+    """Print a mailbox and its directory attributes (Get-User)."""
+    directory = _store(data, config, database).directory
+    mailbox = directory.mailbox_by_address(address)
+    if mailbox is None:
+        _fail(f"no mailbox {address}")
+    entry = directory.entry(mailbox)
+    lines = [("Address", mailbox.address), ("DisplayName", mailbox.display_name), ("Kind", mailbox.kind),
+             ("Database", mailbox.database_name), ("Aliases", ", ".join(mailbox.aliases))]
+    lines += [(name, entry.attributes[name]) for name in ATTRIBUTES if name in entry.attributes]
+    lines += [(key, entry.phones[key]) for key in PHONE_KEYS if key in entry.phones]
+    if entry.manager is not None:
+        lines.append(("Manager", entry.manager.address))
+    if entry.direct_reports:
+        lines.append(("DirectReports", ", ".join(m.address for m in entry.direct_reports)))
+    for name, value in lines:
+        console.print(f"{name}: {value}", highlight=False)
 
 
 @mailbox_app.command("set-notifications")
@@ -266,6 +365,66 @@ def mailbox_remove(
     except StoreError as exc:
         _fail(str(exc))
     console.print(f"mailbox {address} removed")
+
+
+@group_app.command("add")
+def group_add(
+    address: str,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    room_list: Annotated[bool, typer.Option("--room-list", help="A room list (its rooms are what GetRooms "
+                                                                "answers).")] = False,
+    data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None,
+) -> None:
+    """Create a distribution group (New-DistributionGroup [-RoomList])."""
+    try:
+        group = _store(data, config, database).groups.add(address, name, room_list)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"{'room list' if group.room_list else 'group'} {group.address} added ({group.display_name})",
+                  highlight=False)
+
+
+@group_app.command("list")
+def group_list(data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
+    """List groups with their members."""
+    store = _store(data, config, database)
+    table = Table("Address", "Display name", "Room list", "Members")
+    for group in store.groups.list():
+        table.add_row(group.address, group.display_name, "yes" if group.room_list else "",
+                      ", ".join(m.address for m in store.groups.members(group)))
+    console.print(table)
+
+
+@group_app.command("remove")
+def group_remove(address: str, data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
+    """Delete a group (its mailboxes stay; groups it was a member of lose it)."""
+    try:
+        _store(data, config, database).groups.remove(address)
+    except StoreError as exc:
+        _fail(str(exc))
+    console.print(f"group {address} removed", highlight=False)
+
+
+@group_member_app.command("add")
+def group_member_add(group: str, member: str, data: DataOpt = None, config: ConfigOpt = None,
+                     database: DatabaseOpt = None) -> None:
+    """Add a mailbox, a group or an external address to a group."""
+    try:
+        _store(data, config, database).groups.add_member(group, member)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"{member} added to {group}", highlight=False)
+
+
+@group_member_app.command("remove")
+def group_member_remove(group: str, member: str, data: DataOpt = None, config: ConfigOpt = None,
+                        database: DatabaseOpt = None) -> None:
+    """Take a member out of a group."""
+    try:
+        _store(data, config, database).groups.remove_member(group, member)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"{member} removed from {group}", highlight=False)
 
 
 ScopeOpt = Annotated[str, typer.Option("--scope", help="all, domain:D, database:DB, mailboxes:A,B or filter:EXPR "

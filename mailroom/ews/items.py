@@ -47,7 +47,7 @@ READ_ONLY = frozenset({
     "LastModifiedTime", "DisplayCc", "DisplayTo", "DisplayBcc", "EffectiveRights", "IsSubmitted", "IsFromMe",
     "IsResend", "IsUnmodified", "ResponseObjects", "ConversationId", "UniqueBody", "NormalizedBody", "TextBody",
     "Preview", "InstanceKey", "StoreEntryId", "WebClientReadFormQueryString", "WebClientEditFormQueryString",
-    "IconIndex", "SortKey", "SearchKey", "MimeContentUTF8",
+    "IconIndex", "SortKey", "SearchKey", "MimeContentUTF8", "CompleteName", "HasPicture",
 })
 BODY_ELEMENTS = frozenset({"Body", "UniqueBody", "NormalizedBody", "TextBody"})
 # Never part of a FindItem row (Exchange returns them only from GetItem).
@@ -66,7 +66,7 @@ _VERSION_GATED = {"ConversationId": "Exchange2010", "UniqueBody": "Exchange2010"
                   "LastModifiedTime": "Exchange2007_SP1", "IsAssociated": "Exchange2010",
                   "WebClientReadFormQueryString": "Exchange2010", "WebClientEditFormQueryString": "Exchange2010",
                   "StartTimeZone": "Exchange2010", "EndTimeZone": "Exchange2010", "StartTimeZoneId": "Exchange2013",
-                  "EndTimeZoneId": "Exchange2013"}
+                  "EndTimeZoneId": "Exchange2013", "HasPicture": "Exchange2010"}
 
 
 def element_for_class(item_class: str, ctx: Context) -> str:
@@ -100,6 +100,7 @@ def convert(element: Element, node: etree._Element, ctx: Context) -> Any:
     if element.kind == "list":
         return [s.text or "" for s in node.findall(t("String"))]
     if not element.simple:
+        _check_keys(element.name, node)
         return etree.tostring(node, encoding="unicode")
     if element.kind == "string":
         return node.text or ""
@@ -110,6 +111,21 @@ def convert(element: Element, node: etree._Element, ctx: Context) -> Any:
         return typed_value(element.kind, text, ctx.tz)
     except ValueError as exc:
         raise SOAPFault("ErrorSchemaValidation", f"{element.name}: {text!r} is not a valid value.") from exc
+
+
+# A contact's dictionaries and the enumeration their entries' Key comes from.
+_DICTIONARY_KEYS = {"EmailAddresses": "EmailAddressKeyType", "PhysicalAddresses": "PhysicalAddressKeyType",
+                    "PhoneNumbers": "PhoneNumberKeyType", "ImAddresses": "ImAddressKeyType"}
+
+
+def _check_keys(name: str, node: etree._Element) -> None:
+    """An entry key the schema does not list fails schema validation, as on Exchange."""
+    if name not in _DICTIONARY_KEYS:
+        return
+    allowed = schema().enumeration(_DICTIONARY_KEYS[name])
+    for entry in node.iterchildren(t("Entry")):
+        if entry.get("Key") not in allowed:
+            raise SOAPFault("ErrorSchemaValidation", f"{name}: {entry.get('Key')!r} is not a valid entry key.")
 
 
 def parse_body(node: etree._Element) -> Body:
@@ -421,6 +437,22 @@ def _response_objects(node: etree._Element, step: _Step, item: Item, *_: Any) ->
         etree.SubElement(holder, t(name))
 
 
+# CompleteNameType's parts and the contact properties they come from.
+_COMPLETE_NAME = (("FirstName", "GivenName"), ("MiddleName", "MiddleName"), ("LastName", "Surname"),
+                  ("Suffix", "Generation"), ("Initials", "Initials"), ("FullName", "DisplayName"),
+                  ("Nickname", "Nickname"))
+
+
+def _complete_name(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
+    """A contact's CompleteName, made of its name properties as Exchange does (none: no element)."""
+    parts = [(part, item.props.get(source)) for part, source in _COMPLETE_NAME]
+    if any(value for _, value in parts):
+        complete = etree.SubElement(node, step.tag)
+        for part, value in parts:
+            if value:
+                _text(complete, t(part), value)
+
+
 _SPECIAL: dict[str, Callable[..., None]] = {
     "ItemId": _item_id, "ParentFolderId": _parent_folder_id, "MimeContent": _mime, "Attachments": _attachments,
     "Body": _body, "UniqueBody": _body, "NormalizedBody": _body, "TextBody": _body,
@@ -436,6 +468,7 @@ _SPECIAL: dict[str, Callable[..., None]] = {
     "StartTimeZone": _zone("Start"), "EndTimeZone": _zone("End"), "StartTimeZoneId": _zone("Start"),
     "EndTimeZoneId": _zone("End"), "MeetingTimeZone": _meeting_time_zone, "AssociatedCalendarItemId": _associated,
     "ResponseObjects": _response_objects,
+    "CompleteName": _complete_name, "HasPicture": _flag(),
 }
 
 

@@ -12,6 +12,7 @@ from .audit import AuditLog
 from .directory import Directory
 from .engine import make_engine, sqlite_url
 from .folders import Folders
+from .groups import Groups
 from .items import Items
 from .journal import Journal
 from .permissions import Permissions
@@ -25,6 +26,7 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.directory = Directory(engine)
+        self.groups = Groups(engine, self.directory)
         self.folders = Folders(engine)
         self.items = Items(engine, self.folders)
         self.journal = Journal(engine)

@@ -14,7 +14,7 @@ from .cache import shared
 from .default_folders import DEFAULT_FOLDERS
 from .engine import Writer, reading, writing
 from .errors import AlreadyExists, InvalidOperation, NotFound
-from .model import Domain, Mailbox, utcnow
+from .model import DirectoryEntry, Domain, Mailbox, utcnow
 from .scopes import Grant, Scope, parse_scope
 from .sqlquery import _like_escape
 
@@ -22,8 +22,17 @@ DEFAULT_DATABASE = "DB01"
 
 _MAILBOX_COLUMNS = (
     t.mailboxes.c.id, t.mailboxes.c.guid, t.mailboxes.c.address, t.mailboxes.c.display_name,
-    t.mailboxes.c.database_id, t.mailbox_databases.c.name, t.mailbox_databases.c.guid,
+    t.mailboxes.c.database_id, t.mailbox_databases.c.name, t.mailbox_databases.c.guid, t.mailboxes.c.kind,
 )
+KINDS = ("user", "room", "equipment")
+# The directory attributes a mailbox may carry, by the EWS Contact element (or PhysicalAddress
+# entry field) that shows them; phone numbers are kept apart, by PhoneNumbers key.
+ATTRIBUTES = ("GivenName", "Initials", "Surname", "CompanyName", "Department", "JobTitle", "OfficeLocation",
+              "AssistantName", "Notes", "Street", "City", "State", "CountryOrRegion", "PostalCode")
+# PhoneNumberKeyType: the kinds of phone number an entry (directory or contact) can hold.
+PHONE_KEYS = ("AssistantPhone", "BusinessFax", "BusinessPhone", "BusinessPhone2", "Callback", "CarPhone",
+              "CompanyMainPhone", "HomeFax", "HomePhone", "HomePhone2", "Isdn", "MobilePhone", "OtherFax",
+              "OtherTelephone", "Pager", "PrimaryPhone", "RadioPhone", "Telex", "TtyTddPhone")
 
 
 def _mailbox_query():  # noqa: ANN202 - a SQLAlchemy Select
@@ -33,7 +42,7 @@ def _mailbox_query():  # noqa: ANN202 - a SQLAlchemy Select
 
 def _mailbox(row: Row, aliases: tuple[str, ...] = ()) -> Mailbox:
     return Mailbox(id=row[0], guid=row[1], address=row[2], display_name=row[3], database_id=row[4],
-                   database_name=row[5], database_guid=row[6], aliases=aliases)
+                   database_name=row[5], database_guid=row[6], aliases=aliases, kind=row[7])
 
 
 def mailbox_sid(guid: str) -> str:
@@ -52,6 +61,12 @@ def guid_of_sid(sid: str) -> str | None:
     if any(v >= 2 ** 32 for v in values):
         return None
     return str(uuid.UUID(bytes=b"".join(v.to_bytes(4, "big") for v in values)))
+
+
+def _merged(current: dict[str, str], changes: dict[str, str]) -> dict[str, str]:
+    """``current`` with ``changes`` applied (an empty or blank value removes the key)."""
+    merged = {**current, **{k: v.strip() for k, v in changes.items()}}
+    return {k: v for k, v in merged.items() if v}
 
 
 def normalize_address(address: str) -> str:
@@ -122,6 +137,9 @@ class Directory:
             used = w.conn.scalar(select(func.count()).where(t.mailboxes.c.domain_id == domain_id))
             if used:
                 raise InvalidOperation(f"domain {name} still has {used} mailbox(es)")
+            groups = w.conn.scalar(select(func.count()).where(t.groups.c.domain_id == domain_id))
+            if groups:
+                raise InvalidOperation(f"domain {name} still has {groups} group(s)")
             w.conn.execute(delete(t.domains).where(t.domains.c.id == domain_id))
 
     # -- databases ---------------------------------------------------------------------------
@@ -134,30 +152,34 @@ class Directory:
 
     # -- mailboxes ---------------------------------------------------------------------------
     def add_mailbox(self, address: str, password_hash: str | None, display_name: str | None = None,
-                    database: str = DEFAULT_DATABASE) -> Mailbox:
+                    database: str = DEFAULT_DATABASE, kind: str = "user") -> Mailbox:
         address = normalize_address(address)
+        if kind not in KINDS:
+            raise ValueError(f"not a mailbox kind: {kind!r} (one of {', '.join(KINDS)})")
         domain_name = address.split("@", 1)[1]
         with self._writing() as w:
             domain_id = w.conn.scalar(select(t.domains.c.id).where(t.domains.c.name == domain_name))
             if domain_id is None:
                 raise NotFound(f"domain {domain_name} is not an accepted domain here (mailroom domain add)")
-            if self._taken(w, address):
+            if self.taken(w, address):
                 raise AlreadyExists(f"{address} is already in use")
             database_id = self._database_id(w, database)
             mailbox_id = w.conn.execute(insert(t.mailboxes).values(
                 guid=str(uuid.uuid4()), database_id=database_id, domain_id=domain_id, address=address,
                 display_name=display_name or address.split("@", 1)[0], password_hash=password_hash,
-                created=utcnow(),
+                created=utcnow(), kind=kind,
             )).inserted_primary_key[0]
             self._create_default_folders(w, mailbox_id, database_id)
         found = self.mailbox_by_address(address)
         assert found is not None  # just committed
         return found
 
-    def _taken(self, w: Writer, address: str) -> bool:
+    def taken(self, w: Writer, address: str) -> bool:
+        """Whether a mailbox, an alias or a group already has this (lower-case) address."""
         return bool(
             w.conn.scalar(select(func.count()).where(t.mailboxes.c.address == address))
             or w.conn.scalar(select(func.count()).where(t.aliases.c.address == address))
+            or w.conn.scalar(select(func.count()).where(t.groups.c.address == address))
         )
 
     def _create_default_folders(self, w: Writer, mailbox_id: int, database_id: int) -> None:
@@ -252,6 +274,45 @@ class Directory:
         with self._writing() as w:
             w.conn.execute(update(t.mailboxes).where(t.mailboxes.c.id == mailbox.id).values(**values))
 
+    # -- directory attributes ------------------------------------------------------------------
+    def entry(self, mailbox: Mailbox) -> DirectoryEntry:
+        """The directory attributes of ``mailbox``, its manager and the mailboxes it manages."""
+        d = t.directory_attributes.c
+        with reading(self.engine) as conn:
+            row = conn.execute(select(d.attributes, d.manager_id).where(d.mailbox_id == mailbox.id)).first()
+            reports = conn.execute(_mailbox_query().join(t.directory_attributes, d.mailbox_id == t.mailboxes.c.id)
+                                   .where(d.manager_id == mailbox.id).order_by(t.mailboxes.c.display_name)).all()
+        stored = dict(row[0]) if row else {}
+        phones = stored.pop("PhoneNumbers", {})
+        manager = self.mailboxes_by_id([row[1]]).get(row[1]) if row and row[1] is not None else None
+        return DirectoryEntry(stored, phones, manager, tuple(_mailbox(r) for r in reports))
+
+    def set_attributes(self, address: str, values: dict[str, str], phones: dict[str, str] | None = None,
+                       manager: str | None = None) -> DirectoryEntry:
+        """Change directory attributes (``values`` by ATTRIBUTES name, ``phones`` by PHONE_KEYS
+        key, ``manager`` an address; an empty value removes one) and return the result."""
+        mailbox = self._require(address)
+        unknown = [k for k in values if k not in ATTRIBUTES] + [k for k in phones or {} if k not in PHONE_KEYS]
+        if unknown:
+            raise ValueError(f"not a directory attribute: {', '.join(unknown)}")
+        manager_id: int | None = None
+        if manager:
+            boss = self._require(manager)
+            if boss.id == mailbox.id:
+                raise InvalidOperation(f"{mailbox.address} cannot be its own manager")
+            manager_id = boss.id
+        current = self.entry(mailbox)
+        attributes = _merged(current.attributes, values)
+        attributes["PhoneNumbers"] = _merged(current.phones, phones or {})
+        d = t.directory_attributes.c
+        if manager is None:
+            manager_id = current.manager.id if current.manager else None
+        with writing(self.engine) as w:
+            w.conn.execute(delete(t.directory_attributes).where(d.mailbox_id == mailbox.id))
+            w.conn.execute(insert(t.directory_attributes).values(mailbox_id=mailbox.id, manager_id=manager_id,
+                                                                 attributes=attributes))
+        return self.entry(mailbox)
+
     def _require(self, address: str) -> Mailbox:
         mailbox = self.mailbox_by_address(address)
         if mailbox is None:
@@ -265,7 +326,7 @@ class Directory:
             domain = alias.split("@", 1)[1]
             if w.conn.scalar(select(t.domains.c.id).where(t.domains.c.name == domain)) is None:
                 raise NotFound(f"domain {domain} is not an accepted domain here")
-            if self._taken(w, alias):
+            if self.taken(w, alias):
                 raise AlreadyExists(f"{alias} is already in use")
             w.conn.execute(insert(t.aliases).values(address=alias, mailbox_id=mailbox.id))
 

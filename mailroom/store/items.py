@@ -254,7 +254,7 @@ class Items:
         created = new.props.get("DateTimeCreated") if action in ("moved", "copied") else None
         for att in new.attachments:
             att.size = att.size or len(att.content)
-        columns, rest = _split_props(props)
+        columns, rest = _split_props(_with_picture(props, any(a.is_contact_photo for a in new.attachments)))
         seq = w.next_change(mailbox.database_id)  # taken first so the row is written once, complete
         columns.update(
             mailbox_id=mailbox.id, folder_id=folder_id, change_number=seq, date_created=created or now,
@@ -509,13 +509,22 @@ class Items:
     def _refresh_after_attachments(self, w: Writer, mailbox: Mailbox, row: Row, journal: bool = True) -> None:
         """HasAttachments and Size after attachments changed; the stored MIME no longer matches."""
         a = t.attachments.c
-        rows = w.conn.execute(select(a.size, a.is_inline).where(a.item_id == row.id)).all()
+        rows = w.conn.execute(select(a.size, a.is_inline, a.is_contact_photo).where(a.item_id == row.id)).all()
         current = w.conn.execute(select(t.items.c.props, t.items.c.body_type, t.items.c.body)
                                  .where(t.items.c.id == row.id)).one()
         body = Body(current.body_type, current.body) if current.body_type else None
-        size = _size(current.props or {}, body, None, [Attachment("file", size=s) for s, _ in rows])
+        size = _size(current.props or {}, body, None, [Attachment("file", size=s) for s, _, _ in rows])
+        props = _with_picture(current.props or {}, any(photo for _, _, photo in rows))
         w.conn.execute(update(t.items).where(t.items.c.id == row.id).values(
-            has_attachments=any(not inline for _, inline in rows), size=size, last_modified=utcnow()))
+            has_attachments=any(not inline for _, inline, _ in rows), size=size, last_modified=utcnow(), props=props))
         w.conn.execute(delete(t.item_mime).where(t.item_mime.c.item_id == row.id))
         if journal:
             self._touch(w, mailbox, row.id, "modified", row.folder_id)
+
+
+def _with_picture(props: dict[str, Any], picture: bool) -> dict[str, Any]:
+    """``props`` with HasPicture saying whether a contact photo is attached (kept once set, so a
+    contact whose photo went says false; an item that never had one does not carry it)."""
+    if picture or "HasPicture" in props:
+        return {**props, "HasPicture": picture}
+    return props

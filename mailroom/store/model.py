@@ -29,6 +29,39 @@ class Mailbox:
     database_name: str
     database_guid: str
     aliases: tuple[str, ...] = ()
+    kind: str = "user"  # "user", or a resource mailbox: "room" or "equipment"
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    """What the directory says of a mailbox beyond its addresses: ``attributes`` by the EWS Contact
+    element name (``ATTRIBUTES`` in store/directory.py), ``phones`` by PhoneNumbers key."""
+
+    attributes: dict[str, str] = field(default_factory=dict)
+    phones: dict[str, str] = field(default_factory=dict)
+    manager: Mailbox | None = None
+    direct_reports: tuple[Mailbox, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A public distribution group (or, flagged ``room_list``, a room list) in the directory."""
+
+    id: int
+    address: str
+    display_name: str
+    room_list: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    """One member of a group: a mailbox, a nested group, or an external address (``mailbox`` and
+    ``group`` both None)."""
+
+    address: str
+    display_name: str
+    mailbox: Mailbox | None = None
+    group: Group | None = None
 
 
 @dataclass(frozen=True, slots=True)

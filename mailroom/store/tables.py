@@ -64,6 +64,43 @@ mailboxes = Table(
     Column("display_name", String(256), nullable=False),
     Column("password_hash", String(256)),
     Column("created", String(32), nullable=False),
+    # "user", or a resource mailbox: "room" or "equipment" (Exchange's RecipientTypeDetails).
+    Column("kind", String(16), nullable=False, server_default="user"),
+    sqlite_autoincrement=True,
+)
+
+# What the directory says of a mailbox's owner (GAL attributes: department, job title, phones,
+# office, address...), as the EWS Contact element names them; the manager is another mailbox.
+directory_attributes = Table(
+    "directory_attributes",
+    metadata,
+    Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True),
+    Column("manager_id", ForeignKey("mailboxes.id", ondelete="SET NULL"), index=True),
+    Column("attributes", Json, nullable=False),
+)
+
+# Public distribution groups (a room list is a group flagged as one).
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("domain_id", ForeignKey("domains.id"), nullable=False),
+    Column("address", String(320), nullable=False, unique=True),
+    Column("display_name", String(256), nullable=False),
+    Column("room_list", Boolean, nullable=False, default=False),
+    Column("created", String(32), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# A group's members: a mailbox, another group, or an external address (exactly one of the three).
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True),
+    Column("member_group_id", ForeignKey("groups.id", ondelete="CASCADE"), index=True),
+    Column("address", String(320)),
     sqlite_autoincrement=True,
 )
 

@@ -1,20 +1,25 @@
 """The categorizer: resolve each envelope recipient through the directory and pick its next hop.
 
-An alias resolves to its mailbox's primary address; a local mailbox is delivered through its
-mailbox database's delivery queue; a remote domain goes to that domain's queue (or to the smart
-host's, when one is configured); an unknown address in an accepted domain fails with 5.1.1.
-The directory has no transport groups yet (private distribution lists are contacts), so there
-is nothing to expand. Runs in a worker thread: it reads the store (through the directory's
-mail-flow cache, see store/cache.py).
+A public distribution group is expanded first (``expand``, then ``record_expansion`` in the queue
+database): its recipient becomes final (``expanded``) and each member a recipient of its own, nested
+groups expanded recursively, loops cut, an address already a recipient of the message dropped as
+a duplicate. Members keep the group's NOTIFY but SUCCESS (RFC 3461 6.2.7.3: the list is where
+success is reported) and its ORCPT. Then each recipient is routed: an alias resolves to its
+mailbox's primary address; a local mailbox is delivered through its mailbox database's delivery
+queue; a remote domain goes to that domain's queue (or to the smart host's, when one is
+configured); an unknown address in an accepted domain fails with 5.1.1. Private distribution
+lists are contacts in a mailbox, never recipients here. Runs in a worker thread: it reads the store
+(through the directory's mail-flow cache, see store/cache.py).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 from mailroom.store import Store
 
-from .queue import UNREACHABLE
+from .queue import EXPANDED, READY, UNREACHABLE, QueuedMessage, QueuedRecipient, now, select_recipients
 
 # Exchange's DeliveryType names for the delivery queues.
 MAILBOX_DELIVERY = "SmtpDeliveryToMailbox"
@@ -33,6 +38,51 @@ class Route:
     @property
     def local(self) -> bool:
         return self.delivery_type == MAILBOX_DELIVERY
+
+
+@dataclass(frozen=True)
+class GroupExpansion:
+    group: str  # the group's address, as the recipient named it
+    members: tuple[str, ...]  # the recipients it adds
+    duplicates: tuple[str, ...]  # members dropped: already recipients of the message, or met twice
+
+
+def expand(store: Store, addresses: list[str]) -> list[GroupExpansion]:
+    """The expansion of every recipient address that names a public group, in order. A member
+    that is already a recipient (or another group's member) is a duplicate, not a second copy."""
+    groups = [(address, store.groups.by_address(address)) for address in addresses]
+    taken = {a.lower() for a, group in groups if group is None}
+    expansions: list[GroupExpansion] = []
+    for address, group in groups:
+        if group is None or any(e.group.lower() == address.lower() for e in expansions):
+            continue
+        expansion = store.groups.expand(group)
+        members = [m for m in expansion.addresses if m not in taken]
+        duplicates = expansion.duplicates + [m for m in expansion.addresses if m in taken]
+        taken.update(members)
+        expansions.append(GroupExpansion(address, tuple(members), tuple(duplicates)))
+    return expansions
+
+
+def record_expansion(conn: sqlite3.Connection, message: QueuedMessage, due: list[QueuedRecipient],
+                     expansions: list[GroupExpansion]) -> list[QueuedRecipient]:
+    """In the queue database: each group's recipient made final and its members added, ready now;
+    returns the message's recipients due for this pass (``due`` without the groups, plus members)."""
+    groups, added = set(), set()
+    for expansion in expansions:
+        named = [r for r in due if r.address.lower() == expansion.group.lower()]  # a group named twice: once
+        groups.update(r.id for r in named)
+        conn.executemany("UPDATE recipients SET status = ?, last_response = ? WHERE id = ?",
+                         [(EXPANDED, "250 2.1.5 Distribution list expanded", r.id) for r in named])
+        group = named[0]
+        notify = ",".join(n for n in group.notify if n != "SUCCESS") or ("NEVER" if group.notify else "")
+        for member in expansion.members:
+            added.add(conn.execute(
+                "INSERT INTO recipients (message_id, address, original, status, due, notify, orcpt)"
+                " VALUES (?,?,?,?,?,?,?)", (message.id, member, group.original, READY, now(), notify, group.orcpt)
+            ).lastrowid)
+    wanted = {r.id for r in due if r.id not in groups} | added
+    return [r for r in select_recipients(conn, message.id) if r.id in wanted]
 
 
 def categorize(store: Store, addresses: list[str], *, smart_host: str, remote: bool) -> list[Route]:

@@ -51,7 +51,7 @@ from mailroom.store import Store
 
 from . import dsn
 from .agents import Agents, MailItem, Quarantine, Reject
-from .categorizer import UNREACHABLE_DELIVERY, Route, categorize
+from .categorizer import UNREACHABLE_DELIVERY, Route, categorize, expand, record_expansion
 from .delivery import LocalDeliveries
 from .envelope import Recipient, Submission, SubmissionRefused
 from .metrics import TransportMetrics
@@ -399,6 +399,7 @@ class TransportService:
         if message.categorized:
             routes = [Route(r.address, r.next_hop, r.delivery_type) for r in work.recipients]
         else:
+            await self._expand_groups(work)
             routes = await self._in_pool(partial(categorize, self.store, [r.address for r in work.recipients],
                                                  smart_host=self.settings.smart_host, remote=self.remote is not None))
             self._awaiting_categorization.discard(message.id)
@@ -426,6 +427,18 @@ class TransportService:
                                              for (_hop, domain), batch in remote.items()))
             results += [r for batch in batches for r in batch]
         return results
+
+    async def _expand_groups(self, work: _Work) -> None:
+        """Replace group recipients by their members, durably, before routing (see categorizer)."""
+        expansions = await self._in_pool(partial(expand, self.store, [r.address for r in work.recipients]))
+        if expansions:
+            work.recipients = await self._run(partial(record_expansion, message=work.message, due=work.recipients,
+                                                      expansions=expansions))
+        for e in expansions:
+            self._event("EXPAND", "ROUTING", work.message, list(e.members), related_recipient_address=e.group)
+            if e.duplicates:
+                self._event("DUPLICATEEXPAND", "ROUTING", work.message, list(e.duplicates),
+                            related_recipient_address=e.group)
 
     async def _deliver_local(self, work: _Work, pairs: list[tuple[QueuedRecipient, Route]]) -> list[_Result]:
         copies, results = await self._before_delivery(work, pairs)

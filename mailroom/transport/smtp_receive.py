@@ -296,10 +296,10 @@ class ReceiveHandler:
         return "250 2.1.5 Recipient OK"
 
     def _refusal(self, address: str) -> str | None:
-        """Why ``address`` is not ours to accept: another domain (relay) or no such mailbox or alias."""
+        """Why ``address`` is not ours to accept: another domain (relay) or no such mailbox, alias or group."""
         if not self.store.directory.accepts(address.rpartition("@")[2]):
             return "550 5.7.1 Unable to relay"
-        if self.store.directory.lookup(address) is None:
+        if self.store.directory.lookup(address) is None and self.store.groups.by_address(address) is None:
             return "550 5.1.1 User unknown"
         return None
 

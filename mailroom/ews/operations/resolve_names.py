@@ -1,7 +1,8 @@
 """ResolveNames: ambiguous name resolution over the directory and the caller's contact folders
 ([MS-OXWSRSLNM]). An exact address (or alias) wins; otherwise a fragment matches the words of a
-display name and the start of an address. The directory keeps no given name, surname, phones,
-office or public groups yet, so directory entries resolve on display name and addresses only."""
+display name and the start of an address. Directory entries are mailboxes (rooms and equipment
+included: MailboxType Mailbox) and public groups (PublicDL); with ReturnFullContactData a mailbox
+brings its directory attributes (department, job title, phones, office, address, manager)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from lxml import etree
 
 from mailroom.access.permissions import Access
 from mailroom.content.recipients import holds_address
-from mailroom.store.model import Folder, Item, Mailbox
+from mailroom.store.directory import PHONE_KEYS
+from mailroom.store.model import DirectoryEntry, Folder, Group, Item, Mailbox
 from mailroom.store.query import And, Contains, Filter, Or, Page, Prop, Sort
 
 from ..errors import EWSError, SOAPFault
@@ -33,11 +35,13 @@ Place = tuple[Mailbox, Folder]  # a contact folder to search and its mailbox
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """One resolution: a directory mailbox, or a contact / private list (``item``) in ``owner``'s store."""
+    """One resolution: a directory mailbox or ``group``, or a contact / private list (``item``) in
+    ``owner``'s store."""
 
-    owner: Mailbox
+    owner: Mailbox | None
     item: Item | None = None
     address: str | None = None  # the contact address that matched
+    group: Group | None = None
 
 
 class ResolveNames(Operation):
@@ -90,7 +94,7 @@ class ResolveNames(Operation):
         for source in sources:
             if source == "directory":
                 hits, count = self._directory(text, exact)
-                found += [Found(mb) for mb in hits]
+                found += hits
                 total += count
                 continue
             for owner, folder in folders:
@@ -101,22 +105,33 @@ class ResolveNames(Operation):
                 total += count
         return found[:LIMIT], total
 
-    def _directory(self, text: str, exact: bool) -> tuple[list[Mailbox], int]:
+    def _directory(self, text: str, exact: bool) -> tuple[list[Found], int]:
+        """Mailboxes and groups, together by display name."""
+        store = self.ctx.store
         if exact:
-            mailbox = self.ctx.store.directory.mailbox_by_address(text)
-            return ([mailbox], 1) if mailbox else ([], 0)
-        return self.ctx.store.directory.search(text, LIMIT)
+            mailbox = store.directory.mailbox_by_address(text)
+            group = None if mailbox else store.groups.by_address(text)
+            return ([Found(mailbox)], 1) if mailbox else ([Found(None, group=group)], 1) if group else ([], 0)
+        mailboxes, count = store.directory.search(text, LIMIT)
+        groups, group_count = store.groups.search(text, LIMIT)
+        entries: list[Mailbox | Group] = sorted([*mailboxes, *groups], key=lambda e: e.display_name.lower())
+        found = [Found(None, group=e) if isinstance(e, Group) else Found(e) for e in entries[:LIMIT]]
+        return found, count + group_count
 
     # -- writing ----------------------------------------------------------------------------
     def _write(self, resolution: etree._Element, hit: Found, full: bool, shape: Shape) -> None:
         mailbox = sub(resolution, t("Mailbox"))
-        if hit.item is None:
-            sub(mailbox, t("Name"), hit.owner.display_name)
-            sub(mailbox, t("EmailAddress"), hit.owner.address)
-            sub(mailbox, t("RoutingType"), "SMTP")
-            sub(mailbox, t("MailboxType"), "Mailbox")
+        if hit.group is not None:
+            directory_mailbox(mailbox, hit.group)
             if full:
-                _directory_contact(resolution, hit.owner)
+                self._directory_contact(resolution, hit.group.display_name, hit.group.address, ())
+            return
+        assert hit.owner is not None
+        if hit.item is None:
+            directory_mailbox(mailbox, hit.owner)
+            if full:
+                self._directory_contact(resolution, hit.owner.display_name, hit.owner.address, hit.owner.aliases,
+                                        self.ctx.store.directory.entry(hit.owner))
             return
         props = hit.item.props
         private_list = hit.item.item_class.startswith("IPM.DistList")
@@ -128,6 +143,49 @@ class ResolveNames(Operation):
         etree.SubElement(mailbox, t("ItemId"), item_id_attrs(hit.owner, hit.item))
         if full and not private_list:
             render(resolution, hit.owner, hit.item, shape, self.ctx, find=True)
+
+    def _directory_contact(self, resolution: etree._Element, name: str, address: str, aliases: tuple[str, ...],
+                           entry: DirectoryEntry | None = None) -> None:
+        """What the directory knows of an entry, as Exchange writes it (ContactItemType order): the
+        primary address as ``SMTP:`` and aliases as ``smtp:`` (three at most), the attributes set,
+        and from Exchange2010_SP2 the directory-only Alias, Notes, ManagerMailbox and DirectReports."""
+        entry = entry or DirectoryEntry()
+        values = entry.attributes
+        contact = sub(resolution, t("Contact"))
+        sub(contact, t("DisplayName"), name)
+        for field in ("GivenName", "Initials", "CompanyName"):
+            _optional(contact, field, values.get(field))
+        emails = sub(contact, t("EmailAddresses"))
+        proxies = [f"SMTP:{address}"] + [f"smtp:{a}" for a in aliases]
+        for number, proxy in enumerate(proxies[:3], start=1):
+            sub(emails, t("Entry"), proxy, Key=f"EmailAddress{number}")
+        postal = [(f, values[f]) for f in ("Street", "City", "State", "CountryOrRegion", "PostalCode") if f in values]
+        if postal:
+            business = sub(sub(contact, t("PhysicalAddresses")), t("Entry"), Key="Business")
+            for field, value in postal:
+                sub(business, t(field), value)
+        if entry.phones:
+            phones = sub(contact, t("PhoneNumbers"))
+            for key in PHONE_KEYS:
+                if key in entry.phones:
+                    sub(phones, t("Entry"), entry.phones[key], Key=key)
+        _optional(contact, "AssistantName", values.get("AssistantName"))
+        sub(contact, t("ContactSource"), "ActiveDirectory")
+        for field in ("Department", "JobTitle"):
+            _optional(contact, field, values.get(field))
+        _optional(contact, "Manager", entry.manager.display_name if entry.manager else None)
+        _optional(contact, "OfficeLocation", values.get("OfficeLocation"))
+        _optional(contact, "Surname", values.get("Surname"))
+        if not self.ctx.at_least("Exchange2010_SP2"):
+            return
+        sub(contact, t("Alias"), address.split("@", 1)[0])
+        _optional(contact, "Notes", values.get("Notes"))
+        if entry.manager is not None:
+            directory_mailbox(sub(contact, t("ManagerMailbox")), entry.manager, t("Mailbox"))
+        if entry.direct_reports:
+            reports = sub(contact, t("DirectReports"))
+            for report in entry.direct_reports:
+                directory_mailbox(reports, report, t("Mailbox"))
 
 
 def _warn(msg: etree._Element, code: str, text: str) -> None:
@@ -167,13 +225,18 @@ def _contact_address(item: Item, text: str) -> str | None:
     return next((a for a in addresses if a.lower().startswith(prefix)), addresses[0] if addresses else None)
 
 
-def _directory_contact(resolution: etree._Element, mailbox: Mailbox) -> None:
-    """What the directory knows of a mailbox, as Exchange writes a directory entry's contact data:
-    the primary address as ``SMTP:`` and aliases as ``smtp:`` (three entries at most)."""
-    contact = sub(resolution, t("Contact"))
-    sub(contact, t("DisplayName"), mailbox.display_name)
-    emails = sub(contact, t("EmailAddresses"))
-    proxies = [f"SMTP:{mailbox.address}"] + [f"smtp:{a}" for a in mailbox.aliases]
-    for number, proxy in enumerate(proxies[:3], start=1):
-        sub(emails, t("Entry"), proxy, Key=f"EmailAddress{number}")
-    sub(contact, t("ContactSource"), "ActiveDirectory")
+def _optional(parent: etree._Element, name: str, value: str | None) -> None:
+    if value:
+        sub(parent, t(name), value)
+
+
+def directory_mailbox(parent: etree._Element, entry: Mailbox | Group, tag: str | None = None) -> etree._Element:
+    """A directory entry as an EmailAddressType (in ``parent``, or in a new ``tag`` child of it):
+    Name, EmailAddress, RoutingType SMTP and MailboxType (PublicDL for a group; rooms and
+    equipment are mailboxes)."""
+    element = sub(parent, tag) if tag else parent
+    sub(element, t("Name"), entry.display_name)
+    sub(element, t("EmailAddress"), entry.address)
+    sub(element, t("RoutingType"), "SMTP")
+    sub(element, t("MailboxType"), "PublicDL" if isinstance(entry, Group) else "Mailbox")
+    return element

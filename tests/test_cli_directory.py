@@ -1,0 +1,97 @@
+"""The directory from the command line: directory attributes (mailbox set / show), resource
+mailboxes (mailbox add --room / --equipment) and groups (group add|list|remove, group member)."""
+
+from __future__ import annotations
+
+from mailroom.store import Store
+from mailroom.store.engine import sqlite_url
+
+from .test_cli import fails, mailroom, ok, table_rows
+
+
+def _lines(output: str) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in output.splitlines() if ": " in line)
+
+
+def test_directory_attributes(tmp_path):
+    data = tmp_path / "data"
+    ok(mailroom("domain", "add", "example.org", data=data))
+    ok(mailroom("mailbox", "add", "alice@example.org", "--password", "pw", data=data))
+    ok(mailroom("mailbox", "add", "boss@example.org", "--password", "pw", "--name", "The Boss", data=data))
+    ok(mailroom("mailbox", "set", "alice@example.org", "--display-name", "Alice Liddell", "--department", "Sales",
+                "--title", "Account manager", "--manager", "boss@example.org", "--office", "B-204", "--company",
+                "Contoso", "--phone", "business=+1 555 0100", "--phone", "Mobile=+1 555 0199", "--phone",
+                "CarPhone=+1 555 0123", "--city", "Springfield", "--first-name", "Alice", data=data))
+    shown = _lines(ok(mailroom("mailbox", "show", "alice@example.org", data=data)))
+    assert shown["DisplayName"] == "Alice Liddell" and shown["Kind"] == "user"
+    assert (shown["Department"], shown["JobTitle"], shown["OfficeLocation"], shown["CompanyName"]) == (
+        "Sales", "Account manager", "B-204", "Contoso")
+    assert (shown["BusinessPhone"], shown["MobilePhone"], shown["CarPhone"]) == (
+        "+1 555 0100", "+1 555 0199", "+1 555 0123")
+    assert (shown["Manager"], shown["City"], shown["GivenName"]) == ("boss@example.org", "Springfield", "Alice")
+    assert _lines(ok(mailroom("mailbox", "show", "boss@example.org", data=data)))["DirectReports"] == \
+        "alice@example.org"
+
+    ok(mailroom("mailbox", "set", "alice@example.org", "--department", "", "--phone", "mobile=", "--manager", "",
+                data=data))
+    shown = _lines(ok(mailroom("mailbox", "show", "alice@example.org", data=data)))
+    assert "Department" not in shown and "MobilePhone" not in shown and "Manager" not in shown
+    assert shown["JobTitle"] == "Account manager"
+
+    fails(mailroom("mailbox", "set", "alice@example.org", data=data), "error:", "--department", "--throttling-policy")
+    fails(mailroom("mailbox", "set", "alice@example.org", "--phone", "satellite=1", data=data), "error:", "KIND")
+    fails(mailroom("mailbox", "set", "alice@example.org", "--phone", "business", data=data), "error:", "KIND=NUMBER")
+    fails(mailroom("mailbox", "set", "alice@example.org", "--manager", "nobody@example.org", data=data),
+          "error:", "no mailbox nobody@example.org")
+    fails(mailroom("mailbox", "set", "alice@example.org", "--manager", "alice@example.org", data=data),
+          "error:", "own manager")
+    fails(mailroom("mailbox", "set", "alice@example.org", "--throttling-policy", "X", "--no-throttling-policy",
+                   data=data), "error:", "not both")
+    fails(mailroom("mailbox", "show", "nobody@example.org", data=data), "error:", "no mailbox")
+    assert _lines(ok(mailroom("mailbox", "show", "alice@example.org", data=data)))["JobTitle"] == "Account manager"
+
+
+def test_rooms_and_groups(tmp_path):
+    data = tmp_path / "data"
+    ok(mailroom("domain", "add", "example.org", data=data))
+    ok(mailroom("mailbox", "add", "alice@example.org", "--password", "pw", data=data))
+    assert "room mailbox" in ok(mailroom("mailbox", "add", "board@example.org", "--room", "--name", "Boardroom",
+                                         data=data))
+    ok(mailroom("mailbox", "add", "beamer@example.org", "--equipment", data=data))
+    fails(mailroom("mailbox", "add", "x@example.org", "--room", "--equipment", data=data), "error:", "not both")
+    assert _lines(ok(mailroom("mailbox", "show", "board@example.org", data=data)))["Kind"] == "room"
+
+    assert "room list" in ok(mailroom("group", "add", "hq@example.org", "--room-list", "--name", "HQ", data=data))
+    ok(mailroom("group", "add", "team@example.org", "--name", "Team", data=data))
+    ok(mailroom("group", "add", "all@example.org", "--name", "All", data=data))
+    for group, member in (("hq@example.org", "board@example.org"), ("team@example.org", "alice@example.org"),
+                          ("team@example.org", "Partner@Elsewhere.example"), ("all@example.org", "team@example.org")):
+        ok(mailroom("group", "member", "add", group, member, data=data))
+    rows = table_rows(ok(mailroom("group", "list", data=data)))
+    assert rows == [["all@example.org", "All", "", "team@example.org"],
+                    ["hq@example.org", "HQ", "yes", "board@example.org"],
+                    ["team@example.org", "Team", "", "alice@example.org, partner@elsewhere.example"]]
+    fails(mailroom("group", "add", "alice@example.org", data=data), "error:", "already in use")
+    fails(mailroom("mailbox", "add", "team@example.org", "--password", "pw", data=data), "error:", "already in use")
+    fails(mailroom("group", "add", "x@example.com", data=data), "error:", "not an accepted domain")
+    fails(mailroom("group", "member", "add", "team@example.org", "alice@example.org", data=data), "error:", "already")
+    fails(mailroom("group", "member", "add", "team@example.org", "team@example.org", data=data), "error:", "itself")
+    fails(mailroom("group", "member", "add", "team@example.org", "ghost@example.org", data=data),
+          "error:", "no mailbox or group")
+    fails(mailroom("group", "member", "add", "nogroup@example.org", "alice@example.org", data=data),
+          "error:", "no group")
+    fails(mailroom("domain", "remove", "example.org", data=data), "error:", "still has")
+
+    ok(mailroom("group", "member", "remove", "team@example.org", "partner@elsewhere.example", data=data))
+    fails(mailroom("group", "member", "remove", "team@example.org", "partner@elsewhere.example", data=data),
+          "error:", "not a member")
+    ok(mailroom("group", "remove", "team@example.org", data=data))
+    rows = table_rows(ok(mailroom("group", "list", data=data)))
+    assert [row[0] for row in rows] == ["all@example.org", "hq@example.org"] and rows[0][3] == ""
+    fails(mailroom("group", "remove", "team@example.org", data=data), "error:", "no group")
+    store = Store.open(sqlite_url(data), pool_size=1)
+    try:
+        _, secret = store.directory.password_hash("board@example.org")
+        assert secret is None  # a resource mailbox has no password: nobody logs in as it
+    finally:
+        store.close()
