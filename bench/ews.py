@@ -28,6 +28,7 @@ from mailroom.content import recipients
 from mailroom.content.recipients import Address
 from mailroom.store import Store, ids
 from mailroom.store.model import Body, NewItem
+from mailroom.throttling import policy as throttling
 
 HERE = Path(__file__).resolve().parent
 PASSWORD = "bench-password"
@@ -47,6 +48,10 @@ def populate(store: Store, sizes: dict[str, int]) -> dict[str, tuple[str, list[s
     """A mailbox with one folder per size; returns folder id and a sample of item ids per folder."""
     store.directory.add_domain("bench.example")
     mailbox = store.directory.add_mailbox("bench@bench.example", hash_password(PASSWORD), "Bench User")
+    # One client flooding the server would be throttled, as on Exchange; a benchmark account gets
+    # an unlimited policy, as Exchange admins give theirs.
+    store.throttling.add("Benchmark", {p.name: None for p in throttling.PARAMETERS})
+    store.throttling.assign(mailbox.address, "Benchmark")
     inbox = store.folders.distinguished(mailbox, "inbox")
     sender = recipients.build("From", [Address("Sender Person", "sender@elsewhere.example")], single=True)
     to = recipients.build("ToRecipients", [Address("Bench User", "bench@bench.example")])
