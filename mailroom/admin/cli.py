@@ -632,7 +632,7 @@ EventOpt = Annotated[str | None, typer.Option("--event-id", help="RECEIVE, DELIV
 
 
 def _tracking_log(data: Path | None, config_file: Path | None) -> MessageTrackingLog:
-    return MessageTrackingLog(_config(data, config_file).data_dir / "logs" / "MessageTracking")
+    return MessageTrackingLog.configured(_config(data, config_file))
 
 
 def _utc(when: datetime | None) -> datetime | None:
@@ -702,10 +702,9 @@ def tracking_counts(
 def _queue_admin(data: Path | None, config_file: Path | None) -> QueueAdmin:
     """The queue of the data folder (it works while the server runs)."""
     cfg = _config(data, config_file)
-    tracking = MessageTrackingLog(cfg.data_dir / "logs" / "MessageTracking", enabled=cfg["tracking.enabled"],
-                                  log_subject=cfg["tracking.log_subject"])
     try:
-        return QueueAdmin(cfg.data_dir, tracking, expiration=cfg["transport.message_expiration_timeout"])
+        return QueueAdmin(cfg.data_dir, MessageTrackingLog.configured(cfg),
+                          expiration=cfg["transport.message_expiration_timeout"])
     except (OSError, sqlite3.Error, RuntimeError) as exc:
         _fail(f"cannot open the queue in {cfg.data_dir}: {exc}")
 

@@ -8,13 +8,18 @@ from datetime import UTC, datetime, tzinfo
 from .errors import EWSError
 
 
-def to_utc_text(value: str, tz: tzinfo) -> str:
-    """Normalise an xs:dateTime (or xs:date) to ``YYYY-MM-DDTHH:MM:SSZ``."""
+def parse_datetime(value: str) -> datetime:
+    """An xs:dateTime (or xs:date) as given: aware when it carries an offset or Z, else naive."""
     text = value.strip()
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+        return datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError as exc:
         raise EWSError("ErrorInvalidValueForProperty", f"not a valid dateTime: {value!r}") from exc
+
+
+def to_utc_text(value: str, tz: tzinfo) -> str:
+    """Normalise an xs:dateTime (or xs:date) to ``YYYY-MM-DDTHH:MM:SSZ``."""
+    parsed = parse_datetime(value)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -30,8 +30,9 @@ from .errors import EWSError, SOAPFault
 from .extended import parse_property, property_element
 from .folders import effective_rights
 from .paths import Shape
+from .permissions import rights_element
 from .schema import ITEM_ELEMENTS, Element, schema
-from .xml import bool_text, local, parse_fragment, sub, t
+from .xml import local, parse_fragment, sub, t
 
 DEFAULT_CLASS = {
     "Message": "IPM.Note", "CalendarItem": "IPM.Appointment", "Contact": "IPM.Contact",
@@ -313,11 +314,8 @@ def _rights(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, sha
         effective_rights(node, folder=False)
         return
     own = item.created_by == ctx.identity.mailbox.id
-    rights_el = sub(node, t("EffectiveRights"))
-    for name, on in (("CreateAssociated", False), ("CreateContents", False), ("CreateHierarchy", False),
-                     ("Delete", allows(rights, Access.DELETE, own)), ("Modify", allows(rights, Access.EDIT, own)),
-                     ("Read", allows(rights, Access.READ)), ("ViewPrivateItems", False)):
-        sub(rights_el, t(name), bool_text(on))
+    rights_element(node, {"Delete": allows(rights, Access.DELETE, own), "Modify": allows(rights, Access.EDIT, own),
+                          "Read": allows(rights, Access.READ)})
 
 
 def _conversation_id(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:

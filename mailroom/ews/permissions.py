@@ -37,15 +37,23 @@ _FLAGS = (("CanCreateItems", "can_create_items"), ("CanCreateSubFolders", "can_c
           ("IsFolderContact", "is_folder_contact"))
 
 
+_EFFECTIVE = ("CreateAssociated", "CreateContents", "CreateHierarchy", "Delete", "Modify", "Read", "ViewPrivateItems")
+
+
+def rights_element(parent: etree._Element, granted: dict[str, bool]) -> None:
+    """An EffectiveRights element: each right in schema order, true where ``granted`` says so."""
+    node = sub(parent, t("EffectiveRights"))
+    for name in _EFFECTIVE:
+        sub(node, t(name), bool_text(granted.get(name, False)))
+
+
 def folder_effective_rights(parent: etree._Element, rights: Right) -> None:
     """A folder's EffectiveRights for a delegate holding ``rights`` on it (the owner's are fixed:
     see ``folders.effective_rights``)."""
-    node = sub(parent, t("EffectiveRights"))
     owner = Right.FOLDER_OWNER in rights
-    for name, on in (("CreateAssociated", owner), ("CreateContents", Right.CREATE in rights),
-                     ("CreateHierarchy", Right.CREATE_SUBFOLDER in rights), ("Delete", owner), ("Modify", owner),
-                     ("Read", Right.FOLDER_VISIBLE in rights), ("ViewPrivateItems", False)):
-        sub(node, t(name), bool_text(on))
+    rights_element(parent, {"CreateAssociated": owner, "CreateContents": Right.CREATE in rights,
+                            "CreateHierarchy": Right.CREATE_SUBFOLDER in rights, "Delete": owner, "Modify": owner,
+                            "Read": Right.FOLDER_VISIBLE in rights})
 
 
 def render_set(parent: etree._Element, store: Store, entries: list[Permission], calendar: bool) -> None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, time, tzinfo
 from typing import Any
 
 from . import recurrence
-from .dates import parse_utc
+from .dates import parse_datetime, parse_utc
 from .errors import EWSError
 
 DATE_ELEMENTS = frozenset({"StartDate", "DueDate", "CompleteDate"})
@@ -22,11 +22,7 @@ _TEXT = "%Y-%m-%dT%H:%M:%SZ"
 
 def client_day(text: str, tz: tzinfo) -> str:
     """The day a client's date-time names, as the UTC text of its midnight in the client's zone."""
-    value = text.strip()
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
-    except ValueError as exc:
-        raise EWSError("ErrorInvalidValueForProperty", f"not a valid dateTime: {text!r}") from exc
+    parsed = parse_datetime(text)
     zone = parsed.tzinfo or tz
     midnight = datetime.combine(parsed.date(), time(0), zone)
     return midnight.astimezone(UTC).strftime(_TEXT)

@@ -10,7 +10,6 @@ import socket
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, aclosing, suppress
-from datetime import timedelta
 from email.parser import BytesHeaderParser
 from importlib import resources
 from pathlib import Path
@@ -275,7 +274,7 @@ async def _start_transport(config: Config, server: EWSServer, stack: AsyncExitSt
     what to print: (label, url, role)."""
     data_dir = config.data_dir
     hostname = socket.getfqdn()
-    tracking = _tracking_log(config)
+    tracking = MessageTrackingLog.configured(config)
     stack.callback(tracking.close)
     agents = _agents(config, tracking, hostname)
     metrics = TransportMetrics()
@@ -344,15 +343,6 @@ def _agents(config: Config, tracking: MessageTrackingLog, hostname: str) -> Agen
         return Agents.load(config["agents.enabled"], config.agent_settings, on_error=failed)
     except AgentLoadError as exc:
         raise ConfigError(f"{config.source('agents.enabled')}: agents.enabled: {exc}") from exc
-
-
-def _tracking_log(config: Config) -> MessageTrackingLog:
-    """The message tracking log in ``<data_dir>/logs/MessageTracking``, as configured."""
-    return MessageTrackingLog(config.data_dir / "logs" / "MessageTracking",
-                              max_age=timedelta(days=config["tracking.max_age_days"]),
-                              max_file_bytes=config["tracking.max_file_bytes"],
-                              max_directory_bytes=config["tracking.max_directory_bytes"],
-                              log_subject=config["tracking.log_subject"], enabled=config["tracking.enabled"])
 
 
 def _thresholds(config: Config) -> dict[str, Thresholds]:

@@ -50,7 +50,10 @@ class GroupExpansion:
 def expand(store: Store, addresses: list[str]) -> list[GroupExpansion]:
     """The expansion of every recipient address that names a public group, in order. A member
     that is already a recipient (or another group's member) is a duplicate, not a second copy."""
-    groups = [(address, store.groups.by_address(address)) for address in addresses]
+    # A mailbox's address is never a group's (addresses are unique), so the cached mailbox lookup
+    # spares the group read for the usual recipient.
+    groups = [(address, None if store.directory.lookup(address) else store.groups.by_address(address))
+              for address in addresses]
     taken = {a.lower() for a, group in groups if group is None}
     expansions: list[GroupExpansion] = []
     for address, group in groups:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from mailroom import __version__
+from mailroom.server.config import Config
 
 PREFIX = "MSGTRK"
 EVENTS = frozenset({
@@ -155,6 +156,16 @@ class MessageTrackingLog:
         self._lock = threading.Lock()
         self._file: io.TextIOWrapper | None = None
         self._day = ""
+
+    @classmethod
+    def configured(cls, config: Config) -> MessageTrackingLog:
+        """The log in ``<data_dir>/logs/MessageTracking`` with the ``tracking.*`` settings (the
+        server writes it; the CLI searches it and records its queue actions in it)."""
+        return cls(config.data_dir / "logs" / "MessageTracking",
+                   max_age=timedelta(days=config["tracking.max_age_days"]),
+                   max_file_bytes=config["tracking.max_file_bytes"],
+                   max_directory_bytes=config["tracking.max_directory_bytes"],
+                   log_subject=config["tracking.log_subject"], enabled=config["tracking.enabled"])
 
     def record(self, event: TrackingEvent) -> None:
         if not self.enabled:
