@@ -20,6 +20,7 @@ from mailroom.access.permissions import Access
 from mailroom.content import meetings, recipients
 from mailroom.content.meetings import Attendee, Meeting, read_attendees
 from mailroom.content.recipients import Address
+from mailroom.store import Store
 from mailroom.store import errors as store_errors
 from mailroom.store.model import Attachment, Body, Item, ItemChanges, Mailbox, NewItem, utcnow
 from mailroom.transport.attendant import STATE_MEETING, calendar_item, meeting_props
@@ -65,7 +66,8 @@ def _meeting(item: Item, method: str, attendees: list[Attendee] | None = None) -
                    location=p.get("Location"), all_day=bool(p.get("IsAllDayEvent")),
                    organizer=organizer[0] if organizer else None,
                    attendees=read_attendees(p) if attendees is None else attendees, zone=calendar.zone(p),
-                   recurrence=p.get("Recurrence") if method != "REPLY" else None, stamp=datetime.now(UTC))
+                   recurrence=p.get("Recurrence") if method != "REPLY" else None, stamp=datetime.now(UTC),
+                   recurrence_id=parse_utc(p["OriginalStart"]) if calendar.is_occurrence(item) else None)
 
 
 def _compose(meeting: Meeting, props: dict[str, Any], body: Body | None, _attachments: list[Attachment]) -> bytes:
@@ -128,6 +130,17 @@ def invite(op: Operation, mailbox: Mailbox, item: Item, mode: str, previous: Ite
         _send(op, mailbox, _meeting(item, "CANCEL", removed), props, None, save_copy, saved_el)
 
 
+def occurrence_sequence(occurrence: Item, changes: ItemChanges, mode: str | None) -> bool:
+    """Stamp a change to one occurrence of a sent meeting with the next sequence number, as the
+    organizer's update of that occurrence (sent with its RECURRENCE-ID); whether it goes out."""
+    props = occurrence.props
+    sending = (bool(props.get("IsMeeting")) and bool(props.get("MeetingRequestWasSent"))
+               and mode not in (None, "SendToNone") and is_organizer_props(props))
+    if sending:
+        changes.set_props["AppointmentSequenceNumber"] = int(props.get("AppointmentSequenceNumber") or 0) + 1
+    return sending
+
+
 def cancel_all(op: Operation, mailbox: Mailbox, item: Item, mode: str | None, body: Body | None = None,
                saved_el: etree._Element | None = None) -> None:
     """Tell every attendee the meeting is cancelled (DeleteItem / CancelCalendarItem by the organizer)."""
@@ -172,9 +185,30 @@ def _meeting_of(op: Operation, reference: etree._Element, need: Access) -> tuple
         with contextlib.suppress(store_errors.NotFound):
             found = op.ctx.store.items.get(mailbox, row)
     found = found or calendar_item(op.ctx.store, mailbox, item.props["UID"])
+    if found is not None and item.props.get("RecurrenceId") and found.props.get("Recurrence"):
+        found = calendar.occurrence_at(found, parse_utc(item.props["RecurrenceId"]))  # one occurrence's message
     if found is None:
         raise EWSError("ErrorItemNotFound", "The meeting this message is about is not in the calendar.")
     return mailbox, found, item
+
+
+def _record(store: Store, mailbox: Mailbox, item: Item, changes: dict[str, Any]) -> Item:
+    """Save ``changes`` to a meeting, or to one occurrence of it (as an exception of its series)."""
+    if not calendar.is_occurrence(item):
+        return store.items.update(mailbox, item.id, ItemChanges(set_props=changes))
+    master = store.items.get(mailbox, item.id)
+    exception = calendar.exception_changes(master, item, ItemChanges(set_props=changes))
+    saved = store.items.update(mailbox, item.id, exception)
+    return calendar.occurrence(saved, item.props["_Instance"])
+
+
+def _discard(store: Store, mailbox: Mailbox, item: Item, trash: int | None) -> None:
+    """Take a meeting out of the calendar; an occurrence is deleted from its series."""
+    if calendar.is_occurrence(item):
+        master = store.items.get(mailbox, item.id, body=False, attachments=False)
+        store.items.update(mailbox, item.id, calendar.deletion_changes(master, item.props["_Instance"]))
+    else:
+        store.items.move_or_delete(mailbox, item.id, trash)
 
 
 def _id_element(parent: etree._Element, mailbox: Mailbox, item: Item) -> None:
@@ -213,25 +247,24 @@ def respond(op: Operation, node: etree._Element, disposition: str, saved_el: etr
         store.items.move_or_delete(mailbox, message.id, trash)  # the request is done with, as in Outlook
     changes = {"MyResponseType": response, "AppointmentReplyTime": utcnow(),
                "LegacyFreeBusyStatus": "Tentative" if response == "Tentative" else "Busy"}
-    updated = store.items.update(mailbox, item.id, ItemChanges(set_props=changes))
+    updated = _record(store, mailbox, item, changes)
     if response == "Decline":
-        store.items.move_or_delete(mailbox, item.id, trash)
+        _discard(store, mailbox, updated, trash)
         return
     _id_element(items, mailbox, updated)
 
 
 def cancel(op: Operation, node: etree._Element, disposition: str, saved_el: etree._Element | None) -> None:
-    """CancelCalendarItem: the organizer cancels the meeting for everyone; it leaves the calendar."""
+    """CancelCalendarItem: the organizer cancels the meeting (or one occurrence of it) for everyone;
+    it leaves the calendar."""
     reference, body = _read(node)
     mailbox, item = op.item_from(reference, Access.DELETE)
     if not calendar.is_calendar(item.props) or not is_organizer(item):
         raise EWSError("ErrorCalendarIsNotOrganizer", "Only the organizer's meeting can be cancelled.")
-    if calendar.is_occurrence(item):
-        raise EWSError("ErrorInvalidOperation", "Cancel the series or delete the occurrence.")
     mode = {"SendOnly": "SendOnlyToAll", "SendAndSaveCopy": "SendToAllAndSaveCopy"}.get(disposition, "SendToNone")
-    cancel_all(op, mailbox, item, mode, body, saved_el)
+    cancel_all(op, mailbox, item, mode, body, saved_el)  # for an occurrence, with its RECURRENCE-ID
     store = op.ctx.store
-    store.items.move_or_delete(mailbox, item.id, trash_id(store, mailbox, "MoveToDeletedItems"))
+    _discard(store, mailbox, item, trash_id(store, mailbox, "MoveToDeletedItems"))
 
 
 def remove(op: Operation, node: etree._Element) -> None:
@@ -244,6 +277,6 @@ def remove(op: Operation, node: etree._Element) -> None:
         raise EWSError("ErrorCalendarIsOrganizerForRemove", "The organizer cancels the meeting instead.")
     store = op.ctx.store
     trash = trash_id(store, mailbox, "MoveToDeletedItems")
-    store.items.move_or_delete(mailbox, item.id, trash)
+    _discard(store, mailbox, item, trash)
     store.items.move_or_delete(mailbox, message.id, trash)
 

@@ -75,6 +75,10 @@ def _request(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, 
     if props["IsOrganizer"]:
         return  # the organizer's own copy: its calendar already holds the meeting
     existing = calendar_item(store, mailbox, meeting.uid)
+    occurrence = _occurrence(existing, meeting)
+    if occurrence is not None:
+        _request_occurrence(store, mailbox, occurrence, meeting, props, body)
+        return
     if existing is None:
         props["MeetingRequestType"] = "NewMeetingRequest"
         item = _tentative(store, mailbox, meeting, shared, body)
@@ -131,19 +135,29 @@ def _reply(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, An
     if existing is None or responder is None:
         return
     props["_AssociatedCalendarItem"] = existing.id
+    occurrence = _occurrence(existing, meeting)
+    if occurrence is not None:  # a response to one occurrence is recorded on it
+        store.items.update(mailbox, existing.id, calendar.exception_changes(existing, occurrence, ItemChanges(
+            set_props={k: v for k, v in _responded(occurrence, responder, props["ResponseType"]).items() if v})))
+        return
     if existing.props.get("Recurrence"):
         props["Recurrence"] = existing.props["Recurrence"]
-    attendees = read_attendees(existing.props)
+    roles = _responded(existing, responder, props["ResponseType"])
+    store.items.update(mailbox, existing.id, ItemChanges(
+        set_props={k: v for k, v in roles.items() if v}, keep_mime=True,
+        delete_props=[k for k, v in roles.items() if not v and k in existing.props]))
+
+
+def _responded(item: Item, responder: Attendee, response: str) -> dict[str, str | None]:
+    """The meeting's attendee properties with ``responder``'s response recorded."""
+    attendees = read_attendees(item.props)
     key = (responder.address.email or "").lower()
     if not any((a.address.email or "").lower() == key for a in attendees):
         attendees.append(Attendee(responder.address, "OptionalAttendees"))  # someone the meeting was forwarded to
     for attendee in attendees:
         if (attendee.address.email or "").lower() == key:
-            attendee.response, attendee.responded = props["ResponseType"], utcnow()
-    roles = attendee_props(attendees)
-    store.items.update(mailbox, existing.id, ItemChanges(
-        set_props={k: v for k, v in roles.items() if v}, keep_mime=True,
-        delete_props=[k for k, v in roles.items() if not v and k in existing.props]))
+            attendee.response, attendee.responded = response, utcnow()
+    return attendee_props(attendees)
 
 
 def _cancel(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, Any], body: Body | None) -> None:
@@ -153,8 +167,48 @@ def _cancel(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, A
     if existing is None or props["IsOrganizer"]:
         return
     props["_AssociatedCalendarItem"] = existing.id
-    subject = existing.props.get("Subject") or ""
-    state = int(existing.props.get("AppointmentState") or STATE_MEETING) | STATE_CANCELLED
-    store.items.update(mailbox, existing.id, ItemChanges(set_props={
-        "IsCancelled": True, "AppointmentState": state, "LegacyFreeBusyStatus": "Free",
-        "Subject": subject if subject.startswith("Canceled: ") else f"Canceled: {subject}"}))
+    occurrence = _occurrence(existing, meeting)
+    if occurrence is not None:  # one occurrence cancelled: it stays, marked, until the attendee removes it
+        store.items.update(mailbox, existing.id, calendar.exception_changes(
+            existing, occurrence, ItemChanges(set_props=_cancelled(occurrence))))
+        return
+    store.items.update(mailbox, existing.id, ItemChanges(set_props=_cancelled(existing)))
+
+
+def _cancelled(item: Item) -> dict[str, Any]:
+    """What a cancellation changes on the attendee's meeting (or occurrence)."""
+    subject = item.props.get("Subject") or ""
+    state = int(item.props.get("AppointmentState") or STATE_MEETING) | STATE_CANCELLED
+    return {"IsCancelled": True, "AppointmentState": state, "LegacyFreeBusyStatus": "Free",
+            "Subject": subject if subject.startswith("Canceled: ") else f"Canceled: {subject}"}
+
+
+# -- one occurrence of a series ----------------------------------------------------------------
+def _occurrence(existing: Item | None, meeting: Meeting) -> Item | None:
+    """The occurrence of the mailbox's series that a message with a RECURRENCE-ID is about."""
+    if existing is None or meeting.recurrence_id is None or not existing.props.get("Recurrence"):
+        return None
+    return calendar.occurrence_at(existing, meeting.recurrence_id)
+
+
+def _request_occurrence(store: Store, mailbox: Mailbox, occurrence: Item, meeting: Meeting, props: dict[str, Any],
+                        body: Body | None) -> None:
+    """The organizer changed one occurrence: it becomes an exception of the attendee's series; a
+    new time asks for a new response to that occurrence."""
+    props.update(CalendarItemType="Exception", _AssociatedCalendarItem=occurrence.id)
+    if int(occurrence.props.get("AppointmentSequenceNumber") or 0) > meeting.sequence:
+        props.update(MeetingRequestType="Outdated", IsOutOfDate=True,
+                     MyResponseType=occurrence.props.get("MyResponseType", "NoResponseReceived"))
+        return
+    shared = meeting_props(meeting)
+    changed = {k: v for k, v in shared.items() if k not in ("UID", "Organizer", "IsAllDayEvent")}
+    changed.update(Subject=meeting.subject, IsCancelled=False)
+    moved = (occurrence.props["Start"], occurrence.props["End"]) != (shared["Start"], shared["End"])
+    if moved:
+        changed.update(LegacyFreeBusyStatus="Tentative", MyResponseType="NoResponseReceived")
+    props["MeetingRequestType"] = "FullUpdate" if moved else "InformationalUpdate"
+    props["MyResponseType"] = changed.get("MyResponseType") or occurrence.props.get("MyResponseType",
+                                                                                     "NoResponseReceived")
+    master = store.items.get(mailbox, occurrence.id)
+    store.items.update(mailbox, master.id, calendar.exception_changes(master, occurrence,
+                                                                       ItemChanges(set_props=changed, body=body)))

@@ -1,0 +1,198 @@
+"""One occurrence of a recurring meeting: the organizer moving or cancelling it, an attendee
+answering for it alone, each sent as iCalendar with a RECURRENCE-ID and applied by the calendar
+attendant to that occurrence of the other side's series (not to the series, not as a new meeting);
+the same from another server over SMTP."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import smtplib
+from datetime import timedelta
+
+import icalendar
+import pytest
+from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY, MeetingCancellation, MeetingRequest
+from exchangelib.recurrence import NumberedPattern, Recurrence, WeeklyPattern
+
+from . import test_ews_meetings
+from .conftest import PASSWORD, make_account
+from .soap import codes, envelope, parse, post
+from .test_ews_meetings import _external_request, _invite, _remove, _request, _start
+
+bob = test_ews_meetings.bob  # the attendee's mailbox (a fixture)
+WEEKS = 4
+
+
+def _series(account, server, bob) -> tuple:
+    """A weekly meeting of four, accepted by Bob; the organizer's and Bob's accounts."""
+    first = _start()
+    recurrence = Recurrence(pattern=WeeklyPattern(interval=1, weekdays=[first.isoweekday()]),
+                            boundary=NumberedPattern(start=first.date(), number=WEEKS))
+    _invite(account, [bob.address], subject="Weekly", recurrence=recurrence)
+    server.settle()
+    bob_account = make_account(server, bob.address)
+    _request(bob_account, "Weekly").accept()
+    server.settle()
+    for message in account.inbox.all():
+        message.delete()
+    return bob_account
+
+
+def _view(account) -> list:
+    first = _start()
+    return list(account.calendar.view(start=first - timedelta(days=1), end=first + timedelta(weeks=WEEKS + 1)))
+
+
+def _ical(mime: bytes) -> icalendar.Event:
+    message = email.message_from_bytes(mime, policy=email.policy.default)
+    [part] = [p for p in message.walk() if p.get_content_type() == "text/calendar"]
+    [event] = icalendar.Calendar.from_ical(part.get_content()).walk("VEVENT")
+    return event
+
+
+def test_moving_one_occurrence_moves_it_for_the_attendee(account, server, bob):
+    bob_account = _series(account, server, bob)
+    third = _view(account)[2]
+    original = third.start
+    third.start, third.end = third.start + timedelta(hours=3), third.end + timedelta(hours=3)
+    third.save(update_fields=["start", "end"], send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+    server.settle()
+
+    [event] = [e for s in account.sent.all() if "recurrence-id" in (e := _ical(s.mime_content))]
+    assert event.decoded("recurrence-id") == original and "rrule" not in event
+    assert event.decoded("dtstart") == original + timedelta(hours=3)
+    assert int(event["sequence"]) == 1
+
+    [update] = [m for m in bob_account.inbox.all() if isinstance(m, MeetingRequest)]
+    assert update.meeting_request_type == "FullUpdate" and update.start == original + timedelta(hours=3)
+    assert _ical(update.mime_content).decoded("recurrence-id") == original
+    [master] = list(bob_account.calendar.all())
+    assert master.type == "RecurringMaster" and master.my_response_type == "Accept"  # the series stays
+    shown = _view(bob_account)
+    assert [o.start for o in shown] == [_start() + timedelta(weeks=n, hours=3 if n == 2 else 0) for n in range(WEEKS)]
+    assert [o.type for o in shown] == ["Occurrence", "Occurrence", "Exception", "Occurrence"]
+    assert shown[2].my_response_type == "NoResponseReceived" and shown[1].my_response_type == "Accept"
+    assert [m.start for m in bob_account.calendar.get(id=master.id).modified_occurrences] == [third.start]
+
+
+def test_answering_for_one_occurrence_is_recorded_on_it(account, server, bob):
+    bob_account = _series(account, server, bob)
+    third = _view(account)[2]
+    third.subject = "Weekly (in the big room)"
+    third.save(update_fields=["subject"], send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+    server.settle()
+    [update] = [m for m in bob_account.inbox.all() if isinstance(m, MeetingRequest)]
+    assert update.meeting_request_type == "InformationalUpdate"
+    assert _view(bob_account)[2].subject == "Weekly (in the big room)"
+    update.tentatively_accept()
+    server.settle()
+
+    [reply] = list(account.inbox.all())
+    assert reply.item_class == "IPM.Schedule.Meeting.Resp.Tent"
+    organizer = _view(account)
+    assert [o.required_attendees[0].response_type for o in organizer] == ["Accept", "Accept", "Tentative", "Accept"]
+    [master] = [i for i in account.calendar.all()]
+    assert master.required_attendees[0].response_type == "Accept"
+    assert [o.my_response_type for o in _view(bob_account)] == ["Accept", "Accept", "Tentative", "Accept"]
+
+
+def test_declining_one_occurrence_deletes_only_it(account, server, bob):
+    bob_account = _series(account, server, bob)
+    second = _view(bob_account)[1]
+    second.decline()
+    server.settle()
+
+    assert [o.start for o in _view(bob_account)] == [_start() + timedelta(weeks=n) for n in (0, 2, 3)]
+    [master] = list(bob_account.calendar.all())
+    assert master.type == "RecurringMaster"
+    [reply] = list(account.inbox.all())
+    assert reply.item_class == "IPM.Schedule.Meeting.Resp.Neg"
+    assert _ical(reply.mime_content).decoded("recurrence-id") == second.start
+    assert [o.required_attendees[0].response_type for o in _view(account)] == ["Accept", "Decline", "Accept",
+                                                                               "Accept"]
+
+
+def test_deleting_one_occurrence_cancels_only_it(account, server, bob):
+    bob_account = _series(account, server, bob)
+    second = _view(account)[1]
+    second.delete(send_meeting_cancellations=SEND_TO_ALL_AND_SAVE_COPY)
+    server.settle()
+
+    [cancellation] = [m for m in bob_account.inbox.all() if isinstance(m, MeetingCancellation)]
+    assert cancellation.subject == "Canceled: Weekly"
+    shown = _view(bob_account)
+    assert len(shown) == WEEKS and shown[1].is_cancelled and shown[1].subject == "Canceled: Weekly"
+    assert not shown[0].is_cancelled and shown[0].subject == "Weekly"
+    [master] = list(bob_account.calendar.all())
+    assert not master.is_cancelled
+
+    assert codes(_remove(server, bob, cancellation.id)) == ["NoError"]
+    assert [o.start for o in _view(bob_account)] == [_start() + timedelta(weeks=n) for n in (0, 2, 3)]
+    assert bob_account.calendar.all().count() == 1
+
+
+def test_cancel_calendar_item_on_one_occurrence(account, server, bob):
+    bob_account = _series(account, server, bob)
+    last = _view(account)[3]
+    body = (f'<m:CreateItem MessageDisposition="SendAndSaveCopy"><m:Items><t:CancelCalendarItem>'
+            f'<t:ReferenceItemId Id="{last.id}"/></t:CancelCalendarItem></m:Items></m:CreateItem>')
+    root = parse(post(server.ews_url, envelope(body), account.primary_smtp_address, PASSWORD))
+    assert codes(root) == ["NoError"]
+    server.settle()
+    assert len(_view(account)) == WEEKS - 1 and account.calendar.all().count() == 1
+    assert [o.is_cancelled for o in _view(bob_account)] == [False, False, False, True]
+
+
+def _smtp(server, sender: str, to: str, raw: bytes) -> None:
+    host, port = server.smtp_url.removeprefix("smtp://").rsplit(":", 1)
+    with smtplib.SMTP(host, int(port), timeout=30) as client:
+        client.sendmail(sender, [to], raw)
+
+
+def _external_occurrence(to: str, uid: str, method: str, **change) -> bytes:
+    """A message about the second occurrence of the external weekly series, as another server sends it."""
+    raw = _external_series(to, uid)
+    message = email.message_from_bytes(raw, policy=email.policy.SMTP)
+    [part] = [p for p in message.walk() if p.get_content_type() == "text/calendar"]
+    cal = icalendar.Calendar.from_ical(part.get_content())
+    cal["method"] = icalendar.vText(method)
+    [event] = cal.walk("VEVENT")
+    original = event.decoded("dtstart") + timedelta(weeks=1)
+    for name in ("dtstart", "dtend"):
+        moved = event.decoded(name) + timedelta(weeks=1) + change.get("shift", timedelta(0))
+        del event[name]
+        event.add(name, moved)
+    event.add("recurrence-id", original)
+    event["sequence"] = 1
+    if method == "CANCEL":
+        event.add("status", "CANCELLED")
+    del event["rrule"]
+    part.set_content(cal.to_ical().decode(), subtype="calendar", params={"method": method}, cte="quoted-printable")
+    return message.as_bytes()
+
+
+def _external_series(to: str, uid: str) -> bytes:
+    raw = _external_request(to, uid)
+    return raw.replace(b"SUMMARY:Partner call", b"RRULE:FREQ=WEEKLY;COUNT=4\r\nSUMMARY:Partner call")
+
+
+@pytest.mark.parametrize("method", ["REQUEST", "CANCEL"])
+def test_an_occurrence_from_another_server(server, bob, method):
+    _smtp(server, "dana@partner.example", bob.address, _external_series(bob.address, "ext-series"))
+    server.settle()
+    bob_account = make_account(server, bob.address)
+    first = _start(3)
+    assert len(list(bob_account.calendar.view(start=first, end=first + timedelta(weeks=5)))) == 4
+
+    _smtp(server, "dana@partner.example", bob.address,
+          _external_occurrence(bob.address, "ext-series", method, shift=timedelta(hours=1)))
+    server.settle()
+    [master] = list(bob_account.calendar.all())
+    assert master.type == "RecurringMaster" and not master.is_cancelled
+    shown = list(bob_account.calendar.view(start=first, end=first + timedelta(weeks=5)))
+    assert len(shown) == 4
+    if method == "REQUEST":
+        assert shown[1].start == first + timedelta(weeks=1, hours=1) and shown[1].type == "Exception"
+    else:
+        assert shown[1].is_cancelled and not shown[0].is_cancelled
