@@ -196,3 +196,79 @@ def test_an_occurrence_from_another_server(server, bob, method):
         assert shown[1].start == first + timedelta(weeks=1, hours=1) and shown[1].type == "Exception"
     else:
         assert shown[1].is_cancelled and not shown[0].is_cancelled
+
+
+@pytest.mark.parametrize(("rule", "pattern"), [
+    ("FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR", "<t:WeeklyRecurrence><t:Interval>1</t:Interval><t:DaysOfWeek>Monday Tuesday "
+     "Wednesday Thursday Friday</t:DaysOfWeek><t:FirstDayOfWeek>Sunday</t:FirstDayOfWeek></t:WeeklyRecurrence>"),
+    ("FREQ=MONTHLY;BYDAY=2MO", "<t:RelativeMonthlyRecurrence><t:Interval>1</t:Interval><t:DaysOfWeek>Monday"
+     "</t:DaysOfWeek><t:DayOfWeekIndex>Second</t:DayOfWeekIndex></t:RelativeMonthlyRecurrence>"),
+    ("FREQ=MONTHLY;BYDAY=-1FR", "<t:RelativeMonthlyRecurrence><t:Interval>1</t:Interval><t:DaysOfWeek>Friday"
+     "</t:DaysOfWeek><t:DayOfWeekIndex>Last</t:DayOfWeekIndex></t:RelativeMonthlyRecurrence>"),
+    ("FREQ=MONTHLY;BYMONTHDAY=-1", "<t:AbsoluteMonthlyRecurrence><t:Interval>1</t:Interval><t:DayOfMonth>31"
+     "</t:DayOfMonth></t:AbsoluteMonthlyRecurrence>"),
+    ("FREQ=YEARLY;INTERVAL=2", "<t:AbsoluteMonthlyRecurrence><t:Interval>24</t:Interval><t:DayOfMonth>3"
+     "</t:DayOfMonth></t:AbsoluteMonthlyRecurrence>"),
+    ("FREQ=YEARLY;BYMONTH=3;BYDAY=1MO", "<t:RelativeYearlyRecurrence><t:DaysOfWeek>Monday</t:DaysOfWeek>"
+     "<t:DayOfWeekIndex>First</t:DayOfWeekIndex><t:Month>March</t:Month></t:RelativeYearlyRecurrence>"),
+    ("FREQ=WEEKLY;BYHOUR=10;BYMINUTE=0", "<t:WeeklyRecurrence><t:Interval>1</t:Interval><t:DaysOfWeek>Monday"
+     "</t:DaysOfWeek><t:FirstDayOfWeek>Sunday</t:FirstDayOfWeek></t:WeeklyRecurrence>"),
+])
+def test_every_rrule_template_maps_to_an_ews_pattern(rule, pattern):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from lxml import etree
+
+    from mailroom.content import icalrecur
+
+    start = datetime(2031, 3, 3, 10, tzinfo=ZoneInfo("Europe/Berlin"))  # a Monday
+    made = icalrecur.from_rrule(icalendar.vRecur.from_ical(rule), start)
+    expected = (f'<t:Recurrence xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">{pattern}'
+                "<t:NoEndRecurrence><t:StartDate>2031-03-03+01:00</t:StartDate></t:NoEndRecurrence></t:Recurrence>")
+    assert etree.tostring(etree.fromstring(made), method="c14n") == etree.tostring(etree.fromstring(expected),
+                                                                                   method="c14n")
+
+
+@pytest.mark.parametrize("rule", ["FREQ=HOURLY;COUNT=3", "FREQ=MONTHLY;BYDAY=5MO", "FREQ=YEARLY;BYMONTH=3,9",
+                                  "FREQ=WEEKLY;BYHOUR=10,16", "FREQ=YEARLY;BYYEARDAY=100", "FREQ=WEEKLY;COUNT=5000"])
+def test_an_rrule_no_ews_pattern_says_is_kept_as_its_first_instance_and_said_so(server, bob, rule, caplog):
+    raw = _external_request(bob.address, "ext-odd").replace(b"SUMMARY:Partner call",
+                                                            f"RRULE:{rule}\r\nSUMMARY:Partner call".encode())
+    _smtp(server, "dana@partner.example", bob.address, raw)
+    server.settle()
+    bob_account = make_account(server, bob.address)
+    [meeting] = list(bob_account.calendar.all())
+    assert meeting.type == "Single" and meeting.start == _start(3) and meeting.recurrence is None
+    assert f"repeats ({rule})" in meeting.text_body and "only its first occurrence" in meeting.text_body
+    assert "Let us talk." in meeting.text_body
+    assert any(rule in r.getMessage() for r in caplog.records)
+
+
+def test_exdate_deletes_those_occurrences(server, bob):
+    first = _start(3)
+    excluded = [first + timedelta(weeks=1), first + timedelta(weeks=3)]
+    raw = _external_series(bob.address, "ext-exdate").replace(
+        b"SUMMARY:Partner call", b"EXDATE;TZID=Europe/Berlin:" + b",".join(
+            e.strftime("%Y%m%dT%H%M%S").encode() for e in excluded) + b"\r\nSUMMARY:Partner call")
+    _smtp(server, "dana@partner.example", bob.address, raw)
+    server.settle()
+    bob_account = make_account(server, bob.address)
+    shown = list(bob_account.calendar.view(start=first, end=first + timedelta(weeks=5)))
+    assert [o.start for o in shown] == [first, first + timedelta(weeks=2)]
+    [master] = list(bob_account.calendar.all())
+    assert master.deleted_occurrences is not None and len(master.deleted_occurrences) == 2
+
+
+def test_a_series_with_a_deleted_occurrence_is_sent_with_exdate(account, server, bob):
+    _series(account, server, bob)
+    second = _view(account)[1]
+    second.delete(send_meeting_cancellations="SendToNone")
+    master = next(iter(account.calendar.all()))
+    master.location = "Room 7"
+    master.save(update_fields=["location"], send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+    server.settle()
+    [event] = [e for s in account.sent.all() if "exdate" in (e := _ical(s.mime_content))]
+    assert [d.dt for d in event["exdate"].dts] == [second.start]
+    bob_account = make_account(server, bob.address)
+    assert [o.start for o in _view(bob_account)] == [_start() + timedelta(weeks=n) for n in (0, 2, 3)]

@@ -57,6 +57,8 @@ class Meeting:
     recurrence: str | None = None  # the EWS Recurrence element, serialised
     recurrence_id: datetime | None = None
     stamp: datetime | None = None
+    excluded: list[datetime] = field(default_factory=list)  # a series's deleted occurrences (EXDATE), UTC
+    unmapped_rule: str | None = None  # an RRULE no EWS recurrence can express (the meeting is its first instance)
 
 
 # -- attendees as stored (NonEmptyArrayOfAttendeesType) -----------------------------------------
@@ -130,6 +132,8 @@ def to_ical(meeting: Meeting) -> bytes:
         event.add("dtend", end)
     if meeting.recurrence and meeting.recurrence_id is None:
         event.add("rrule", icalrecur.to_rrule(meeting.recurrence, meeting.zone, start.timetz().replace(tzinfo=None)))
+        for excluded in meeting.excluded:
+            event.add("exdate", excluded.astimezone(meeting.zone))
     if meeting.recurrence_id is not None:
         event.add("recurrence-id", meeting.recurrence_id.astimezone(meeting.zone))
     event.add("summary", meeting.subject)
@@ -227,9 +231,10 @@ def _meeting(method: str, event: icalendar.Event) -> Meeting:
             role = {v: k for k, v in _ROLES.items()}.get(str(value.params.get("ROLE", "")).upper(),
                                                           "RequiredAttendees")
             attendees.append(Attendee(address, role, response_type(value.params.get("PARTSTAT"))))
-    recurrence = None
+    recurrence, unmapped = None, None
     if "rrule" in event:
         recurrence = icalrecur.from_rrule(dict(event["rrule"]), start.astimezone(zone))
+        unmapped = None if recurrence else event["rrule"].to_ical().decode()
     recurrence_id = None
     if "recurrence-id" in event:
         recurrence_id, _ = _moment(event.decoded("recurrence-id"))
@@ -238,4 +243,11 @@ def _meeting(method: str, event: icalendar.Event) -> Meeting:
                    sequence=int(event.get("sequence") or 0), subject=str(event.get("summary") or ""),
                    location=str(event["location"]) if "location" in event else None, all_day=all_day,
                    organizer=_who(event.get("organizer")), attendees=attendees, zone=zone, recurrence=recurrence,
-                   recurrence_id=recurrence_id, stamp=stamp)
+                   recurrence_id=recurrence_id, stamp=stamp, unmapped_rule=unmapped,
+                   excluded=_excluded(event) if recurrence else [])
+
+
+def _excluded(event: icalendar.Event) -> list[datetime]:
+    """The EXDATE values of a series (one property or several, each with one date or more), UTC."""
+    found = event.get("exdate") or []
+    return [_moment(value.dt)[0] for prop in (found if isinstance(found, list) else [found]) for value in prop.dts]

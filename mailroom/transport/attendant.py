@@ -10,6 +10,10 @@ removed by the attendee (RemoveItem), as Outlook shows it.
 
 from __future__ import annotations
 
+import html
+import logging
+import re
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,6 +29,8 @@ _TEXT = "%Y-%m-%dT%H:%M:%SZ"
 _REPLY_CLASS = {"Accept": "IPM.Schedule.Meeting.Resp.Pos", "Tentative": "IPM.Schedule.Meeting.Resp.Tent",
                 "Decline": "IPM.Schedule.Meeting.Resp.Neg"}
 STATE_MEETING, STATE_RECEIVED, STATE_CANCELLED = 1, 2, 4  # AppointmentState flags
+log = logging.getLogger(__name__)
+_BODY_TAG = re.compile(r"<body[^>]*>", re.IGNORECASE)
 
 
 def calendar_item(store: Store, mailbox: Mailbox, uid: str) -> Item | None:
@@ -108,7 +114,8 @@ def _tentative(store: Store, mailbox: Mailbox, meeting: Meeting, shared: dict[st
     props.update(LegacyFreeBusyStatus="Tentative", MyResponseType="NoResponseReceived", IsRead=True,
                  DateTimeReceived=utcnow())
     folder = store.folders.distinguished(mailbox, "calendar")
-    return store.items.create(mailbox, folder.id, NewItem(props=props, body=body))
+    created = store.items.create(mailbox, folder.id, NewItem(props=props, body=_noted(mailbox, meeting, body)))
+    return _without(store, mailbox, created, meeting.excluded)
 
 
 def _update_tentative(store: Store, mailbox: Mailbox, existing: Item, meeting: Meeting, shared: dict[str, Any],
@@ -121,8 +128,9 @@ def _update_tentative(store: Store, mailbox: Mailbox, existing: Item, meeting: M
     if reset:
         props.update(LegacyFreeBusyStatus="Tentative", MyResponseType="NoResponseReceived")
     changes = ItemChanges(set_props={k: v for k, v in props.items() if existing.props.get(k) != v},
-                          delete_props=[k for k in existing.props if k not in props], body=body)
-    return store.items.update(mailbox, existing.id, changes)
+                          delete_props=[k for k in existing.props if k not in props],
+                          body=_noted(mailbox, meeting, body))
+    return _without(store, mailbox, store.items.update(mailbox, existing.id, changes), meeting.excluded)
 
 
 def _reply(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, Any], body: Body | None) -> None:
@@ -184,6 +192,32 @@ def _cancelled(item: Item) -> dict[str, Any]:
 
 
 # -- one occurrence of a series ----------------------------------------------------------------
+def _without(store: Store, mailbox: Mailbox, item: Item, excluded: list[datetime]) -> Item:
+    """The series with the occurrences its organizer deleted (EXDATE) deleted here too."""
+    for moment in excluded if item.props.get("Recurrence") else []:
+        occurrence = calendar.occurrence_at(item, moment)
+        if occurrence is not None:
+            item = store.items.update(mailbox, item.id, calendar.deletion_changes(item, occurrence.props["_Instance"]))
+    return item
+
+
+def _noted(mailbox: Mailbox, meeting: Meeting, body: Body | None) -> Body | None:
+    """A series whose RRULE no EWS recurrence can express is kept as its first instance, as
+    [MS-OXCICAL] 2.1.3.2.2 lets an implementation fail to map it: the meeting's body and the
+    log say so, rather than dropping the rest silently."""
+    if meeting.unmapped_rule is None:
+        return body
+    log.warning("meeting %s for %s repeats by %s, which no EWS recurrence expresses: kept as its first instance",
+                meeting.uid, mailbox.address, meeting.unmapped_rule)
+    note = (f"This meeting repeats ({meeting.unmapped_rule}), which this server cannot keep as a series: "
+            "only its first occurrence is in the calendar.")
+    if body is not None and body.body_type == "HTML":  # the note opens the body
+        at = _BODY_TAG.search(body.text)
+        cut = at.end() if at else 0
+        return Body("HTML", f"{body.text[:cut]}<p>{html.escape(note)}</p>{body.text[cut:]}")
+    return Body("Text", f"{note}\n\n{body.text}" if body is not None and body.text else note)
+
+
 def _occurrence(existing: Item | None, meeting: Meeting) -> Item | None:
     """The occurrence of the mailbox's series that a message with a RECURRENCE-ID is about."""
     if existing is None or meeting.recurrence_id is None or not existing.props.get("Recurrence"):
