@@ -21,7 +21,7 @@ from mailroom.store.model import Body
 from . import icalrecur, mime, recipients
 from .recipients import Address, T
 
-METHODS = ("REQUEST", "REPLY", "CANCEL")
+METHODS = ("REQUEST", "REPLY", "CANCEL", "COUNTER")  # COUNTER: a reply proposing a new time
 _PRODID = "-//mailroom//Meetings//EN"
 _ROLES = {"RequiredAttendees": "REQ-PARTICIPANT", "OptionalAttendees": "OPT-PARTICIPANT",
           "Resources": "NON-PARTICIPANT"}
@@ -37,6 +37,7 @@ class Attendee:
     role: str = "RequiredAttendees"  # RequiredAttendees, OptionalAttendees or Resources
     response: str = "Unknown"  # an EWS ResponseType
     responded: str | None = None  # LastResponseTime
+    proposed: tuple[str, str] | None = None  # ProposedStart, ProposedEnd (UTC text) of a new time proposed
 
 
 @dataclass
@@ -76,8 +77,10 @@ def read_attendees(props: dict[str, Any]) -> list[Attendee]:
         for node in etree.fromstring(value.encode()).iter(_t("Attendee")):
             address = recipients.parse(etree.tostring(node.find(_t("Mailbox")), encoding="unicode"))
             if address:
+                proposed = (node.findtext(_t("ProposedStart")), node.findtext(_t("ProposedEnd")))
                 found.append(Attendee(address[0], role, node.findtext(_t("ResponseType")) or "Unknown",
-                                      node.findtext(_t("LastResponseTime"))))
+                                      node.findtext(_t("LastResponseTime")),
+                                      proposed if proposed[0] and proposed[1] else None))
     return found
 
 
@@ -96,6 +99,9 @@ def attendee_props(attendees: list[Attendee]) -> dict[str, str | None]:
             etree.SubElement(node, _t("ResponseType")).text = attendee.response
             if attendee.responded:
                 etree.SubElement(node, _t("LastResponseTime")).text = attendee.responded
+            if attendee.proposed:
+                etree.SubElement(node, _t("ProposedStart")).text = attendee.proposed[0]
+                etree.SubElement(node, _t("ProposedEnd")).text = attendee.proposed[1]
         props[role] = etree.tostring(root, encoding="unicode")
     return props
 

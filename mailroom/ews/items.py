@@ -67,7 +67,8 @@ _VERSION_GATED = {"ConversationId": "Exchange2010", "UniqueBody": "Exchange2010"
                   "LastModifiedTime": "Exchange2007_SP1", "IsAssociated": "Exchange2010",
                   "WebClientReadFormQueryString": "Exchange2010", "WebClientEditFormQueryString": "Exchange2010",
                   "StartTimeZone": "Exchange2010", "EndTimeZone": "Exchange2010", "StartTimeZoneId": "Exchange2013",
-                  "EndTimeZoneId": "Exchange2013", "HasPicture": "Exchange2010"}
+                  "EndTimeZoneId": "Exchange2013", "HasPicture": "Exchange2010", "ProposedStart": "Exchange2013",
+                  "ProposedEnd": "Exchange2013"}
 
 
 def element_for_class(item_class: str, ctx: Context) -> str:

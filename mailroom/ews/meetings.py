@@ -26,7 +26,7 @@ from mailroom.store.model import Attachment, Body, Item, ItemChanges, Mailbox, N
 from mailroom.transport.attendant import STATE_MEETING, calendar_item, meeting_props
 
 from . import calendar
-from .dates import parse_utc
+from .dates import parse_utc, to_utc_text
 from .errors import EWSError, SOAPFault
 from .folders import trash_id
 from .items import parse_body
@@ -221,11 +221,13 @@ def _id_element(parent: etree._Element, mailbox: Mailbox, item: Item) -> None:
 def respond(op: Operation, node: etree._Element, disposition: str, saved_el: etree._Element | None,
             items: etree._Element) -> None:
     """AcceptItem / TentativelyAcceptItem / DeclineItem: record the response on the attendee's
-    meeting and, unless SaveOnly, send the organizer a METHOD:REPLY. A decline moves the meeting
-    (and the request) to Deleted Items, as Exchange does."""
+    meeting and, unless SaveOnly, send the organizer a METHOD:REPLY (METHOD:COUNTER with a new
+    time proposed). A decline moves the meeting (and the request) to Deleted Items, as Exchange
+    does."""
     kind = local(node.tag)
     response, verb, item_class = RESPONSES[kind]
     reference, body = _read(node)
+    proposal = _proposal(op, node, response)
     mailbox, item, message = _meeting_of(op, reference, Access.EDIT)
     if is_organizer(item):
         raise EWSError(f"ErrorCalendarIsOrganizerFor{response}", "The organizer cannot respond to the meeting.")
@@ -241,8 +243,11 @@ def respond(op: Operation, node: etree._Element, disposition: str, saved_el: etr
                  "ToRecipients": recipients.build("ToRecipients", organizer[:1])}
         mine = next((a for a in read_attendees(item.props) if (a.address.email or "").lower() == mailbox.address),
                     Attendee(me))
-        _send(op, mailbox, _meeting(item, "REPLY", [Attendee(me, mine.role, response)]), props, body,
-              disposition == "SendAndSaveCopy", saved_el)
+        meeting = _meeting(item, "REPLY", [Attendee(me, mine.role, response)])
+        if proposal is not None:  # a new time proposed: METHOD:COUNTER whose DTSTART/DTEND are the proposal
+            meeting.method, (meeting.start, meeting.end) = "COUNTER", proposal
+            props["Subject"] = f"New Time Proposed: {item.props.get('Subject') or ''}"
+        _send(op, mailbox, meeting, props, body, disposition == "SendAndSaveCopy", saved_el)
     trash = trash_id(store, mailbox, "MoveToDeletedItems")
     if message is not None:
         store.items.move_or_delete(mailbox, message.id, trash)  # the request is done with, as in Outlook
@@ -253,6 +258,23 @@ def respond(op: Operation, node: etree._Element, disposition: str, saved_el: etr
         _discard(store, mailbox, updated, trash)
         return
     _id_element(items, mailbox, updated)
+
+
+def _proposal(op: Operation, node: etree._Element, response: str) -> tuple[datetime, datetime] | None:
+    """The new time a TentativelyAcceptItem or DeclineItem proposes (Exchange 2013 and later), if any."""
+    given = [node.findtext(t(name)) for name in ("ProposedStart", "ProposedEnd")]
+    if not any(given):
+        return None
+    if not op.ctx.at_least("Exchange2013"):
+        raise SOAPFault("ErrorSchemaValidation", "ProposedStart and ProposedEnd came with Exchange 2013.")
+    if response == "Accept":
+        raise EWSError("ErrorInvalidOperation", "A new time is proposed with a tentative acceptance or a decline.")
+    if not all(given):
+        raise EWSError("ErrorInvalidPropertyRequest", "A new time needs ProposedStart and ProposedEnd.")
+    start, end = (parse_utc(to_utc_text(text or "", op.ctx.tz)) for text in given)
+    if end < start:
+        raise EWSError("ErrorCalendarEndDateIsEarlierThanStartDate", "ProposedEnd is earlier than ProposedStart.")
+    return start, end
 
 
 def cancel(op: Operation, node: etree._Element, disposition: str, saved_el: etree._Element | None) -> None:

@@ -59,7 +59,7 @@ def meeting_props(meeting: Meeting) -> dict[str, Any]:
 def process(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, Any], body: Body | None) -> None:
     """Complete the delivered message's ``props`` as the meeting message it is, and bring the
     mailbox's Calendar in step with it."""
-    handler = {"REQUEST": _request, "REPLY": _reply, "CANCEL": _cancel}[meeting.method]
+    handler = {"REQUEST": _request, "REPLY": _reply, "CANCEL": _cancel, "COUNTER": _counter}[meeting.method]
     props.update(UID=meeting.uid, DateTimeStamp=(meeting.stamp or meeting.start).strftime(_TEXT),
                  HasBeenProcessed=True, IsDelegated=False, IsOutOfDate=False)
     if meeting.recurrence_id is not None:
@@ -164,8 +164,23 @@ def _responded(item: Item, responder: Attendee, response: str) -> dict[str, str 
         attendees.append(Attendee(responder.address, "OptionalAttendees"))  # someone the meeting was forwarded to
     for attendee in attendees:
         if (attendee.address.email or "").lower() == key:
-            attendee.response, attendee.responded = response, utcnow()
+            attendee.response, attendee.responded, attendee.proposed = response, utcnow(), responder.proposed
     return attendee_props(attendees)
+
+
+def _counter(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, Any], body: Body | None) -> None:
+    """A response proposing a new time (METHOD:COUNTER; its DTSTART/DTEND are the proposal): a
+    reply like any other whose proposal is kept with the attendee's response and on the message
+    (ProposedStart / ProposedEnd), the meeting's own time unchanged."""
+    proposed = (meeting.start.strftime(_TEXT), meeting.end.strftime(_TEXT))
+    for attendee in meeting.attendees[:1]:
+        attendee.proposed = proposed
+    _reply(store, mailbox, meeting, props, body)
+    props.update(ProposedStart=proposed[0], ProposedEnd=proposed[1])
+    existing = calendar_item(store, mailbox, meeting.uid)
+    shown = _occurrence(existing, meeting) or existing
+    if shown is not None:
+        props.update(Start=shown.props["Start"], End=shown.props["End"])
 
 
 def _cancel(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, Any], body: Body | None) -> None:
