@@ -8,28 +8,60 @@ from __future__ import annotations
 import email
 import email.policy
 import smtplib
+import socket
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import icalendar
 import pytest
+from aiosmtpd.controller import Controller
 from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY, MeetingCancellation, MeetingRequest
 from exchangelib.recurrence import NumberedPattern, Recurrence, WeeklyPattern
 
 from . import test_ews_meetings
-from .conftest import PASSWORD, make_account
+from .conftest import PASSWORD, RunningServer, make_account
 from .soap import codes, envelope, parse, post
 from .test_ews_meetings import _external_request, _invite, _remove, _request, _start
+from .test_transport_outbound import Sink
 
 bob = test_ews_meetings.bob  # the attendee's mailbox (a fixture)
 WEEKS = 4
+CAROL = "carol@elsewhere.example"  # an attendee on another server: her mail goes to the sink
+
+
+@pytest.fixture
+def sink_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def sink(sink_port: int) -> Iterator[Sink]:
+    """A loopback SMTP server standing in for every other server (the smart host)."""
+    handler = Sink()
+    controller = Controller(handler, hostname="127.0.0.1", port=sink_port)
+    controller.start()
+    yield handler
+    controller.stop()
+
+
+@pytest.fixture
+def server(store_url: str, tmp_path: Path, sink: Sink, sink_port: int) -> Iterator[RunningServer]:
+    """The real server, relaying mail for other domains to ``sink``."""
+    running = RunningServer(store_url, tmp_path / "data", **{"transport.smart_host": f"127.0.0.1:{sink_port}"})
+    yield running
+    running.stop()
+    assert not running.bad_responses, "responses that fail the EWS schema:\n" + "\n".join(running.bad_responses)
 
 
 def _series(account, server, bob) -> tuple:
-    """A weekly meeting of four, accepted by Bob; the organizer's and Bob's accounts."""
+    """A weekly meeting of four with Bob and Carol (elsewhere), accepted by Bob; Bob's account."""
     first = _start()
     recurrence = Recurrence(pattern=WeeklyPattern(interval=1, weekdays=[first.isoweekday()]),
                             boundary=NumberedPattern(start=first.date(), number=WEEKS))
-    _invite(account, [bob.address], subject="Weekly", recurrence=recurrence)
+    _invite(account, [bob.address, CAROL], subject="Weekly", recurrence=recurrence)
     server.settle()
     bob_account = make_account(server, bob.address)
     _request(bob_account, "Weekly").accept()
@@ -44,6 +76,11 @@ def _view(account) -> list:
     return list(account.calendar.view(start=first - timedelta(days=1), end=first + timedelta(weeks=WEEKS + 1)))
 
 
+def _sent_to_carol(sink: Sink) -> list[icalendar.Event]:
+    """The VEVENTs of the meeting messages the other server received for Carol, in order."""
+    return [_ical(received.content) for received in sink.received if CAROL in received.rcpt_tos]
+
+
 def _ical(mime: bytes) -> icalendar.Event:
     message = email.message_from_bytes(mime, policy=email.policy.default)
     [part] = [p for p in message.walk() if p.get_content_type() == "text/calendar"]
@@ -51,7 +88,7 @@ def _ical(mime: bytes) -> icalendar.Event:
     return event
 
 
-def test_moving_one_occurrence_moves_it_for_the_attendee(account, server, bob):
+def test_moving_one_occurrence_moves_it_for_the_attendee(account, server, bob, sink):
     bob_account = _series(account, server, bob)
     third = _view(account)[2]
     original = third.start
@@ -74,6 +111,10 @@ def test_moving_one_occurrence_moves_it_for_the_attendee(account, server, bob):
     assert [o.type for o in shown] == ["Occurrence", "Occurrence", "Exception", "Occurrence"]
     assert shown[2].my_response_type == "NoResponseReceived" and shown[1].my_response_type == "Accept"
     assert [m.start for m in bob_account.calendar.get(id=master.id).modified_occurrences] == [third.start]
+    series, update = _sent_to_carol(sink)  # the attendee elsewhere: the same, over SMTP
+    assert "rrule" in series and "recurrence-id" not in series
+    assert update.decoded("recurrence-id") == original and "rrule" not in update
+    assert update.decoded("dtstart") == original + timedelta(hours=3)
 
 
 def test_answering_for_one_occurrence_is_recorded_on_it(account, server, bob):
@@ -113,7 +154,7 @@ def test_declining_one_occurrence_deletes_only_it(account, server, bob):
                                                                                "Accept"]
 
 
-def test_deleting_one_occurrence_cancels_only_it(account, server, bob):
+def test_deleting_one_occurrence_cancels_only_it(account, server, bob, sink):
     bob_account = _series(account, server, bob)
     second = _view(account)[1]
     second.delete(send_meeting_cancellations=SEND_TO_ALL_AND_SAVE_COPY)
@@ -126,6 +167,9 @@ def test_deleting_one_occurrence_cancels_only_it(account, server, bob):
     assert not shown[0].is_cancelled and shown[0].subject == "Weekly"
     [master] = list(bob_account.calendar.all())
     assert not master.is_cancelled
+    cancellation_elsewhere = _sent_to_carol(sink)[-1]
+    assert cancellation_elsewhere["status"] == "CANCELLED"
+    assert cancellation_elsewhere.decoded("recurrence-id") == second.start
 
     assert codes(_remove(server, bob, cancellation.id)) == ["NoError"]
     assert [o.start for o in _view(bob_account)] == [_start() + timedelta(weeks=n) for n in (0, 2, 3)]
