@@ -16,11 +16,12 @@ from pathlib import Path
 import icalendar
 import pytest
 from aiosmtpd.controller import Controller
+from exchangelib import Attendee
 from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY, MeetingCancellation, MeetingRequest
 from exchangelib.recurrence import NumberedPattern, Recurrence, WeeklyPattern
 
 from . import test_ews_meetings
-from .conftest import PASSWORD, RunningServer, make_account
+from .conftest import PASSWORD, RunningServer, make_account, new_mailbox
 from .soap import codes, envelope, parse, post
 from .test_ews_meetings import _external_request, _invite, _remove, _request, _start
 from .test_transport_outbound import Sink
@@ -316,3 +317,25 @@ def test_a_series_with_a_deleted_occurrence_is_sent_with_exdate(account, server,
     assert [d.dt for d in event["exdate"].dts] == [second.start]
     bob_account = make_account(server, bob.address)
     assert [o.start for o in _view(bob_account)] == [_start() + timedelta(weeks=n) for n in (0, 2, 3)]
+
+
+def test_a_series_carries_its_exceptions(account, server, server_store, bob, sink):
+    _series(account, server, bob)
+    third = _view(account)[2]
+    third.start, third.end = third.start + timedelta(hours=1), third.end + timedelta(hours=1)
+    third.save(update_fields=["start", "end"], send_meeting_invitations="SendToNone")
+    dave = new_mailbox(server_store, bob.address.split("@", 1)[1], "dave", "Dave Latecomer")
+    master = next(iter(account.calendar.all()))
+    master.required_attendees = [*master.required_attendees, Attendee(mailbox=dave.address)]
+    master.save(update_fields=["required_attendees"], send_meeting_invitations="SendToChangedAndSaveCopy")
+    server.settle()
+
+    dave_account = make_account(server, dave.address)
+    shown = _view(dave_account)
+    assert [o.start for o in shown] == [_start() + timedelta(weeks=n, hours=1 if n == 2 else 0) for n in range(WEEKS)]
+    assert [o.type for o in shown] == ["Occurrence", "Occurrence", "Exception", "Occurrence"]
+    message = email.message_from_bytes(next(m for m in dave_account.inbox.all()).mime_content,
+                                       policy=email.policy.default)
+    [part] = [p for p in message.walk() if p.get_content_type() == "text/calendar"]
+    series, exception = icalendar.Calendar.from_ical(part.get_content()).walk("VEVENT")
+    assert "rrule" in series and exception.decoded("recurrence-id") == _start() + timedelta(weeks=2)

@@ -59,6 +59,7 @@ class Meeting:
     recurrence_id: datetime | None = None
     stamp: datetime | None = None
     excluded: list[datetime] = field(default_factory=list)  # a series's deleted occurrences (EXDATE), UTC
+    exceptions: list[Meeting] = field(default_factory=list)  # a series's changed occurrences (their own VEVENTs)
     unmapped_rule: str | None = None  # an RRULE no EWS recurrence can express (the meeting is its first instance)
 
 
@@ -120,11 +121,19 @@ def _address(who: Address, **params: str) -> icalendar.vCalAddress:
 
 
 def to_ical(meeting: Meeting) -> bytes:
-    """The VCALENDAR of a meeting message; VTIMEZONE for the meeting's zone, RRULE for a series."""
+    """The VCALENDAR of a meeting message; VTIMEZONE for the meeting's zone, RRULE for a series and
+    a VEVENT with its RECURRENCE-ID for each of the series's exceptions ([MS-OXCICAL] 2.1.3.1.1)."""
     cal = icalendar.Calendar()
     cal.add("prodid", _PRODID)
     cal.add("version", "2.0")
     cal.add("method", meeting.method)
+    for one in (meeting, *meeting.exceptions):
+        cal.add_component(_event(one))
+    cal.add_missing_timezones()
+    return cal.to_ical()
+
+
+def _event(meeting: Meeting) -> icalendar.Event:
     event = icalendar.Event()
     event.add("uid", meeting.uid)
     event.add("sequence", meeting.sequence)
@@ -155,9 +164,7 @@ def to_ical(meeting: Meeting) -> bytes:
             if meeting.method == "REQUEST":
                 params["RSVP"] = "TRUE"
             event.add("attendee", _address(attendee.address, **params))
-    cal.add_component(event)
-    cal.add_missing_timezones()
-    return cal.to_ical()
+    return event
 
 
 def build_message(props: dict[str, Any], body: Body | None, meeting: Meeting) -> bytes:
@@ -188,8 +195,9 @@ def calendar_part(raw: bytes) -> bytes | None:
 
 
 def read(raw: bytes) -> Meeting | None:
-    """The meeting a message carries: its text/calendar part's METHOD and first VEVENT; None for
-    an ordinary message or a calendar that cannot be read (the message is then kept as mail)."""
+    """The meeting a message carries: its text/calendar part's METHOD and VEVENT (a series's with
+    the VEVENTs of its exceptions, those with a RECURRENCE-ID); None for an ordinary message or a
+    calendar that cannot be read (the message is then kept as mail)."""
     data = calendar_part(raw)
     if data is None:
         return None
@@ -199,7 +207,12 @@ def read(raw: bytes) -> Meeting | None:
         events = cal.walk("VEVENT")
         if method not in METHODS or not events:
             return None
-        return _meeting(method, events[0])
+        main = next((e for e in events if "recurrence-id" not in e), events[0])
+        meeting = _meeting(method, main)
+        if meeting.recurrence is not None:
+            meeting.exceptions = [_meeting(method, e) for e in events
+                                  if "recurrence-id" in e and str(e.get("uid") or "") == meeting.uid]
+        return meeting
     except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None
 

@@ -68,7 +68,9 @@ def _meeting(item: Item, method: str, attendees: list[Attendee] | None = None) -
                    attendees=read_attendees(p) if attendees is None else attendees, zone=calendar.zone(p),
                    recurrence=p.get("Recurrence") if method != "REPLY" else None, stamp=datetime.now(UTC),
                    recurrence_id=parse_utc(p["OriginalStart"]) if calendar.is_occurrence(item) else None,
-                   excluded=[parse_utc(s) for s in calendar.deleted_starts(item)] if p.get("Recurrence") else [])
+                   excluded=[parse_utc(s) for s in calendar.deleted_starts(item)] if p.get("Recurrence") else [],
+                   exceptions=[_meeting(changed, method) for changed in calendar.modified(item)]
+                   if p.get("Recurrence") and method == "REQUEST" else [])
 
 
 def _compose(meeting: Meeting, props: dict[str, Any], body: Body | None, _attachments: list[Attachment]) -> bytes:

@@ -97,6 +97,7 @@ def _request(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, 
         item = _update_tentative(store, mailbox, existing, meeting, shared, body, reset=moved)
     props["MyResponseType"] = item.props.get("MyResponseType", "NoResponseReceived")
     props["_AssociatedCalendarItem"] = item.id
+    _with_exceptions(store, mailbox, item, meeting)
 
 
 def _calendar_props(mailbox: Mailbox, meeting: Meeting, shared: dict[str, Any], creating: bool) -> dict[str, Any]:
@@ -240,6 +241,14 @@ def _occurrence(existing: Item | None, meeting: Meeting) -> Item | None:
     return calendar.occurrence_at(existing, meeting.recurrence_id)
 
 
+def _with_exceptions(store: Store, mailbox: Mailbox, series: Item, meeting: Meeting) -> None:
+    """A series request's exceptions (VEVENTs with a RECURRENCE-ID) applied to its occurrences."""
+    for exception in meeting.exceptions:
+        occurrence = _occurrence(store.items.get(mailbox, series.id, body=False, attachments=False), exception)
+        if occurrence is not None:
+            _request_occurrence(store, mailbox, occurrence, exception, {}, None)
+
+
 def _request_occurrence(store: Store, mailbox: Mailbox, occurrence: Item, meeting: Meeting, props: dict[str, Any],
                         body: Body | None) -> None:
     """The organizer changed one occurrence: it becomes an exception of the attendee's series; a
@@ -250,7 +259,7 @@ def _request_occurrence(store: Store, mailbox: Mailbox, occurrence: Item, meetin
                      MyResponseType=occurrence.props.get("MyResponseType", "NoResponseReceived"))
         return
     shared = meeting_props(meeting)
-    changed = {k: v for k, v in shared.items() if k not in ("UID", "Organizer", "IsAllDayEvent")}
+    changed = {k: v for k, v in shared.items() if k not in ("UID", "Organizer", "IsAllDayEvent", "Recurrence")}
     changed.update(Subject=meeting.subject, IsCancelled=False)
     moved = (occurrence.props["Start"], occurrence.props["End"]) != (shared["Start"], shared["End"])
     if moved:
