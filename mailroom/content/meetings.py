@@ -1,5 +1,5 @@
 """Meeting messages as iCalendar (RFC 5545/5546, the icalendar library): a meeting's properties
-to a text/calendar part (METHOD REQUEST, REPLY or CANCEL) inside the MIME message, and back.
+to a text/calendar part (METHOD REQUEST, REPLY, CANCEL or COUNTER) inside the MIME message, and back.
 
 This is what goes over SMTP, to local and external attendees alike; the calendar attendant
 (mailroom/transport/attendant.py) reads it on delivery.

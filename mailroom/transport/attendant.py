@@ -5,7 +5,8 @@ A request is stored as IPM.Schedule.Meeting.Request and puts a tentative meeting
 attendee's Calendar (a later request for the same UID updates it); a reply
 (IPM.Schedule.Meeting.Resp.*) records the attendee's response on the organizer's meeting; a
 cancellation (IPM.Schedule.Meeting.Canceled) marks the attendee's meeting cancelled, to be
-removed by the attendee (RemoveItem), as Outlook shows it.
+removed by the attendee (RemoveItem), as Outlook shows it. A message with a RECURRENCE-ID does
+the same to that one occurrence of the mailbox's series (an exception of it).
 """
 
 from __future__ import annotations
