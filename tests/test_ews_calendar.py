@@ -186,11 +186,31 @@ def test_meeting_time_zone_for_exchange_2007_callers(server, mailbox):
     get = f"""<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape></m:ItemShape>
 <m:ItemIds><t:ItemId Id="{item_id}"/></m:ItemIds></m:GetItem>"""
     old = _soap(server, mailbox, get, version="Exchange2007_SP1")
-    assert old.find(".//{*}MeetingTimeZone").get("TimeZoneName") == "W. Europe Standard Time"
+    zone = old.find(".//{*}MeetingTimeZone")
+    assert zone.get("TimeZoneName") == "W. Europe Standard Time"
+    assert zone.findtext("{*}BaseOffset") == "-PT1H"
+    rules = {change.tag.split("}")[1]: (change.findtext("{*}Offset"), change.findtext(".//{*}DaysOfWeek"),
+                                        change.findtext(".//{*}DayOfWeekIndex"), change.findtext(".//{*}Month"),
+                                        change.findtext("{*}Time")) for change in zone[1:]}
+    assert rules == {"Standard": ("PT0H", "Sunday", "Last", "October", "03:00:00"),
+                     "Daylight": ("-PT1H", "Sunday", "Last", "March", "02:00:00")}  # as Windows has them
     assert old.find(".//{*}StartTimeZone") is None
     new = _soap(server, mailbox, get)
     assert new.find(".//{*}StartTimeZone").get("Id") == "W. Europe Standard Time"
     assert new.find(".//{*}MeetingTimeZone") is None
+
+
+def test_meeting_time_zone_follows_the_rule_of_the_meeting_year(server, mailbox):
+    created = _soap(server, mailbox, _CREATE.format(
+        subject="Long ago", start="2005-01-10T09:00:00", end="2005-01-10T10:00:00",
+        extra='<t:MeetingTimeZone TimeZoneName="Pacific Standard Time"/>'), version="Exchange2007_SP1")
+    item_id = created.find(".//{*}ItemId").get("Id")
+    get = f"""<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape></m:ItemShape>
+<m:ItemIds><t:ItemId Id="{item_id}"/></m:ItemIds></m:GetItem>"""
+    zone = _soap(server, mailbox, get, version="Exchange2007_SP1").find(".//{*}MeetingTimeZone")
+    assert zone.findtext("{*}BaseOffset") == "PT8H"
+    assert (zone.findtext("{*}Daylight//{*}DayOfWeekIndex"), zone.findtext("{*}Daylight//{*}Month")) == (
+        "First", "April")  # the United States' rule before 2007
 
 
 @pytest.mark.parametrize(("extra", "code"), [

@@ -1,5 +1,5 @@
 """Meeting messages as iCalendar (RFC 5545/5546, the icalendar library): a meeting's properties
-to a text/calendar part (METHOD REQUEST, REPLY or CANCEL) inside the MIME message, and back.
+to a text/calendar part (METHOD REQUEST, REPLY, CANCEL or COUNTER) inside the MIME message, and back.
 
 This is what goes over SMTP, to local and external attendees alike; the calendar attendant
 (mailroom/transport/attendant.py) reads it on delivery.
@@ -21,7 +21,7 @@ from mailroom.store.model import Body
 from . import icalrecur, mime, recipients
 from .recipients import Address, T
 
-METHODS = ("REQUEST", "REPLY", "CANCEL")
+METHODS = ("REQUEST", "REPLY", "CANCEL", "COUNTER")  # COUNTER: a reply proposing a new time
 _PRODID = "-//mailroom//Meetings//EN"
 _ROLES = {"RequiredAttendees": "REQ-PARTICIPANT", "OptionalAttendees": "OPT-PARTICIPANT",
           "Resources": "NON-PARTICIPANT"}
@@ -37,6 +37,7 @@ class Attendee:
     role: str = "RequiredAttendees"  # RequiredAttendees, OptionalAttendees or Resources
     response: str = "Unknown"  # an EWS ResponseType
     responded: str | None = None  # LastResponseTime
+    proposed: tuple[str, str] | None = None  # ProposedStart, ProposedEnd (UTC text) of a new time proposed
 
 
 @dataclass
@@ -57,6 +58,9 @@ class Meeting:
     recurrence: str | None = None  # the EWS Recurrence element, serialised
     recurrence_id: datetime | None = None
     stamp: datetime | None = None
+    excluded: list[datetime] = field(default_factory=list)  # a series's deleted occurrences (EXDATE), UTC
+    exceptions: list[Meeting] = field(default_factory=list)  # a series's changed occurrences (their own VEVENTs)
+    unmapped_rule: str | None = None  # an RRULE no EWS recurrence can express (the meeting is its first instance)
 
 
 # -- attendees as stored (NonEmptyArrayOfAttendeesType) -----------------------------------------
@@ -74,8 +78,10 @@ def read_attendees(props: dict[str, Any]) -> list[Attendee]:
         for node in etree.fromstring(value.encode()).iter(_t("Attendee")):
             address = recipients.parse(etree.tostring(node.find(_t("Mailbox")), encoding="unicode"))
             if address:
+                proposed = (node.findtext(_t("ProposedStart")), node.findtext(_t("ProposedEnd")))
                 found.append(Attendee(address[0], role, node.findtext(_t("ResponseType")) or "Unknown",
-                                      node.findtext(_t("LastResponseTime"))))
+                                      node.findtext(_t("LastResponseTime")),
+                                      proposed if proposed[0] and proposed[1] else None))
     return found
 
 
@@ -94,6 +100,9 @@ def attendee_props(attendees: list[Attendee]) -> dict[str, str | None]:
             etree.SubElement(node, _t("ResponseType")).text = attendee.response
             if attendee.responded:
                 etree.SubElement(node, _t("LastResponseTime")).text = attendee.responded
+            if attendee.proposed:
+                etree.SubElement(node, _t("ProposedStart")).text = attendee.proposed[0]
+                etree.SubElement(node, _t("ProposedEnd")).text = attendee.proposed[1]
         props[role] = etree.tostring(root, encoding="unicode")
     return props
 
@@ -112,11 +121,19 @@ def _address(who: Address, **params: str) -> icalendar.vCalAddress:
 
 
 def to_ical(meeting: Meeting) -> bytes:
-    """The VCALENDAR of a meeting message; VTIMEZONE for the meeting's zone, RRULE for a series."""
+    """The VCALENDAR of a meeting message; VTIMEZONE for the meeting's zone, RRULE for a series and
+    a VEVENT with its RECURRENCE-ID for each of the series's exceptions ([MS-OXCICAL] 2.1.3.1.1)."""
     cal = icalendar.Calendar()
     cal.add("prodid", _PRODID)
     cal.add("version", "2.0")
     cal.add("method", meeting.method)
+    for one in (meeting, *meeting.exceptions):
+        cal.add_component(_event(one))
+    cal.add_missing_timezones()
+    return cal.to_ical()
+
+
+def _event(meeting: Meeting) -> icalendar.Event:
     event = icalendar.Event()
     event.add("uid", meeting.uid)
     event.add("sequence", meeting.sequence)
@@ -130,6 +147,8 @@ def to_ical(meeting: Meeting) -> bytes:
         event.add("dtend", end)
     if meeting.recurrence and meeting.recurrence_id is None:
         event.add("rrule", icalrecur.to_rrule(meeting.recurrence, meeting.zone, start.timetz().replace(tzinfo=None)))
+        for excluded in meeting.excluded:
+            event.add("exdate", excluded.astimezone(meeting.zone))
     if meeting.recurrence_id is not None:
         event.add("recurrence-id", meeting.recurrence_id.astimezone(meeting.zone))
     event.add("summary", meeting.subject)
@@ -145,9 +164,7 @@ def to_ical(meeting: Meeting) -> bytes:
             if meeting.method == "REQUEST":
                 params["RSVP"] = "TRUE"
             event.add("attendee", _address(attendee.address, **params))
-    cal.add_component(event)
-    cal.add_missing_timezones()
-    return cal.to_ical()
+    return event
 
 
 def build_message(props: dict[str, Any], body: Body | None, meeting: Meeting) -> bytes:
@@ -178,8 +195,9 @@ def calendar_part(raw: bytes) -> bytes | None:
 
 
 def read(raw: bytes) -> Meeting | None:
-    """The meeting a message carries: its text/calendar part's METHOD and first VEVENT; None for
-    an ordinary message or a calendar that cannot be read (the message is then kept as mail)."""
+    """The meeting a message carries: its text/calendar part's METHOD and VEVENT (a series's with
+    the VEVENTs of its exceptions, those with a RECURRENCE-ID); None for an ordinary message or a
+    calendar that cannot be read (the message is then kept as mail)."""
     data = calendar_part(raw)
     if data is None:
         return None
@@ -189,7 +207,12 @@ def read(raw: bytes) -> Meeting | None:
         events = cal.walk("VEVENT")
         if method not in METHODS or not events:
             return None
-        return _meeting(method, events[0])
+        main = next((e for e in events if "recurrence-id" not in e), events[0])
+        meeting = _meeting(method, main)
+        if meeting.recurrence is not None:
+            meeting.exceptions = [_meeting(method, e) for e in events
+                                  if "recurrence-id" in e and str(e.get("uid") or "") == meeting.uid]
+        return meeting
     except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None
 
@@ -227,9 +250,10 @@ def _meeting(method: str, event: icalendar.Event) -> Meeting:
             role = {v: k for k, v in _ROLES.items()}.get(str(value.params.get("ROLE", "")).upper(),
                                                           "RequiredAttendees")
             attendees.append(Attendee(address, role, response_type(value.params.get("PARTSTAT"))))
-    recurrence = None
+    recurrence, unmapped = None, None
     if "rrule" in event:
         recurrence = icalrecur.from_rrule(dict(event["rrule"]), start.astimezone(zone))
+        unmapped = None if recurrence else event["rrule"].to_ical().decode()
     recurrence_id = None
     if "recurrence-id" in event:
         recurrence_id, _ = _moment(event.decoded("recurrence-id"))
@@ -238,4 +262,11 @@ def _meeting(method: str, event: icalendar.Event) -> Meeting:
                    sequence=int(event.get("sequence") or 0), subject=str(event.get("summary") or ""),
                    location=str(event["location"]) if "location" in event else None, all_day=all_day,
                    organizer=_who(event.get("organizer")), attendees=attendees, zone=zone, recurrence=recurrence,
-                   recurrence_id=recurrence_id, stamp=stamp)
+                   recurrence_id=recurrence_id, stamp=stamp, unmapped_rule=unmapped,
+                   excluded=_excluded(event) if recurrence else [])
+
+
+def _excluded(event: icalendar.Event) -> list[datetime]:
+    """The EXDATE values of a series (one property or several, each with one date or more), UTC."""
+    found = event.get("exdate") or []
+    return [_moment(value.dt)[0] for prop in (found if isinstance(found, list) else [found]) for value in prop.dts]

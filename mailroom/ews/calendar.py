@@ -181,6 +181,19 @@ def occurrence(master: Item, index: int) -> Item:
     return _instance(master, index, start, series.duration)
 
 
+def occurrence_at(master: Item, original_start: datetime) -> Item | None:
+    """The occurrence a RECURRENCE-ID names by its original start (for an all-day series, its
+    day); None when the series has none there or it was deleted."""
+    series = _series(master)
+    all_day = bool(master.props.get("IsAllDayEvent"))
+    for index, start in series.starting_before(original_start + timedelta(days=1)):
+        if start == original_start or (all_day and start.astimezone(series.zone).date() == original_start.date()):
+            if index in (master.props.get("_Deleted") or []):
+                return None
+            return _instance(master, index, start, series.duration)
+    return None
+
+
 def expand(master: Item, start: datetime, end: datetime) -> Iterator[Item]:
     """The occurrences of a series that overlap [start, end), exceptions where they were moved to."""
     series = _series(master)

@@ -25,7 +25,7 @@ from mailroom.store.model import Body, Item, Mailbox, NewItem
 
 from . import calendar, mapi, tasks, timezones, versions
 from .context import Context
-from .dates import typed_value
+from .dates import parse_utc, typed_value
 from .errors import EWSError, SOAPFault
 from .extended import parse_property, property_element
 from .folders import effective_rights
@@ -67,7 +67,8 @@ _VERSION_GATED = {"ConversationId": "Exchange2010", "UniqueBody": "Exchange2010"
                   "LastModifiedTime": "Exchange2007_SP1", "IsAssociated": "Exchange2010",
                   "WebClientReadFormQueryString": "Exchange2010", "WebClientEditFormQueryString": "Exchange2010",
                   "StartTimeZone": "Exchange2010", "EndTimeZone": "Exchange2010", "StartTimeZoneId": "Exchange2013",
-                  "EndTimeZoneId": "Exchange2013", "HasPicture": "Exchange2010"}
+                  "EndTimeZoneId": "Exchange2013", "HasPicture": "Exchange2010", "ProposedStart": "Exchange2013",
+                  "ProposedEnd": "Exchange2013"}
 
 
 def element_for_class(item_class: str, ctx: Context) -> str:
@@ -401,7 +402,8 @@ def _meeting_time_zone(node: etree._Element, step: _Step, item: Item, mailbox: M
     """The Exchange 2007 form of the start zone; 2010 and later callers get StartTimeZone instead."""
     zone_id = item.props.get("_StartZone")
     if zone_id is not None and not ctx.at_least("Exchange2010"):
-        timezones.meeting_time_zone(node, zone_id)
+        start = item.props.get("Start")
+        timezones.meeting_time_zone(node, zone_id, parse_utc(start) if start else None)
 
 
 def _associated(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:

@@ -20,12 +20,13 @@ from mailroom.access.permissions import Access
 from mailroom.content import meetings, recipients
 from mailroom.content.meetings import Attendee, Meeting, read_attendees
 from mailroom.content.recipients import Address
+from mailroom.store import Store
 from mailroom.store import errors as store_errors
 from mailroom.store.model import Attachment, Body, Item, ItemChanges, Mailbox, NewItem, utcnow
 from mailroom.transport.attendant import STATE_MEETING, calendar_item, meeting_props
 
 from . import calendar
-from .dates import parse_utc
+from .dates import parse_utc, to_utc_text
 from .errors import EWSError, SOAPFault
 from .folders import trash_id
 from .items import parse_body
@@ -65,7 +66,11 @@ def _meeting(item: Item, method: str, attendees: list[Attendee] | None = None) -
                    location=p.get("Location"), all_day=bool(p.get("IsAllDayEvent")),
                    organizer=organizer[0] if organizer else None,
                    attendees=read_attendees(p) if attendees is None else attendees, zone=calendar.zone(p),
-                   recurrence=p.get("Recurrence") if method != "REPLY" else None, stamp=datetime.now(UTC))
+                   recurrence=p.get("Recurrence") if method != "REPLY" else None, stamp=datetime.now(UTC),
+                   recurrence_id=parse_utc(p["OriginalStart"]) if calendar.is_occurrence(item) else None,
+                   excluded=[parse_utc(s) for s in calendar.deleted_starts(item)] if p.get("Recurrence") else [],
+                   exceptions=[_meeting(changed, method) for changed in calendar.modified(item)]
+                   if p.get("Recurrence") and method == "REQUEST" else [])
 
 
 def _compose(meeting: Meeting, props: dict[str, Any], body: Body | None, _attachments: list[Attachment]) -> bytes:
@@ -128,6 +133,17 @@ def invite(op: Operation, mailbox: Mailbox, item: Item, mode: str, previous: Ite
         _send(op, mailbox, _meeting(item, "CANCEL", removed), props, None, save_copy, saved_el)
 
 
+def occurrence_sequence(occurrence: Item, changes: ItemChanges, mode: str | None) -> bool:
+    """Stamp a change to one occurrence of a sent meeting with the next sequence number, as the
+    organizer's update of that occurrence (sent with its RECURRENCE-ID); whether it goes out."""
+    props = occurrence.props
+    sending = (bool(props.get("IsMeeting")) and bool(props.get("MeetingRequestWasSent"))
+               and mode not in (None, "SendToNone") and is_organizer_props(props))
+    if sending:
+        changes.set_props["AppointmentSequenceNumber"] = int(props.get("AppointmentSequenceNumber") or 0) + 1
+    return sending
+
+
 def cancel_all(op: Operation, mailbox: Mailbox, item: Item, mode: str | None, body: Body | None = None,
                saved_el: etree._Element | None = None) -> None:
     """Tell every attendee the meeting is cancelled (DeleteItem / CancelCalendarItem by the organizer)."""
@@ -172,9 +188,30 @@ def _meeting_of(op: Operation, reference: etree._Element, need: Access) -> tuple
         with contextlib.suppress(store_errors.NotFound):
             found = op.ctx.store.items.get(mailbox, row)
     found = found or calendar_item(op.ctx.store, mailbox, item.props["UID"])
+    if found is not None and item.props.get("RecurrenceId") and found.props.get("Recurrence"):
+        found = calendar.occurrence_at(found, parse_utc(item.props["RecurrenceId"]))  # one occurrence's message
     if found is None:
         raise EWSError("ErrorItemNotFound", "The meeting this message is about is not in the calendar.")
     return mailbox, found, item
+
+
+def _record(store: Store, mailbox: Mailbox, item: Item, changes: dict[str, Any]) -> Item:
+    """Save ``changes`` to a meeting, or to one occurrence of it (as an exception of its series)."""
+    if not calendar.is_occurrence(item):
+        return store.items.update(mailbox, item.id, ItemChanges(set_props=changes))
+    master = store.items.get(mailbox, item.id)
+    exception = calendar.exception_changes(master, item, ItemChanges(set_props=changes))
+    saved = store.items.update(mailbox, item.id, exception)
+    return calendar.occurrence(saved, item.props["_Instance"])
+
+
+def _discard(store: Store, mailbox: Mailbox, item: Item, trash: int | None) -> None:
+    """Take a meeting out of the calendar; an occurrence is deleted from its series."""
+    if calendar.is_occurrence(item):
+        master = store.items.get(mailbox, item.id, body=False, attachments=False)
+        store.items.update(mailbox, item.id, calendar.deletion_changes(master, item.props["_Instance"]))
+    else:
+        store.items.move_or_delete(mailbox, item.id, trash)
 
 
 def _id_element(parent: etree._Element, mailbox: Mailbox, item: Item) -> None:
@@ -186,11 +223,13 @@ def _id_element(parent: etree._Element, mailbox: Mailbox, item: Item) -> None:
 def respond(op: Operation, node: etree._Element, disposition: str, saved_el: etree._Element | None,
             items: etree._Element) -> None:
     """AcceptItem / TentativelyAcceptItem / DeclineItem: record the response on the attendee's
-    meeting and, unless SaveOnly, send the organizer a METHOD:REPLY. A decline moves the meeting
-    (and the request) to Deleted Items, as Exchange does."""
+    meeting and, unless SaveOnly, send the organizer a METHOD:REPLY (METHOD:COUNTER with a new
+    time proposed). A decline moves the meeting (and the request) to Deleted Items, as Exchange
+    does."""
     kind = local(node.tag)
     response, verb, item_class = RESPONSES[kind]
     reference, body = _read(node)
+    proposal = _proposal(op, node, response)
     mailbox, item, message = _meeting_of(op, reference, Access.EDIT)
     if is_organizer(item):
         raise EWSError(f"ErrorCalendarIsOrganizerFor{response}", "The organizer cannot respond to the meeting.")
@@ -206,32 +245,51 @@ def respond(op: Operation, node: etree._Element, disposition: str, saved_el: etr
                  "ToRecipients": recipients.build("ToRecipients", organizer[:1])}
         mine = next((a for a in read_attendees(item.props) if (a.address.email or "").lower() == mailbox.address),
                     Attendee(me))
-        _send(op, mailbox, _meeting(item, "REPLY", [Attendee(me, mine.role, response)]), props, body,
-              disposition == "SendAndSaveCopy", saved_el)
+        meeting = _meeting(item, "REPLY", [Attendee(me, mine.role, response)])
+        if proposal is not None:  # a new time proposed: METHOD:COUNTER whose DTSTART/DTEND are the proposal
+            meeting.method, (meeting.start, meeting.end) = "COUNTER", proposal
+            props["Subject"] = f"New Time Proposed: {item.props.get('Subject') or ''}"
+        _send(op, mailbox, meeting, props, body, disposition == "SendAndSaveCopy", saved_el)
     trash = trash_id(store, mailbox, "MoveToDeletedItems")
     if message is not None:
         store.items.move_or_delete(mailbox, message.id, trash)  # the request is done with, as in Outlook
     changes = {"MyResponseType": response, "AppointmentReplyTime": utcnow(),
                "LegacyFreeBusyStatus": "Tentative" if response == "Tentative" else "Busy"}
-    updated = store.items.update(mailbox, item.id, ItemChanges(set_props=changes))
+    updated = _record(store, mailbox, item, changes)
     if response == "Decline":
-        store.items.move_or_delete(mailbox, item.id, trash)
+        _discard(store, mailbox, updated, trash)
         return
     _id_element(items, mailbox, updated)
 
 
+def _proposal(op: Operation, node: etree._Element, response: str) -> tuple[datetime, datetime] | None:
+    """The new time a TentativelyAcceptItem or DeclineItem proposes (Exchange 2013 and later), if any."""
+    given = [node.findtext(t(name)) for name in ("ProposedStart", "ProposedEnd")]
+    if not any(given):
+        return None
+    if not op.ctx.at_least("Exchange2013"):
+        raise SOAPFault("ErrorSchemaValidation", "ProposedStart and ProposedEnd came with Exchange 2013.")
+    if response == "Accept":
+        raise EWSError("ErrorInvalidOperation", "A new time is proposed with a tentative acceptance or a decline.")
+    if not all(given):
+        raise EWSError("ErrorInvalidPropertyRequest", "A new time needs ProposedStart and ProposedEnd.")
+    start, end = (parse_utc(to_utc_text(text or "", op.ctx.tz)) for text in given)
+    if end < start:
+        raise EWSError("ErrorCalendarEndDateIsEarlierThanStartDate", "ProposedEnd is earlier than ProposedStart.")
+    return start, end
+
+
 def cancel(op: Operation, node: etree._Element, disposition: str, saved_el: etree._Element | None) -> None:
-    """CancelCalendarItem: the organizer cancels the meeting for everyone; it leaves the calendar."""
+    """CancelCalendarItem: the organizer cancels the meeting (or one occurrence of it) for everyone;
+    it leaves the calendar."""
     reference, body = _read(node)
     mailbox, item = op.item_from(reference, Access.DELETE)
     if not calendar.is_calendar(item.props) or not is_organizer(item):
         raise EWSError("ErrorCalendarIsNotOrganizer", "Only the organizer's meeting can be cancelled.")
-    if calendar.is_occurrence(item):
-        raise EWSError("ErrorInvalidOperation", "Cancel the series or delete the occurrence.")
     mode = {"SendOnly": "SendOnlyToAll", "SendAndSaveCopy": "SendToAllAndSaveCopy"}.get(disposition, "SendToNone")
-    cancel_all(op, mailbox, item, mode, body, saved_el)
+    cancel_all(op, mailbox, item, mode, body, saved_el)  # for an occurrence, with its RECURRENCE-ID
     store = op.ctx.store
-    store.items.move_or_delete(mailbox, item.id, trash_id(store, mailbox, "MoveToDeletedItems"))
+    _discard(store, mailbox, item, trash_id(store, mailbox, "MoveToDeletedItems"))
 
 
 def remove(op: Operation, node: etree._Element) -> None:
@@ -244,6 +302,6 @@ def remove(op: Operation, node: etree._Element) -> None:
         raise EWSError("ErrorCalendarIsOrganizerForRemove", "The organizer cancels the meeting instead.")
     store = op.ctx.store
     trash = trash_id(store, mailbox, "MoveToDeletedItems")
-    store.items.move_or_delete(mailbox, item.id, trash)
+    _discard(store, mailbox, item, trash)
     store.items.move_or_delete(mailbox, message.id, trash)
 

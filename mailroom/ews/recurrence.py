@@ -23,8 +23,8 @@ _DAYS = {"Monday": rrule.MO, "Tuesday": rrule.TU, "Wednesday": rrule.WE, "Thursd
          "Friday": rrule.FR, "Saturday": rrule.SA, "Sunday": rrule.SU}
 _DAY_GROUPS = {"Day": tuple(_DAYS.values()), "Weekday": (rrule.MO, rrule.TU, rrule.WE, rrule.TH, rrule.FR),
                "WeekendDay": (rrule.SA, rrule.SU)}
-_INDEX = {"First": 1, "Second": 2, "Third": 3, "Fourth": 4, "Last": -1}
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+DAY_INDEXES = {"First": 1, "Second": 2, "Third": 3, "Fourth": 4, "Last": -1}
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
            "November", "December")
 _REGENERATION = {"DailyRegeneration": "days", "WeeklyRegeneration": "weeks", "MonthlyRegeneration": "months",
                  "YearlyRegeneration": "years"}
@@ -82,16 +82,16 @@ def _day_of_month(node: etree._Element) -> dict[str, object]:
 
 def _relative(node: etree._Element) -> dict[str, object]:
     index = _text(node, "DayOfWeekIndex")
-    if index not in _INDEX:
+    if index not in DAY_INDEXES:
         raise _invalid(f"DayOfWeekIndex {index!r} is not valid.")
-    return {"byweekday": _weekdays(node, weekly=False), "bysetpos": _INDEX[index]}
+    return {"byweekday": _weekdays(node, weekly=False), "bysetpos": DAY_INDEXES[index]}
 
 
 def _month(node: etree._Element) -> int:
     name = _text(node, "Month")
-    if name not in _MONTHS:
+    if name not in MONTHS:
         raise _invalid(f"Month {name!r} is not valid.")
-    return _MONTHS.index(name) + 1
+    return MONTHS.index(name) + 1
 
 
 def _pattern(node: etree._Element) -> tuple[int, dict[str, object]]:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from lxml import etree
 from tzlocal.windows_tz import tz_win, win_tz
 
+from .recurrence import DAY_INDEXES, MONTHS
 from .xml import sub, t
 
 FIRST_YEAR, LAST_YEAR = 1970, 2037
@@ -217,11 +218,39 @@ def _recurring(group: etree._Element, period_id: str, when: Recurrence) -> None:
     sub(node, t("Occurrence"), str(when.occurrence))
 
 
-def meeting_time_zone(parent: etree._Element, windows_id: str) -> etree._Element:
-    """The Exchange 2007 MeetingTimeZone: the zone's name and its standard offset (as a bias)."""
+def meeting_time_zone(parent: etree._Element, windows_id: str, at: datetime | None = None) -> etree._Element:
+    """The Exchange 2007 MeetingTimeZone (TimeZoneType) as Exchange 2007 wrote it: the standard
+    bias and, for a zone with daylight saving time, the yearly changes into standard and daylight
+    time (each an offset from that bias, a RelativeYearlyRecurrence and the time on the clock in
+    force before it), from the rule in force at ``at`` (UTC; the latest rule without it)."""
+    rule = _rule_at(win_tz[windows_id], at)
     node = sub(parent, t("MeetingTimeZone"), TimeZoneName=windows_id)
-    sub(node, t("BaseOffset"), duration(-eras(win_tz[windows_id])[-1].rule.standard))
+    sub(node, t("BaseOffset"), duration(-rule.standard))
+    if rule.daylight is not None and rule.to_daylight is not None and rule.to_standard is not None:
+        _time_change(node, "Standard", timedelta(0), rule.to_standard)
+        _time_change(node, "Daylight", rule.standard - rule.daylight, rule.to_daylight)
     return node
+
+
+def _rule_at(zone_name: str, at: datetime | None) -> Rule:
+    """The yearly rule of the era in force at ``at`` (UTC), or of the last era."""
+    found = eras(zone_name)
+    if at is None:
+        return found[-1].rule
+    wall = at.astimezone(ZoneInfo(zone_name)).replace(tzinfo=None)
+    return next(era for era in reversed(found) if era.start is None or era.start <= wall).rule
+
+
+def _time_change(parent: etree._Element, tag: str, offset: timedelta, when: Recurrence) -> None:
+    """A TimeChangeType: the offset from BaseOffset, the yearly day of the change and its time."""
+    node = sub(parent, t(tag))
+    sub(node, t("Offset"), duration(offset))
+    yearly = sub(node, t("RelativeYearlyRecurrence"))
+    sub(yearly, t("DaysOfWeek"), DAY_NAMES[when.weekday])
+    sub(yearly, t("DayOfWeekIndex"), next(k for k, v in DAY_INDEXES.items() if v == when.occurrence))
+    sub(yearly, t("Month"), MONTHS[when.month - 1])
+    seconds = int(when.time.total_seconds()) % 86400
+    sub(node, t("Time"), f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}")
 
 
 class RuleZone(tzinfo):

@@ -5,11 +5,16 @@ A request is stored as IPM.Schedule.Meeting.Request and puts a tentative meeting
 attendee's Calendar (a later request for the same UID updates it); a reply
 (IPM.Schedule.Meeting.Resp.*) records the attendee's response on the organizer's meeting; a
 cancellation (IPM.Schedule.Meeting.Canceled) marks the attendee's meeting cancelled, to be
-removed by the attendee (RemoveItem), as Outlook shows it.
+removed by the attendee (RemoveItem), as Outlook shows it. A message with a RECURRENCE-ID does
+the same to that one occurrence of the mailbox's series (an exception of it).
 """
 
 from __future__ import annotations
 
+import html
+import logging
+import re
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,6 +30,8 @@ _TEXT = "%Y-%m-%dT%H:%M:%SZ"
 _REPLY_CLASS = {"Accept": "IPM.Schedule.Meeting.Resp.Pos", "Tentative": "IPM.Schedule.Meeting.Resp.Tent",
                 "Decline": "IPM.Schedule.Meeting.Resp.Neg"}
 STATE_MEETING, STATE_RECEIVED, STATE_CANCELLED = 1, 2, 4  # AppointmentState flags
+log = logging.getLogger(__name__)
+_BODY_TAG = re.compile(r"<body[^>]*>", re.IGNORECASE)
 
 
 def calendar_item(store: Store, mailbox: Mailbox, uid: str) -> Item | None:
@@ -53,7 +60,7 @@ def meeting_props(meeting: Meeting) -> dict[str, Any]:
 def process(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, Any], body: Body | None) -> None:
     """Complete the delivered message's ``props`` as the meeting message it is, and bring the
     mailbox's Calendar in step with it."""
-    handler = {"REQUEST": _request, "REPLY": _reply, "CANCEL": _cancel}[meeting.method]
+    handler = {"REQUEST": _request, "REPLY": _reply, "CANCEL": _cancel, "COUNTER": _counter}[meeting.method]
     props.update(UID=meeting.uid, DateTimeStamp=(meeting.stamp or meeting.start).strftime(_TEXT),
                  HasBeenProcessed=True, IsDelegated=False, IsOutOfDate=False)
     if meeting.recurrence_id is not None:
@@ -75,6 +82,10 @@ def _request(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, 
     if props["IsOrganizer"]:
         return  # the organizer's own copy: its calendar already holds the meeting
     existing = calendar_item(store, mailbox, meeting.uid)
+    occurrence = _occurrence(existing, meeting)
+    if occurrence is not None:
+        _request_occurrence(store, mailbox, occurrence, meeting, props, body)
+        return
     if existing is None:
         props["MeetingRequestType"] = "NewMeetingRequest"
         item = _tentative(store, mailbox, meeting, shared, body)
@@ -87,6 +98,7 @@ def _request(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, 
         item = _update_tentative(store, mailbox, existing, meeting, shared, body, reset=moved)
     props["MyResponseType"] = item.props.get("MyResponseType", "NoResponseReceived")
     props["_AssociatedCalendarItem"] = item.id
+    _with_exceptions(store, mailbox, item, meeting)
 
 
 def _calendar_props(mailbox: Mailbox, meeting: Meeting, shared: dict[str, Any], creating: bool) -> dict[str, Any]:
@@ -104,7 +116,8 @@ def _tentative(store: Store, mailbox: Mailbox, meeting: Meeting, shared: dict[st
     props.update(LegacyFreeBusyStatus="Tentative", MyResponseType="NoResponseReceived", IsRead=True,
                  DateTimeReceived=utcnow())
     folder = store.folders.distinguished(mailbox, "calendar")
-    return store.items.create(mailbox, folder.id, NewItem(props=props, body=body))
+    created = store.items.create(mailbox, folder.id, NewItem(props=props, body=_noted(mailbox, meeting, body)))
+    return _without(store, mailbox, created, meeting.excluded)
 
 
 def _update_tentative(store: Store, mailbox: Mailbox, existing: Item, meeting: Meeting, shared: dict[str, Any],
@@ -117,8 +130,9 @@ def _update_tentative(store: Store, mailbox: Mailbox, existing: Item, meeting: M
     if reset:
         props.update(LegacyFreeBusyStatus="Tentative", MyResponseType="NoResponseReceived")
     changes = ItemChanges(set_props={k: v for k, v in props.items() if existing.props.get(k) != v},
-                          delete_props=[k for k in existing.props if k not in props], body=body)
-    return store.items.update(mailbox, existing.id, changes)
+                          delete_props=[k for k in existing.props if k not in props],
+                          body=_noted(mailbox, meeting, body))
+    return _without(store, mailbox, store.items.update(mailbox, existing.id, changes), meeting.excluded)
 
 
 def _reply(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, Any], body: Body | None) -> None:
@@ -131,19 +145,44 @@ def _reply(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, An
     if existing is None or responder is None:
         return
     props["_AssociatedCalendarItem"] = existing.id
+    occurrence = _occurrence(existing, meeting)
+    if occurrence is not None:  # a response to one occurrence is recorded on it
+        store.items.update(mailbox, existing.id, calendar.exception_changes(existing, occurrence, ItemChanges(
+            set_props={k: v for k, v in _responded(occurrence, responder, props["ResponseType"]).items() if v})))
+        return
     if existing.props.get("Recurrence"):
         props["Recurrence"] = existing.props["Recurrence"]
-    attendees = read_attendees(existing.props)
+    roles = _responded(existing, responder, props["ResponseType"])
+    store.items.update(mailbox, existing.id, ItemChanges(
+        set_props={k: v for k, v in roles.items() if v}, keep_mime=True,
+        delete_props=[k for k, v in roles.items() if not v and k in existing.props]))
+
+
+def _responded(item: Item, responder: Attendee, response: str) -> dict[str, str | None]:
+    """The meeting's attendee properties with ``responder``'s response recorded."""
+    attendees = read_attendees(item.props)
     key = (responder.address.email or "").lower()
     if not any((a.address.email or "").lower() == key for a in attendees):
         attendees.append(Attendee(responder.address, "OptionalAttendees"))  # someone the meeting was forwarded to
     for attendee in attendees:
         if (attendee.address.email or "").lower() == key:
-            attendee.response, attendee.responded = props["ResponseType"], utcnow()
-    roles = attendee_props(attendees)
-    store.items.update(mailbox, existing.id, ItemChanges(
-        set_props={k: v for k, v in roles.items() if v}, keep_mime=True,
-        delete_props=[k for k, v in roles.items() if not v and k in existing.props]))
+            attendee.response, attendee.responded, attendee.proposed = response, utcnow(), responder.proposed
+    return attendee_props(attendees)
+
+
+def _counter(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, Any], body: Body | None) -> None:
+    """A response proposing a new time (METHOD:COUNTER; its DTSTART/DTEND are the proposal): a
+    reply like any other whose proposal is kept with the attendee's response and on the message
+    (ProposedStart / ProposedEnd), the meeting's own time unchanged."""
+    proposed = (meeting.start.strftime(_TEXT), meeting.end.strftime(_TEXT))
+    for attendee in meeting.attendees[:1]:
+        attendee.proposed = proposed
+    _reply(store, mailbox, meeting, props, body)
+    props.update(ProposedStart=proposed[0], ProposedEnd=proposed[1])
+    existing = calendar_item(store, mailbox, meeting.uid)
+    shown = _occurrence(existing, meeting) or existing
+    if shown is not None:
+        props.update(Start=shown.props["Start"], End=shown.props["End"])
 
 
 def _cancel(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, Any], body: Body | None) -> None:
@@ -153,8 +192,82 @@ def _cancel(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, A
     if existing is None or props["IsOrganizer"]:
         return
     props["_AssociatedCalendarItem"] = existing.id
-    subject = existing.props.get("Subject") or ""
-    state = int(existing.props.get("AppointmentState") or STATE_MEETING) | STATE_CANCELLED
-    store.items.update(mailbox, existing.id, ItemChanges(set_props={
-        "IsCancelled": True, "AppointmentState": state, "LegacyFreeBusyStatus": "Free",
-        "Subject": subject if subject.startswith("Canceled: ") else f"Canceled: {subject}"}))
+    occurrence = _occurrence(existing, meeting)
+    if occurrence is not None:  # one occurrence cancelled: it stays, marked, until the attendee removes it
+        store.items.update(mailbox, existing.id, calendar.exception_changes(
+            existing, occurrence, ItemChanges(set_props=_cancelled(occurrence))))
+        return
+    store.items.update(mailbox, existing.id, ItemChanges(set_props=_cancelled(existing)))
+
+
+def _cancelled(item: Item) -> dict[str, Any]:
+    """What a cancellation changes on the attendee's meeting (or occurrence)."""
+    subject = item.props.get("Subject") or ""
+    state = int(item.props.get("AppointmentState") or STATE_MEETING) | STATE_CANCELLED
+    return {"IsCancelled": True, "AppointmentState": state, "LegacyFreeBusyStatus": "Free",
+            "Subject": subject if subject.startswith("Canceled: ") else f"Canceled: {subject}"}
+
+
+# -- one occurrence of a series ----------------------------------------------------------------
+def _without(store: Store, mailbox: Mailbox, item: Item, excluded: list[datetime]) -> Item:
+    """The series with the occurrences its organizer deleted (EXDATE) deleted here too."""
+    for moment in excluded if item.props.get("Recurrence") else []:
+        occurrence = calendar.occurrence_at(item, moment)
+        if occurrence is not None:
+            item = store.items.update(mailbox, item.id, calendar.deletion_changes(item, occurrence.props["_Instance"]))
+    return item
+
+
+def _noted(mailbox: Mailbox, meeting: Meeting, body: Body | None) -> Body | None:
+    """A series whose RRULE no EWS recurrence can express is kept as its first instance, as
+    [MS-OXCICAL] 2.1.3.2.2 lets an implementation fail to map it: the meeting's body and the
+    log say so, rather than dropping the rest silently."""
+    if meeting.unmapped_rule is None:
+        return body
+    log.warning("meeting %s for %s repeats by %s, which no EWS recurrence expresses: kept as its first instance",
+                meeting.uid, mailbox.address, meeting.unmapped_rule)
+    note = (f"This meeting repeats ({meeting.unmapped_rule}), which this server cannot keep as a series: "
+            "only its first occurrence is in the calendar.")
+    if body is not None and body.body_type == "HTML":  # the note opens the body
+        at = _BODY_TAG.search(body.text)
+        cut = at.end() if at else 0
+        return Body("HTML", f"{body.text[:cut]}<p>{html.escape(note)}</p>{body.text[cut:]}")
+    return Body("Text", f"{note}\n\n{body.text}" if body is not None and body.text else note)
+
+
+def _occurrence(existing: Item | None, meeting: Meeting) -> Item | None:
+    """The occurrence of the mailbox's series that a message with a RECURRENCE-ID is about."""
+    if existing is None or meeting.recurrence_id is None or not existing.props.get("Recurrence"):
+        return None
+    return calendar.occurrence_at(existing, meeting.recurrence_id)
+
+
+def _with_exceptions(store: Store, mailbox: Mailbox, series: Item, meeting: Meeting) -> None:
+    """A series request's exceptions (VEVENTs with a RECURRENCE-ID) applied to its occurrences."""
+    for exception in meeting.exceptions:
+        occurrence = _occurrence(store.items.get(mailbox, series.id, body=False, attachments=False), exception)
+        if occurrence is not None:
+            _request_occurrence(store, mailbox, occurrence, exception, {}, None)
+
+
+def _request_occurrence(store: Store, mailbox: Mailbox, occurrence: Item, meeting: Meeting, props: dict[str, Any],
+                        body: Body | None) -> None:
+    """The organizer changed one occurrence: it becomes an exception of the attendee's series; a
+    new time asks for a new response to that occurrence."""
+    props.update(CalendarItemType="Exception", _AssociatedCalendarItem=occurrence.id)
+    if int(occurrence.props.get("AppointmentSequenceNumber") or 0) > meeting.sequence:
+        props.update(MeetingRequestType="Outdated", IsOutOfDate=True,
+                     MyResponseType=occurrence.props.get("MyResponseType", "NoResponseReceived"))
+        return
+    shared = meeting_props(meeting)
+    changed = {k: v for k, v in shared.items() if k not in ("UID", "Organizer", "IsAllDayEvent", "Recurrence")}
+    changed.update(Subject=meeting.subject, IsCancelled=False)
+    moved = (occurrence.props["Start"], occurrence.props["End"]) != (shared["Start"], shared["End"])
+    if moved:
+        changed.update(LegacyFreeBusyStatus="Tentative", MyResponseType="NoResponseReceived")
+    props["MeetingRequestType"] = "FullUpdate" if moved else "InformationalUpdate"
+    props["MyResponseType"] = changed.get("MyResponseType") or occurrence.props.get("MyResponseType",
+                                                                                     "NoResponseReceived")
+    master = store.items.get(mailbox, occurrence.id)
+    store.items.update(mailbox, master.id, calendar.exception_changes(master, occurrence,
+                                                                       ItemChanges(set_props=changed, body=body)))

@@ -34,6 +34,8 @@ class DeleteItem(Operation):
                 raise EWSError("ErrorAffectedTaskOccurrencesRequired",
                                "AffectedTaskOccurrences is required to delete tasks.")
             if calendar.is_occurrence(item):  # an occurrence is deleted from its series
+                if meetings.is_organizer(item):
+                    meetings.cancel_all(self, mailbox, item, cancellations)  # with its RECURRENCE-ID
                 master = store.items.get(mailbox, item.id, body=False, attachments=False)
                 store.items.update(mailbox, item.id, calendar.deletion_changes(master, item.props["_Instance"]))
                 return

@@ -141,12 +141,17 @@ class UpdateItem(Operation):
 
     def _update_occurrence(self, mailbox: Mailbox, occurrence: Item, changes: ItemChanges,
                            expected: int | None) -> Item:
-        """An occurrence changed becomes an exception, kept on its recurring master."""
+        """An occurrence changed becomes an exception, kept on its recurring master; the organizer's
+        change to a sent meeting goes to its attendees as that occurrence's update."""
         store = self.ctx.store
         master = store.items.get(mailbox, occurrence.id)
+        inviting = meetings.occurrence_sequence(occurrence, changes, self.invitations)
         saved = store.items.update(mailbox, master.id, calendar.exception_changes(master, occurrence, changes),
                                    expected_change=expected)
-        return calendar.occurrence(saved, occurrence.props["_Instance"])
+        updated = calendar.occurrence(saved, occurrence.props["_Instance"])
+        if inviting:
+            meetings.invite(self, mailbox, updated, self.invitations or "SendToNone", occurrence, self.saved_el)
+        return updated
 
     def _complete_calendar_item(self, mailbox: Mailbox, edit: _Edit) -> bool:
         """Recompute what the server keeps in step on a calendar item (zones, span, first occurrence);
