@@ -23,7 +23,7 @@ from mailroom.access.identity import DELEGATE, IMPERSONATION, OWNER
 from mailroom.access.passwords import hash_password
 from mailroom.notify import optout
 from mailroom.server import config as configuration
-from mailroom.store import Store
+from mailroom.store import Store, calendar_processing
 from mailroom.store.directory import ATTRIBUTES, PHONE_KEYS
 from mailroom.store.errors import StoreError
 from mailroom.throttling import policy as throttling
@@ -500,21 +500,25 @@ def audit_search(
     console.print(table)
 
 
-def _with_parameters(command: Callable[..., None]) -> Callable[..., None]:
-    """Give a command one option per throttling parameter, named after Exchange's in kebab case
-    (``--ews-max-concurrency``); the command receives them as ``**values`` by Exchange's name."""
-    signature = inspect.signature(command)
-    fixed = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
-    extra = []
-    for param in throttling.PARAMETERS:
-        default = "unlimited" if param.default is None else param.default
-        annotation = Annotated[str | None, typer.Option(param.option, help=f"{param.help} A whole number or "
-                                                                           f"'unlimited' (Global: {default}).")]
-        extra.append(inspect.Parameter(param.name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                       annotation=annotation))
-        command.__annotations__[param.name] = annotation
-    command.__signature__ = signature.replace(parameters=fixed + extra)  # type: ignore[attr-defined]
-    return command
+def _with_options(options: list[tuple[str, str, str]]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command one text option per (name, flag, help) of ``options``: Exchange's parameters,
+    their flags in kebab case; the command receives them as ``**values`` by Exchange's name."""
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command)
+        fixed = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+        extra = []
+        for name, flag, text in options:
+            annotation = Annotated[str | None, typer.Option(flag, help=text)]
+            extra.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
+            command.__annotations__[name] = annotation
+        command.__signature__ = signature.replace(parameters=fixed + extra)  # type: ignore[attr-defined]
+        return command
+    return decorate
+
+
+_with_parameters = _with_options([
+    (p.name, p.option, f"{p.help} A whole number or 'unlimited' (Global: "
+                       f"{'unlimited' if p.default is None else p.default}).") for p in throttling.PARAMETERS])
 
 
 def _values(given: dict[str, str | None]) -> dict[str, int | None]:
@@ -812,3 +816,57 @@ def _queue_action(action: Callable[[QueueAdmin], T], data: Path | None, config: 
 
 def main() -> None:
     app()
+
+
+# -- calendar processing -------------------------------------------------------------------------
+processing_app = typer.Typer(help="How a mailbox answers meeting requests (Set-CalendarProcessing): the Resource "
+                                  "Booking Attendant of rooms and equipment.", no_args_is_help=True)
+app.add_typer(processing_app, name="calendar-processing")
+
+
+def _processing_options() -> list[tuple[str, str, str]]:
+    options = []
+    for name, param in calendar_processing.PARAMETERS.items():
+        choices = param.metadata.get("choices")
+        kind = ("One of " + ", ".join(choices) if choices else "True or false" if isinstance(param.default, bool)
+                else "A whole number" if isinstance(param.default, int) else "Text")
+        options.append((name, "--" + param.name.replace("_", "-"), f"{param.metadata['help']} {kind} (resource "
+                                                                   f"default: {_shown(param.default) or 'empty'})."))
+    return options
+
+
+def _processing_table(address: str, settings: calendar_processing.CalendarProcessing) -> Table:
+    table = Table("Parameter", "Value", title=f"Calendar processing of {address}")
+    for name, value in settings.values().items():
+        table.add_row(name, _shown(value))
+    return table
+
+
+def _shown(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@processing_app.command("get")
+def processing_get(address: str, data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
+    """A mailbox's calendar processing settings (Get-CalendarProcessing), defaults included."""
+    store = _store(data, config, database)
+    mailbox = store.directory.mailbox_by_address(address)
+    if mailbox is None:
+        _fail(f"no mailbox {address}")
+    console.print(_processing_table(mailbox.address, store.calendar_processing.get(mailbox)))
+
+
+@processing_app.command("set")
+@_with_options(_processing_options())
+def processing_set(address: str, data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None,
+                   **values: str | None) -> None:
+    """Change a mailbox's calendar processing settings (Set-CalendarProcessing); the next request uses them."""
+    try:
+        given = {name: calendar_processing.parse_value(name, text) for name, text in values.items()
+                 if text is not None}
+        if not given:
+            _fail("give at least one setting to change (see --help)")
+        settings = _store(data, config, database).calendar_processing.set(address, given)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(_processing_table(address.lower(), settings))

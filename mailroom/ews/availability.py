@@ -13,10 +13,10 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from lxml import etree
 
+from mailroom.store import Store
 from mailroom.store.model import Item, Mailbox
 
 from . import calendar, timezones
-from .context import Context
 from .dates import parse_utc
 from .errors import EWSError
 from .xml import t, text_of
@@ -41,11 +41,11 @@ def status_of(item: Item) -> str:
     return status if status in _RANK else "Busy"
 
 
-def events(ctx: Context, mailbox: Mailbox, start: datetime, end: datetime) -> list[Event]:
+def events(store: Store, mailbox: Mailbox, start: datetime, end: datetime) -> list[Event]:
     """The mailbox's calendar entries in [start, end) that are not free time."""
-    folder = ctx.store.folders.distinguished(mailbox, "calendar")
+    folder = store.folders.distinguished(mailbox, "calendar")
     found = []
-    for item in calendar.view(ctx, mailbox, folder.id, start, end):
+    for item in calendar.view(store, mailbox, folder.id, start, end):
         status = status_of(item)
         if status != "Free":
             found.append(Event(parse_utc(item.props["Start"]), parse_utc(item.props["End"]), status, item))
@@ -56,6 +56,11 @@ def status_between(found: list[Event], start: datetime, end: datetime) -> str:
     """The strongest status of the events overlapping [start, end)."""
     statuses = [e.status for e in found if e.start < end and e.end > start]
     return max(statuses, key=_RANK.index) if statuses else "Free"
+
+
+def is_busy(status: str) -> bool:
+    """Whether a status keeps the time from another meeting (free and working elsewhere do not)."""
+    return status not in ("Free", "WorkingElsewhere")
 
 
 def merged(found: list[Event], start: datetime, end: datetime, minutes: int) -> str:
@@ -114,7 +119,7 @@ def quality(conflicts: list[str | None], good_threshold: int) -> str:
     known = [c for c in conflicts if c is not None]
     if not known:
         return "Excellent"
-    busy = sum(1 for c in known if c not in ("Free", "WorkingElsewhere"))
+    busy = sum(1 for c in known if is_busy(c))
     share = 100 * busy / len(known)
     if busy == 0:
         return "Excellent"

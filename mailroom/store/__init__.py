@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from . import migrate
 from .audit import AuditLog
+from .calendar_processing import CalendarProcessingSettings
 from .directory import Directory
 from .engine import make_engine, sqlite_url
 from .folders import Folders
@@ -33,6 +34,7 @@ class Store:
         self.permissions = Permissions(engine, self.folders)
         self.audit = AuditLog(engine)
         self.throttling = ThrottlingPolicies(engine, self.directory)
+        self.calendar_processing = CalendarProcessingSettings(engine, self.directory)
 
     @classmethod
     def open(cls, url: str, pool_size: int = 8) -> Store:

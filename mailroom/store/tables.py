@@ -271,6 +271,15 @@ delegate_settings = Table(
     Column("deliver_meeting_requests", String(40), nullable=False),
 )
 
+# Calendar processing settings (Set-CalendarProcessing): only the parameters a mailbox sets, by
+# Exchange's name; the rest take Exchange's defaults (store/calendar_processing.py).
+calendar_processing = Table(
+    "calendar_processing",
+    metadata,
+    Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True),
+    Column("settings", Json, nullable=False),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,

@@ -21,6 +21,8 @@ from mailroom.store import Store
 from mailroom.store.model import Body, Item, ItemChanges, Mailbox, NewItem, utcnow
 from mailroom.store.query import Compare, Prop
 
+from . import resource_booking
+
 _TEXT = "%Y-%m-%dT%H:%M:%SZ"
 _REPLY_CLASS = {"Accept": "IPM.Schedule.Meeting.Resp.Pos", "Tentative": "IPM.Schedule.Meeting.Resp.Tent",
                 "Decline": "IPM.Schedule.Meeting.Resp.Neg"}
@@ -72,8 +74,8 @@ def _request(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, 
                  IsOrganizer=_is_me(mailbox, meeting.organizer), ResponseType="NoResponseReceived",
                  MyResponseType="NoResponseReceived", AppointmentState=STATE_MEETING | STATE_RECEIVED,
                  CalendarItemType="RecurringMaster" if meeting.recurrence else "Single")
-    if props["IsOrganizer"]:
-        return  # the organizer's own copy: its calendar already holds the meeting
+    if props["IsOrganizer"] or not resource_booking.places(store, mailbox):
+        return  # the organizer's own copy (its calendar already holds the meeting), or left to the owner
     existing = calendar_item(store, mailbox, meeting.uid)
     if existing is None:
         props["MeetingRequestType"] = "NewMeetingRequest"
@@ -87,6 +89,7 @@ def _request(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, 
         item = _update_tentative(store, mailbox, existing, meeting, shared, body, reset=moved)
     props["MyResponseType"] = item.props.get("MyResponseType", "NoResponseReceived")
     props["_AssociatedCalendarItem"] = item.id
+    resource_booking.decide(store, mailbox, meeting, item, props)
 
 
 def _calendar_props(mailbox: Mailbox, meeting: Meeting, shared: dict[str, Any], creating: bool) -> dict[str, Any]:
@@ -158,3 +161,4 @@ def _cancel(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, A
     store.items.update(mailbox, existing.id, ItemChanges(set_props={
         "IsCancelled": True, "AppointmentState": state, "LegacyFreeBusyStatus": "Free",
         "Subject": subject if subject.startswith("Canceled: ") else f"Canceled: {subject}"}))
+    resource_booking.cancelled(store, mailbox, existing, props)

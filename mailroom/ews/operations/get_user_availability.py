@@ -101,7 +101,7 @@ class GetUserAvailability(Operation):
 
     def _one_view(self, response: etree._Element, mailbox: Mailbox, start: datetime, end: datetime, view: str,
                   interval: int) -> None:
-        found = availability.events(self.ctx, mailbox, start, end)
+        found = availability.events(self.ctx.store, mailbox, start, end)
         node = sub(response, m("FreeBusyView"))
         sub(node, t("FreeBusyViewType"), view)
         if view in ("MergedOnly", "FreeBusyMerged", "DetailedMerged"):
@@ -152,7 +152,7 @@ class GetUserAvailability(Operation):
             minimum = (text_of(options, t("MinimumSuggestionQuality"), "Fair") or "Fair").strip()
             if minimum not in availability.QUALITIES:
                 raise SOAPFault("ErrorSchemaValidation", f"{minimum!r} is not a suggestion quality.")
-            calendars = [None if isinstance(mb, str) else availability.events(self.ctx, mb, start, end)
+            calendars = [None if isinstance(mb, str) else availability.events(self.ctx.store, mb, start, end)
                          for mb in mailboxes]
             days = sub(holder, m("SuggestionDayResultArray"))
             day = start.astimezone(self.zone).date()
