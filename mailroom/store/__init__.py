@@ -18,6 +18,7 @@ from .items import Items
 from .journal import Journal
 from .permissions import Permissions
 from .throttling import ThrottlingPolicies
+from .working_hours import WorkingHoursSettings
 
 
 class Store:
@@ -35,6 +36,7 @@ class Store:
         self.audit = AuditLog(engine)
         self.throttling = ThrottlingPolicies(engine, self.directory)
         self.calendar_processing = CalendarProcessingSettings(engine, self.directory)
+        self.working_hours = WorkingHoursSettings(engine, self.directory)
 
     @classmethod
     def open(cls, url: str, pool_size: int = 8) -> Store:

@@ -280,6 +280,17 @@ calendar_processing = Table(
     Column("settings", Json, nullable=False),
 )
 
+# Working hours (Set-MailboxCalendarConfiguration); a mailbox without a row has Exchange's defaults.
+working_hours = Table(
+    "working_hours",
+    metadata,
+    Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True),
+    Column("work_days", String(64), nullable=False),  # EWS day names, space-separated
+    Column("start_minutes", Integer, nullable=False),
+    Column("end_minutes", Integer, nullable=False),
+    Column("time_zone", String(128)),  # a Windows time zone id; null: the zone of whoever asks
+)
+
 audit_log = Table(
     "audit_log",
     metadata,

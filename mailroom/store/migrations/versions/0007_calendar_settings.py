@@ -1,4 +1,5 @@
-"""calendar processing: per-mailbox Set-CalendarProcessing settings (the Resource Booking Attendant)
+"""calendar settings: per-mailbox Set-CalendarProcessing settings (the Resource Booking Attendant)
+and working hours (Set-MailboxCalendarConfiguration)
 
 Revision ID: 0007
 Revises: 0006
@@ -25,7 +26,17 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['mailbox_id'], ['mailboxes.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('mailbox_id')
     )
+    op.create_table('working_hours',
+    sa.Column('mailbox_id', _ID, nullable=False),
+    sa.Column('work_days', sa.String(length=64), nullable=False),
+    sa.Column('start_minutes', sa.Integer(), nullable=False),
+    sa.Column('end_minutes', sa.Integer(), nullable=False),
+    sa.Column('time_zone', sa.String(length=128), nullable=True),
+    sa.ForeignKeyConstraint(['mailbox_id'], ['mailboxes.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('mailbox_id')
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('working_hours')
     op.drop_table('calendar_processing')
