@@ -148,6 +148,19 @@ def test_the_policy_limits(account, server, server_store, room):
     assert "Recurring meetings are not allowed" in _answers(account, "Weekly")[0].text_body
 
 
+def test_schedule_only_during_work_hours(account, server, server_store, room):
+    from mailroom.store.working_hours import WorkingHours
+
+    server_store.working_hours.set(room.address, WorkingHours(start=8 * 60, end=17 * 60, zone="UTC"))
+    server_store.calendar_processing.set(room.address, {"ScheduleOnlyDuringWorkHours": True})
+    weekday = next(d for d in range(7, 14) if _at(d, 10).weekday() < 5)
+    late = _book(account, room, _at(weekday, 17), subject="Late")
+    early = _book(account, room, _at(weekday, 8), subject="Early")
+    server.settle()
+    assert (_room_response(account, late), _room_response(account, early)) == ("Decline", "Accept")
+    assert "outside the resource's working hours" in _answers(account, "Late")[0].text_body
+
+
 def _weekly(account, room, subject: str, count: int = 3) -> CalendarItem:
     first = _at(7, 16)
     return _book(account, room, first, subject=subject, recurrence=Recurrence(

@@ -38,6 +38,8 @@ class CalendarProcessing:
     booking_window_in_days: int = _param(180, "How far ahead (days) the resource may be booked.", maximum=1080)
     enforce_scheduling_horizon: bool = _param(True, "Decline a recurring meeting that goes on past the booking "
                                               "window (false: only its occurrences inside the window are checked).")
+    schedule_only_during_work_hours: bool = _param(False, "Decline meetings outside the resource's working hours "
+                                                   "(mailbox set --work-days / --working-hours-*).")
     maximum_duration_in_minutes: int = _param(1440, "Longest meeting accepted (0: no limit).", maximum=2 ** 31 - 1)
     allow_recurring_meetings: bool = _param(True, "Accept recurring meetings.")
     maximum_conflict_instances: int = _param(0, "Occurrences of a recurring meeting that may conflict (they are "

@@ -99,6 +99,8 @@ def _judge(store: Store, mailbox: Mailbox, settings: CalendarProcessing, meeting
     if parse_utc(item.props["_SpanEnd"]) > horizon and (not recurring or settings.enforce_scheduling_horizon
                                                          or not occurrences):
         return beyond, []
+    if settings.schedule_only_during_work_hours and not _in_work_hours(store, mailbox, meeting, occurrences):
+        return ["The meeting is outside the resource's working hours."], []
     conflicts = _conflicts(store, mailbox, meeting.uid, occurrences)
     if not conflicts or settings.allow_conflicts:
         return [], []
@@ -118,6 +120,14 @@ def _conflicts(store: Store, mailbox: Mailbox, uid: str, occurrences: list[Item]
     others = [e for e in availability.events(store, mailbox, start, end) if e.item.props.get("UID") != uid]
     return [o for o in occurrences if availability.is_busy(
         availability.status_between(others, parse_utc(o.props["Start"]), parse_utc(o.props["End"])))]
+
+
+def _in_work_hours(store: Store, mailbox: Mailbox, meeting: Meeting, occurrences: list[Item]) -> bool:
+    """Whether every occurrence lies in the resource's working hours (without a zone of their own,
+    in the meeting's)."""
+    hours = store.working_hours.get(mailbox)
+    return all(availability.is_work_time(hours, meeting.zone, parse_utc(o.props["Start"]), parse_utc(o.props["End"]))
+               for o in occurrences)
 
 
 def _times(meeting: Meeting, occurrences: list[Item]) -> list[str]:
