@@ -9,6 +9,7 @@ import sqlite3
 import sys
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
@@ -21,11 +22,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailroom.access.identity import DELEGATE, IMPERSONATION, OWNER
 from mailroom.access.passwords import hash_password
+from mailroom.ews import timezones
 from mailroom.notify import optout
 from mailroom.server import config as configuration
-from mailroom.store import Store
+from mailroom.store import Store, calendar_processing
 from mailroom.store.directory import ATTRIBUTES, PHONE_KEYS
 from mailroom.store.errors import StoreError
+from mailroom.store.working_hours import DAYS, WorkingHours
 from mailroom.throttling import policy as throttling
 from mailroom.transport.queue_admin import QueueAdmin, QueueError
 from mailroom.transport.tracking import MessageTrackingLog, TrackingQuery
@@ -278,9 +281,19 @@ def mailbox_set(
     phone: Annotated[list[str] | None, typer.Option("--phone", help="KIND=NUMBER, repeatable: business, mobile, home, "
                                                     "fax, pager, other, assistant or an EWS key ('' NUMBER removes)."
                                                     )] = None,
+    work_days: Annotated[str | None, typer.Option("--work-days", help="Working days: Weekdays, Weekend, AllDays or "
+                                                  "day names (Monday,Tuesday or Mon,Tue).")] = None,
+    start_time: Annotated[str | None, typer.Option("--working-hours-start-time", help="When work starts, HH:MM "
+                                                   "(default 08:00).")] = None,
+    end_time: Annotated[str | None, typer.Option("--working-hours-end-time", help="When work ends, HH:MM (default "
+                                                 "17:00).")] = None,
+    time_zone: Annotated[str | None, typer.Option("--working-hours-time-zone", help="The working hours' zone: a "
+                                                  "Windows id (W. Europe Standard Time) or an IANA name "
+                                                  "(Europe/Berlin); '' for the zone of whoever asks.")] = None,
     data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None,
 ) -> None:
-    """Change a mailbox's settings and directory attributes (Set-Mailbox / Set-User)."""
+    """Change a mailbox's settings and directory attributes (Set-Mailbox / Set-User), and its working
+    hours (Set-MailboxCalendarConfiguration), which free/busy and meeting suggestions use."""
     values = {name: value for name, value in (
         ("GivenName", first_name), ("Initials", initials), ("Surname", last_name), ("CompanyName", company),
         ("Department", department), ("JobTitle", title), ("OfficeLocation", office), ("AssistantName", assistant),
@@ -289,13 +302,21 @@ def mailbox_set(
     phones = _phones(phone or [])
     if throttling_policy is not None and no_throttling_policy:
         _fail("give one of --throttling-policy NAME or --no-throttling-policy, not both")
+    hours = (work_days, start_time, end_time, time_zone)
     if not (values or phones or manager is not None or display_name is not None or throttling_policy is not None
-            or no_throttling_policy):
+            or no_throttling_policy or any(v is not None for v in hours)):
         _fail("give at least one option to change: --throttling-policy NAME or --no-throttling-policy, "
               "--display-name, a directory attribute (--department, --title, --manager, --office, --company, "
-              "--phone KIND=NUMBER, ...; see --help)")
+              "--phone KIND=NUMBER, ...), working hours (--work-days, --working-hours-start-time, ...; see --help)")
     store = _store(data, config, database)
     try:
+        if any(v is not None for v in hours):
+            mailbox = store.directory.mailbox_by_address(address)
+            if mailbox is None:
+                _fail(f"no mailbox {address}")
+            changed = _working_hours(store.working_hours.get(mailbox), *hours)
+            store.working_hours.set(address, changed)
+            console.print(f"{address}: working hours {_hours_text(changed)}", highlight=False)
         if display_name is not None:
             if not display_name.strip():
                 _fail("--display-name cannot be empty")
@@ -316,10 +337,49 @@ def mailbox_set(
         console.print(f"{address}: directory attributes changed", highlight=False)
 
 
+_DAY_SETS = {"weekdays": (0, 1, 2, 3, 4), "weekend": (5, 6), "alldays": tuple(range(7))}
+
+
+def _working_hours(current: WorkingHours, days: str | None, start: str | None, end: str | None,
+                   zone: str | None) -> WorkingHours:
+    """``current`` with the options given applied (ValueError for one that cannot be read)."""
+    changes: dict[str, object] = {}
+    if days is not None:
+        names = [d.strip().lower() for d in days.replace(",", " ").split()]
+        if len(names) == 1 and names[0] in _DAY_SETS:
+            changes["days"] = _DAY_SETS[names[0]]
+        else:
+            found = [next((i for i, day in enumerate(DAYS) if len(n) >= 3 and day.lower().startswith(n)), None)
+                     for n in names]
+            if not found or None in found:
+                raise ValueError(f"--work-days: {days!r} is not Weekdays, Weekend, AllDays or a list of day names")
+            changes["days"] = tuple(sorted(set(found)))  # type: ignore[arg-type]
+    for key, text in (("start", start), ("end", end)):
+        if text is not None:
+            hours, colon, minutes = text.strip().partition(":")
+            if not (colon and hours.isdigit() and minutes.isdigit() and len(minutes) == 2 and int(minutes) < 60):
+                raise ValueError(f"{text!r} is not a time of day (HH:MM)")
+            changes[key] = int(hours) * 60 + int(minutes)
+    if zone is not None:
+        zone = zone.strip()
+        windows = zone if zone in timezones.windows_ids() or not zone else timezones.windows_id_for(zone)
+        if windows is None:
+            raise ValueError(f"--working-hours-time-zone: {zone!r} is not a Windows time zone id or IANA zone name")
+        changes["zone"] = windows or None
+    return replace(current, **changes)
+
+
+def _hours_text(hours: WorkingHours) -> str:
+    zone = hours.zone or "the zone of whoever asks"
+    return (f"{hours.day_names} {hours.start // 60:02}:{hours.start % 60:02}-{hours.end // 60:02}:"
+            f"{hours.end % 60:02} ({zone})")
+
+
 @mailbox_app.command("show")
 def mailbox_show(address: str, data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
-    """Print a mailbox and its directory attributes (Get-User)."""
-    directory = _store(data, config, database).directory
+    """Print a mailbox, its directory attributes (Get-User) and its working hours."""
+    store = _store(data, config, database)
+    directory = store.directory
     mailbox = directory.mailbox_by_address(address)
     if mailbox is None:
         _fail(f"no mailbox {address}")
@@ -332,6 +392,7 @@ def mailbox_show(address: str, data: DataOpt = None, config: ConfigOpt = None, d
         lines.append(("Manager", entry.manager.address))
     if entry.direct_reports:
         lines.append(("DirectReports", ", ".join(m.address for m in entry.direct_reports)))
+    lines.append(("WorkingHours", _hours_text(store.working_hours.get(mailbox))))
     for name, value in lines:
         console.print(f"{name}: {value}", highlight=False)
 
@@ -500,21 +561,25 @@ def audit_search(
     console.print(table)
 
 
-def _with_parameters(command: Callable[..., None]) -> Callable[..., None]:
-    """Give a command one option per throttling parameter, named after Exchange's in kebab case
-    (``--ews-max-concurrency``); the command receives them as ``**values`` by Exchange's name."""
-    signature = inspect.signature(command)
-    fixed = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
-    extra = []
-    for param in throttling.PARAMETERS:
-        default = "unlimited" if param.default is None else param.default
-        annotation = Annotated[str | None, typer.Option(param.option, help=f"{param.help} A whole number or "
-                                                                           f"'unlimited' (Global: {default}).")]
-        extra.append(inspect.Parameter(param.name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                       annotation=annotation))
-        command.__annotations__[param.name] = annotation
-    command.__signature__ = signature.replace(parameters=fixed + extra)  # type: ignore[attr-defined]
-    return command
+def _with_options(options: list[tuple[str, str, str]]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command one text option per (name, flag, help) of ``options``: Exchange's parameters,
+    their flags in kebab case; the command receives them as ``**values`` by Exchange's name."""
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command)
+        fixed = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+        extra = []
+        for name, flag, text in options:
+            annotation = Annotated[str | None, typer.Option(flag, help=text)]
+            extra.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
+            command.__annotations__[name] = annotation
+        command.__signature__ = signature.replace(parameters=fixed + extra)  # type: ignore[attr-defined]
+        return command
+    return decorate
+
+
+_with_parameters = _with_options([
+    (p.name, p.option, f"{p.help} A whole number or 'unlimited' (Global: "
+                       f"{'unlimited' if p.default is None else p.default}).") for p in throttling.PARAMETERS])
 
 
 def _values(given: dict[str, str | None]) -> dict[str, int | None]:
@@ -812,3 +877,57 @@ def _queue_action(action: Callable[[QueueAdmin], T], data: Path | None, config: 
 
 def main() -> None:
     app()
+
+
+# -- calendar processing -------------------------------------------------------------------------
+processing_app = typer.Typer(help="How a mailbox answers meeting requests (Set-CalendarProcessing): the Resource "
+                                  "Booking Attendant of rooms and equipment.", no_args_is_help=True)
+app.add_typer(processing_app, name="calendar-processing")
+
+
+def _processing_options() -> list[tuple[str, str, str]]:
+    options = []
+    for name, param in calendar_processing.PARAMETERS.items():
+        choices = param.metadata.get("choices")
+        kind = ("One of " + ", ".join(choices) if choices else "True or false" if isinstance(param.default, bool)
+                else "A whole number" if isinstance(param.default, int) else "Text")
+        options.append((name, "--" + param.name.replace("_", "-"), f"{param.metadata['help']} {kind} (resource "
+                                                                   f"default: {_shown(param.default) or 'empty'})."))
+    return options
+
+
+def _processing_table(address: str, settings: calendar_processing.CalendarProcessing) -> Table:
+    table = Table("Parameter", "Value", title=f"Calendar processing of {address}")
+    for name, value in settings.values().items():
+        table.add_row(name, _shown(value))
+    return table
+
+
+def _shown(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@processing_app.command("get")
+def processing_get(address: str, data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
+    """A mailbox's calendar processing settings (Get-CalendarProcessing), defaults included."""
+    store = _store(data, config, database)
+    mailbox = store.directory.mailbox_by_address(address)
+    if mailbox is None:
+        _fail(f"no mailbox {address}")
+    console.print(_processing_table(mailbox.address, store.calendar_processing.get(mailbox)))
+
+
+@processing_app.command("set")
+@_with_options(_processing_options())
+def processing_set(address: str, data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None,
+                   **values: str | None) -> None:
+    """Change a mailbox's calendar processing settings (Set-CalendarProcessing); the next request uses them."""
+    try:
+        given = {name: calendar_processing.parse_value(name, text) for name, text in values.items()
+                 if text is not None}
+        if not given:
+            _fail("give at least one setting to change (see --help)")
+        settings = _store(data, config, database).calendar_processing.set(address, given)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(_processing_table(address.lower(), settings))

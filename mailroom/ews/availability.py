@@ -2,29 +2,29 @@
 
 Statuses rank as Exchange merges them (OOF over Busy over Tentative over WorkingElsewhere over
 Free); merged free/busy is one digit per interval (0 Free, 1 Tentative, 2 Busy, 3 OOF, 4 No
-data, 5 Working elsewhere). Working hours are Exchange's default (Monday to Friday, 08:00 to
-17:00 in the requester's zone): mailroom keeps no per-mailbox working hours.
+data, 5 Working elsewhere). Each mailbox has its working hours (store/working_hours.py: by
+default Monday to Friday, 08:00 to 17:00 in the requester's zone); suggestions keep to the
+working hours of every attendee the server knows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from lxml import etree
 
+from mailroom.store import Store
 from mailroom.store.model import Item, Mailbox
+from mailroom.store.working_hours import WorkingHours
 
 from . import calendar, timezones
-from .context import Context
 from .dates import parse_utc
 from .errors import EWSError
 from .xml import t, text_of
 
 _RANK = ("Free", "WorkingElsewhere", "Tentative", "Busy", "OOF")
 DIGIT = {"Free": "0", "Tentative": "1", "Busy": "2", "OOF": "3", "NoData": "4", "WorkingElsewhere": "5"}
-WORK_DAYS = (0, 1, 2, 3, 4)
-WORK_START, WORK_END = time(8), time(17)
 QUALITIES = ("Excellent", "Good", "Fair", "Poor")
 
 
@@ -41,11 +41,11 @@ def status_of(item: Item) -> str:
     return status if status in _RANK else "Busy"
 
 
-def events(ctx: Context, mailbox: Mailbox, start: datetime, end: datetime) -> list[Event]:
+def events(store: Store, mailbox: Mailbox, start: datetime, end: datetime) -> list[Event]:
     """The mailbox's calendar entries in [start, end) that are not free time."""
-    folder = ctx.store.folders.distinguished(mailbox, "calendar")
+    folder = store.folders.distinguished(mailbox, "calendar")
     found = []
-    for item in calendar.view(ctx, mailbox, folder.id, start, end):
+    for item in calendar.view(store, mailbox, folder.id, start, end):
         status = status_of(item)
         if status != "Free":
             found.append(Event(parse_utc(item.props["Start"]), parse_utc(item.props["End"]), status, item))
@@ -56,6 +56,11 @@ def status_between(found: list[Event], start: datetime, end: datetime) -> str:
     """The strongest status of the events overlapping [start, end)."""
     statuses = [e.status for e in found if e.start < end and e.end > start]
     return max(statuses, key=_RANK.index) if statuses else "Free"
+
+
+def is_busy(status: str) -> bool:
+    """Whether a status keeps the time from another meeting (free and working elsewhere do not)."""
+    return status not in ("Free", "WorkingElsewhere")
 
 
 def merged(found: list[Event], start: datetime, end: datetime, minutes: int) -> str:
@@ -114,24 +119,38 @@ def quality(conflicts: list[str | None], good_threshold: int) -> str:
     known = [c for c in conflicts if c is not None]
     if not known:
         return "Excellent"
-    busy = sum(1 for c in known if c not in ("Free", "WorkingElsewhere"))
+    busy = sum(1 for c in known if is_busy(c))
     share = 100 * busy / len(known)
     if busy == 0:
         return "Excellent"
     return "Good" if share <= good_threshold else "Fair" if share <= 50 else "Poor"
 
 
+def work_zone(hours: WorkingHours, requester: tzinfo) -> tzinfo:
+    """The zone working hours are kept in: their own, else the requester's."""
+    return timezones.zone_for_windows_id(hours.zone) if hours.zone else requester
+
+
+def is_work_time(hours: WorkingHours, requester: tzinfo, start: datetime, end: datetime) -> bool:
+    """Whether [start, end) lies inside one working day of ``hours``."""
+    local = start.astimezone(work_zone(hours, requester))
+    begins = local.hour * 60 + local.minute
+    return local.weekday() in hours.days and hours.start <= begins and \
+        begins + (end - start).total_seconds() / 60 <= hours.end
+
+
 def day_suggestions(day: date, zone: tzinfo, minutes: int, calendars: list[list[Event] | None],
-                    good_threshold: int) -> list[Suggestion]:
-    """Each half-hour start in the day's working hours where the meeting fits before they end."""
-    if day.weekday() not in WORK_DAYS:
-        return []
+                    good_threshold: int, hours: list[WorkingHours]) -> list[Suggestion]:
+    """Each half-hour start of the day (in the requester's ``zone``) where the meeting lies in the
+    working hours of everyone in ``hours`` (no one: Exchange's default hours)."""
+    hours = hours or [WorkingHours()]
     found = []
-    at = datetime.combine(day, WORK_START, zone)
-    last = datetime.combine(day, WORK_END, zone) - timedelta(minutes=minutes)
+    at = datetime.combine(day, datetime.min.time(), zone)
+    last = datetime.combine(day + timedelta(days=1), datetime.min.time(), zone) - timedelta(minutes=minutes)
     while at <= last:
         start, end = at.astimezone(UTC), (at + timedelta(minutes=minutes)).astimezone(UTC)
-        conflicts = [None if c is None else status_between(c, start, end) for c in calendars]
-        found.append(Suggestion(at, quality(conflicts, good_threshold), conflicts))
+        if all(is_work_time(h, zone, start, end) for h in hours):
+            conflicts = [None if c is None else status_between(c, start, end) for c in calendars]
+            found.append(Suggestion(at, quality(conflicts, good_threshold), conflicts))
         at += timedelta(minutes=30)
     return found

@@ -21,7 +21,7 @@ from lxml import etree
 
 from mailroom.content import recipients
 from mailroom.content.recipients import Address
-from mailroom.store import ids
+from mailroom.store import Store, ids
 from mailroom.store.model import Body, Item, ItemChanges, Mailbox
 from mailroom.store.query import And, Compare, Prop, Sort
 
@@ -213,13 +213,13 @@ def expand(master: Item, start: datetime, end: datetime) -> Iterator[Item]:
             yield item
 
 
-def view(ctx: Context, mailbox: Mailbox, folder_id: int, start: datetime, end: datetime,
+def view(store: Store, mailbox: Mailbox, folder_id: int, start: datetime, end: datetime,
          with_extended: bool = False) -> list[Item]:
     """Single items and occurrences overlapping [start, end), by start. Only items whose span
     overlaps the window are read (an index on the span)."""
     window = And((Compare(Prop("_SpanStart", "datetime"), "lt", _text(end)),
                   Compare(Prop("_SpanEnd", "datetime"), "gt", _text(start))))
-    found, _total = ctx.store.items.find(mailbox, folder_id, where=window, sort=[Sort(Prop("_SpanStart", "datetime"))],
+    found, _total = store.items.find(mailbox, folder_id, where=window, sort=[Sort(Prop("_SpanStart", "datetime"))],
                                          with_extended=with_extended)
     shown: list[Item] = []
     for item in found:

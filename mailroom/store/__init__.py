@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from . import migrate
 from .audit import AuditLog
+from .calendar_processing import CalendarProcessingSettings
 from .directory import Directory
 from .engine import make_engine, sqlite_url
 from .folders import Folders
@@ -17,6 +18,7 @@ from .items import Items
 from .journal import Journal
 from .permissions import Permissions
 from .throttling import ThrottlingPolicies
+from .working_hours import WorkingHoursSettings
 
 
 class Store:
@@ -33,6 +35,8 @@ class Store:
         self.permissions = Permissions(engine, self.folders)
         self.audit = AuditLog(engine)
         self.throttling = ThrottlingPolicies(engine, self.directory)
+        self.calendar_processing = CalendarProcessingSettings(engine, self.directory)
+        self.working_hours = WorkingHoursSettings(engine, self.directory)
 
     @classmethod
     def open(cls, url: str, pool_size: int = 8) -> Store:

@@ -271,6 +271,26 @@ delegate_settings = Table(
     Column("deliver_meeting_requests", String(40), nullable=False),
 )
 
+# Calendar processing settings (Set-CalendarProcessing): only the parameters a mailbox sets, by
+# Exchange's name; the rest take Exchange's defaults (store/calendar_processing.py).
+calendar_processing = Table(
+    "calendar_processing",
+    metadata,
+    Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True),
+    Column("settings", Json, nullable=False),
+)
+
+# Working hours (Set-MailboxCalendarConfiguration); a mailbox without a row has Exchange's defaults.
+working_hours = Table(
+    "working_hours",
+    metadata,
+    Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True),
+    Column("work_days", String(64), nullable=False),  # EWS day names, space-separated
+    Column("start_minutes", Integer, nullable=False),
+    Column("end_minutes", Integer, nullable=False),
+    Column("time_zone", String(128)),  # a Windows time zone id; null: the zone of whoever asks
+)
+
 audit_log = Table(
     "audit_log",
     metadata,

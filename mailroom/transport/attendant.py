@@ -26,6 +26,8 @@ from mailroom.store import Store
 from mailroom.store.model import Body, Item, ItemChanges, Mailbox, NewItem, utcnow
 from mailroom.store.query import Compare, Prop
 
+from . import resource_booking
+
 _TEXT = "%Y-%m-%dT%H:%M:%SZ"
 _REPLY_CLASS = {"Accept": "IPM.Schedule.Meeting.Resp.Pos", "Tentative": "IPM.Schedule.Meeting.Resp.Tent",
                 "Decline": "IPM.Schedule.Meeting.Resp.Neg"}
@@ -79,8 +81,8 @@ def _request(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, 
                  IsOrganizer=_is_me(mailbox, meeting.organizer), ResponseType="NoResponseReceived",
                  MyResponseType="NoResponseReceived", AppointmentState=STATE_MEETING | STATE_RECEIVED,
                  CalendarItemType="RecurringMaster" if meeting.recurrence else "Single")
-    if props["IsOrganizer"]:
-        return  # the organizer's own copy: its calendar already holds the meeting
+    if props["IsOrganizer"] or not resource_booking.places(store, mailbox):
+        return  # the organizer's own copy (its calendar already holds the meeting), or left to the owner
     existing = calendar_item(store, mailbox, meeting.uid)
     occurrence = _occurrence(existing, meeting)
     if occurrence is not None:
@@ -99,6 +101,7 @@ def _request(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, 
     props["MyResponseType"] = item.props.get("MyResponseType", "NoResponseReceived")
     props["_AssociatedCalendarItem"] = item.id
     _with_exceptions(store, mailbox, item, meeting)
+    resource_booking.decide(store, mailbox, meeting, item, props)
 
 
 def _calendar_props(mailbox: Mailbox, meeting: Meeting, shared: dict[str, Any], creating: bool) -> dict[str, Any]:
@@ -198,6 +201,7 @@ def _cancel(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, A
             existing, occurrence, ItemChanges(set_props=_cancelled(occurrence))))
         return
     store.items.update(mailbox, existing.id, ItemChanges(set_props=_cancelled(existing)))
+    resource_booking.cancelled(store, mailbox, existing, props)
 
 
 def _cancelled(item: Item) -> dict[str, Any]:

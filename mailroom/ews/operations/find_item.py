@@ -113,5 +113,5 @@ class _CalendarView:
         """The first MaxEntriesReturned single items and occurrences of the window, and how many there are."""
         if not (folder.folder_class or "").startswith("IPF.Appointment"):
             raise EWSError("ErrorCalendarFolderIsInvalidForCalendarView", "The folder is not a calendar folder.")
-        found = calendar.view(ctx, mailbox, folder.id, self.start, self.end, with_extended=bool(shape.extended))
+        found = calendar.view(ctx.store, mailbox, folder.id, self.start, self.end, with_extended=bool(shape.extended))
         return found[:self.limit] if self.limit is not None else found, len(found)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, tzinfo
 from lxml import etree
 
 from mailroom.store.model import Mailbox
+from mailroom.store.working_hours import WorkingHours
 
 from .. import availability
 from ..availability import Event
@@ -101,7 +102,7 @@ class GetUserAvailability(Operation):
 
     def _one_view(self, response: etree._Element, mailbox: Mailbox, start: datetime, end: datetime, view: str,
                   interval: int) -> None:
-        found = availability.events(self.ctx, mailbox, start, end)
+        found = availability.events(self.ctx.store, mailbox, start, end)
         node = sub(response, m("FreeBusyView"))
         sub(node, t("FreeBusyViewType"), view)
         if view in ("MergedOnly", "FreeBusyMerged", "DetailedMerged"):
@@ -111,7 +112,7 @@ class GetUserAvailability(Operation):
             detailed = view.startswith("Detailed") and self.ctx.identity.may_open(mailbox)
             for event in found:
                 self._event(events, event, detailed)
-        self._working_hours(sub(node, t("WorkingHours")))
+        self._working_hours(sub(node, t("WorkingHours")), self.ctx.store.working_hours.get(mailbox))
 
     def _event(self, parent: etree._Element, event: Event, detailed: bool) -> None:
         node = sub(parent, t("CalendarEvent"))
@@ -133,13 +134,14 @@ class GetUserAvailability(Operation):
         sub(details, t("IsReminderSet"), bool_text(bool(props.get("ReminderIsSet"))))
         sub(details, t("IsPrivate"), bool_text(private))
 
-    def _working_hours(self, node: etree._Element) -> None:
-        _serializable_zone(sub(node, t("TimeZone")), self.zone)
+    def _working_hours(self, node: etree._Element, hours: WorkingHours) -> None:
+        """The mailbox's working hours, in their own zone (the requester's when they have none)."""
+        _serializable_zone(sub(node, t("TimeZone")), availability.work_zone(hours, self.zone))
         periods = sub(node, t("WorkingPeriodArray"))
         period = sub(periods, t("WorkingPeriod"))
-        sub(period, t("DayOfWeek"), "Monday Tuesday Wednesday Thursday Friday")
-        sub(period, t("StartTimeInMinutes"), str(availability.WORK_START.hour * 60))
-        sub(period, t("EndTimeInMinutes"), str(availability.WORK_END.hour * 60))
+        sub(period, t("DayOfWeek"), hours.day_names)
+        sub(period, t("StartTimeInMinutes"), str(hours.start))
+        sub(period, t("EndTimeInMinutes"), str(hours.end))
 
     # -- suggestions ---------------------------------------------------------------------------
     def _suggestions(self, holder: etree._Element, options: etree._Element, mailboxes: list[Mailbox | str]) -> None:
@@ -152,12 +154,13 @@ class GetUserAvailability(Operation):
             minimum = (text_of(options, t("MinimumSuggestionQuality"), "Fair") or "Fair").strip()
             if minimum not in availability.QUALITIES:
                 raise SOAPFault("ErrorSchemaValidation", f"{minimum!r} is not a suggestion quality.")
-            calendars = [None if isinstance(mb, str) else availability.events(self.ctx, mb, start, end)
+            calendars = [None if isinstance(mb, str) else availability.events(self.ctx.store, mb, start, end)
                          for mb in mailboxes]
+            hours = [self.ctx.store.working_hours.get(mb) for mb in mailboxes if not isinstance(mb, str)]
             days = sub(holder, m("SuggestionDayResultArray"))
             day = start.astimezone(self.zone).date()
             while datetime.combine(day, datetime.min.time(), self.zone) < end:
-                self._day(days, day, minutes, calendars, good, per_day, minimum)
+                self._day(days, day, minutes, calendars, hours, good, per_day, minimum)
                 day += timedelta(days=1)
         except EWSError as err:
             holder.remove(message)
@@ -165,9 +168,9 @@ class GetUserAvailability(Operation):
                 holder.remove(child)
             self.error(holder, err, "ResponseMessage")
 
-    def _day(self, parent: etree._Element, day: object, minutes: int, calendars: list, good: int, per_day: int,
-             minimum: str) -> None:
-        found = availability.day_suggestions(day, self.zone, minutes, calendars, good)
+    def _day(self, parent: etree._Element, day: object, minutes: int, calendars: list, hours: list[WorkingHours],
+             good: int, per_day: int, minimum: str) -> None:
+        found = availability.day_suggestions(day, self.zone, minutes, calendars, good, hours)
         kept = [s for s in found if availability.QUALITIES.index(s.quality) <= availability.QUALITIES.index(minimum)]
         node = sub(parent, t("SuggestionDayResult"))
         sub(node, t("Date"), datetime.combine(day, datetime.min.time()).strftime(_LOCAL))
