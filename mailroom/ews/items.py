@@ -315,7 +315,7 @@ def _rights(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, sha
         return
     own = item.created_by == ctx.identity.mailbox.id
     rights_element(node, {"Delete": allows(rights, Access.DELETE, own), "Modify": allows(rights, Access.EDIT, own),
-                          "Read": allows(rights, Access.READ)})
+                          "Read": allows(rights, Access.READ), "ViewPrivateItems": not ctx.hides_private(mailbox)})
 
 
 def _conversation_id(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:

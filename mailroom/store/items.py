@@ -19,7 +19,7 @@ from .errors import Conflict, NotFound
 from .folders import Folders, adjust_counts
 from .model import Attachment, Body, Delivery, ExtendedValue, Item, ItemChanges, Mailbox, NewItem, utcnow
 from .query import Filter, Page, Prop, Sort
-from .sqlquery import ITEM_COLUMNS, ITEMS
+from .sqlquery import ITEM_COLUMNS, ITEMS, NOT_PRIVATE, PRIVATE
 
 # Item properties kept in their own columns (see tables.items); everything else lives in props.
 _COLUMN_OF_PROP = {name: col.key for name, col in ITEM_COLUMNS.items()}
@@ -168,17 +168,25 @@ class Items:
 
     def find(self, mailbox: Mailbox, folder_id: int, where: Filter | None = None, sort: list[Sort] | None = None,
              page: Page | Callable[[int], Page] | None = None, associated: bool = False,
-             with_extended: bool = False, with_attachments: bool = False) -> tuple[list[Item], int]:
+             with_extended: bool = False, with_attachments: bool = False,
+             hide_private: bool = False) -> tuple[list[Item], int]:
         """One page of the folder's items (no bodies) and the number of items in the whole view.
         ``page`` may be a function of that number (paging from the end, fractional paging).
-        Uses the folder's counters when there is no filter, so the cost follows the page size."""
+        Uses the folder's counters when there is no filter, so the cost follows the page size;
+        ``hide_private`` leaves private items out of the view (its total too), counting them from
+        their own index."""
         with reading(self.engine) as conn:
             folder = self.folders._get(conn, mailbox, folder_id, with_extended=False)
             c = t.items.c
             cond = [c.folder_id == folder_id, c.is_associated == associated]
             if where is None:
                 total = folder.associated_count if associated else folder.total_count
+                if hide_private:
+                    total -= conn.scalar(select(func.count()).select_from(t.items).where(*cond, PRIVATE)) or 0
+                    cond.append(NOT_PRIVATE)
             else:
+                if hide_private:
+                    cond.append(NOT_PRIVATE)
                 cond.append(ITEMS.where(where))
                 total = conn.scalar(select(func.count()).select_from(t.items).where(*cond)) or 0
             page = page(total) if callable(page) else page or Page()

@@ -144,6 +144,12 @@ class Permissions:
             w.conn.execute(delete(t.delegates).where(d.owner_id == owner.id, d.delegate_id == delegate.id))
             self._set_folders(w, owner, delegate, dict.fromkeys(folder_ids, Right.NONE))
 
+    def sees_private(self, owner: Mailbox, user: Mailbox) -> bool:
+        """Whether ``user`` is a delegate of ``owner`` allowed to see its private items."""
+        d = t.delegates.c
+        with reading(self.engine) as conn:
+            return bool(conn.scalar(select(d.view_private).where(d.owner_id == owner.id, d.delegate_id == user.id)))
+
     def is_delegate(self, owner: Mailbox, delegate: Mailbox) -> bool:
         with reading(self.engine) as conn:
             return self._is_delegate(conn, owner, delegate)
