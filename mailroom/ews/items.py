@@ -418,8 +418,8 @@ _RESPONDING = ("AcceptItem", "TentativelyAcceptItem", "DeclineItem")
 def _response_objects(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
     """What a client may answer a meeting item with (only meetings list them here)."""
     c, props = item.item_class, item.props
-    if c.startswith("IPM.Schedule.Meeting.Request"):
-        found = _RESPONDING + _ANSWERS
+    if c.startswith("IPM.Schedule.Meeting.Request"):  # the principal's copy for information: no answers
+        found = _ANSWERS if props.get("MeetingRequestType") == "PrincipalWantsCopy" else _RESPONDING + _ANSWERS
     elif c.startswith("IPM.Schedule.Meeting.Canceled"):
         found = ("RemoveItem", *_ANSWERS) if not props.get("IsOrganizer") else _ANSWERS
     elif c.startswith("IPM.Schedule.Meeting"):

@@ -76,8 +76,8 @@ _ATTACHMENTS_OF = Prepared(select(*[c for c in t.attachments.c if c.key != "cont
                            .where(t.attachments.c.item_id == bindparam("id")).order_by(t.attachments.c.id))
 
 
-_INBOX = select(t.folders.c.id).where(t.folders.c.mailbox_id == bindparam("mailbox"),
-                                     t.folders.c.distinguished_id == "inbox")
+_TARGET = select(t.folders.c.id).where(t.folders.c.mailbox_id == bindparam("mailbox"),
+                                      t.folders.c.distinguished_id == bindparam("folder"))
 _HOLDS_MESSAGE = select(t.items.c.id).where(t.items.c.mailbox_id == bindparam("mailbox"),
                                            t.items.c.message_id == bindparam("message_id")).limit(1)
 _INSERT_ITEM, _INSERT_MIME = insert(t.items), insert(t.item_mime)  # values as parameters: compiled once
@@ -232,14 +232,14 @@ class Items:
             return [self._insert(w, mailbox, folder_id, new, "created") for new in news]
 
     def deliver(self, deliveries: list[Delivery]) -> list[str]:
-        """Put each message in its mailbox's Inbox, all in one transaction (one commit, so one
+        """Put each message in its mailbox's Inbox (or ``Delivery.folder``), all in one transaction (one commit, so one
         fsync for the lot). One outcome per delivery, in order: DELIVERED; DUPLICATE when the
         mailbox already holds that Message-ID (an earlier delivery of the batch included); GONE
         when the mailbox no longer exists."""
         outcomes = []
         with writing(self.engine, {d.mailbox.database_id for d in deliveries}) as w:
             for d in deliveries:
-                inbox = w.conn.scalar(_INBOX, {"mailbox": d.mailbox.id})
+                inbox = w.conn.scalar(_TARGET, {"mailbox": d.mailbox.id, "folder": d.folder})
                 if inbox is None:
                     outcomes.append(GONE)
                 elif d.message_id and w.conn.scalar(_HOLDS_MESSAGE, {"mailbox": d.mailbox.id,
