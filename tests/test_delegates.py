@@ -341,3 +341,32 @@ def test_private_items_and_view_private_items(server, server_store, people, view
             list(as_dan.fetch(ids=[(private.id, private.changekey)]))
     # The owner always sees everything.
     assert as_owner.inbox.all().count() == 3
+
+
+def test_find_folder_counts_only_the_folders_the_delegate_sees(server, server_store, people):
+    """TotalItemsInView and pages of FindFolder in another mailbox hold the folders the caller may
+    see, nothing else (no count of hidden folders leaks)."""
+    owner, dan, _sam = people
+    assert delegate_codes(call(server, owner, add(owner, dan.address, {"Inbox": "Reviewer"}))) == ["NoError"]
+    inbox = server_store.folders.distinguished(owner, "inbox")
+    made = [server_store.folders.create(owner, inbox.id, name, "IPF.Note") for name in ("A", "B", "C", "D")]
+    for folder in made[1:3]:  # B and C are shared with Dan
+        entries = permission(dan.address, "Reviewer")
+        assert codes(call(server, owner, set_permissions(ids.folder_id(owner.guid, folder.id), entries))) == ["NoError"]
+    where = (f'<t:DistinguishedFolderId Id="inbox"><t:Mailbox><t:EmailAddress>{owner.address}</t:EmailAddress>'
+             '</t:Mailbox></t:DistinguishedFolderId>')
+
+    def find(caller: Mailbox, view: str = "", traversal: str = "Shallow") -> tuple[str, list[str], str]:
+        root = call(server, caller, f'<m:FindFolder Traversal="{traversal}"><m:FolderShape><t:BaseShape>Default'
+                                    f'</t:BaseShape></m:FolderShape>{view}<m:ParentFolderIds>{where}'
+                                    '</m:ParentFolderIds></m:FindFolder>')
+        found = root.find(".//m:RootFolder", NS)
+        return (found.get("TotalItemsInView"), [n.text for n in found.iterfind(".//t:DisplayName", NS)],
+                found.get("IncludesLastItemInRange"))
+
+    assert find(owner) == ("4", ["A", "B", "C", "D"], "true")
+    assert find(dan) == ("2", ["B", "C"], "true")
+    assert find(dan, traversal="Deep") == ("2", ["B", "C"], "true")
+    first = '<m:IndexedPageFolderView MaxEntriesReturned="1" Offset="0" BasePoint="Beginning"/>'
+    assert find(dan, first) == ("2", ["B"], "false")
+    assert find(dan, first.replace('Offset="0"', 'Offset="1"')) == ("2", ["C"], "true")

@@ -230,6 +230,11 @@ class Operation:
             found = self.ctx.rights[folder_id] = self.ctx.store.permissions.rights(folder_id, self.ctx.mailbox)
         return found
 
+    def folder_viewer(self, mailbox: Mailbox) -> int | None:
+        """Whose folder permissions decide which of ``mailbox``'s folders a listing shows: none
+        in the mailbox the request acts on (everything shows), else the caller's."""
+        return None if self.ctx.identity.right_over(mailbox) != DELEGATE else self.ctx.mailbox.id
+
     def visible_folders(self, mailbox: Mailbox, folders: list[Folder]) -> list[Folder]:
         """The folders of a listing the caller may see (all of them in the mailbox it acts on)."""
         if self.ctx.identity.right_over(mailbox) != DELEGATE:
