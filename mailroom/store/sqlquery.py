@@ -137,6 +137,7 @@ class Sensitivity(ColumnElement[str]):
 
     type = Text()
     inherit_cache = True
+    _traverse_internals: list[tuple[str, Any]] = []  # nothing varies: one cache key, compiled once
 
 
 @compiles(Sensitivity)
