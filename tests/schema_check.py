@@ -35,7 +35,9 @@ def problems(payload: bytes) -> list[str]:
     schema = ews_schema()
     with _lock:
         for part in parts:
-            for error in schema.iter_errors(part):
+            # The envelope's prefixes, which xsi:type values (ConvertId's AlternateId) refer to.
+            namespaces = {prefix: uri for prefix, uri in part.nsmap.items() if prefix}
+            for error in schema.iter_errors(part, namespaces=namespaces):
                 found.append(f"{etree.QName(part).localname}: {error.reason} at {error.path}")
                 break
     return found

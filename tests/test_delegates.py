@@ -4,9 +4,13 @@ those folders; mail a delegate sends for the owner goes "on behalf of"."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from exchangelib import DELEGATE, UTC, Account, CalendarItem, Configuration, Credentials, EWSDateTime, Message
 from exchangelib import Mailbox as EwsMailbox
-from exchangelib import Message
+from exchangelib.errors import ErrorAccessDenied
+from exchangelib.transport import BASIC
 
 from mailroom.access.permissions import Right, level_rights
 from mailroom.store import ids
@@ -295,3 +299,74 @@ def test_item_effective_rights_follow_the_callers_folder_rights(server, server_s
     assert rights(owner) == ("true", "true", "true")
     assert rights(dan) == ("true", "true", "true")  # Editor: edit and delete every item
     assert rights(sam) == ("true", "false", "false")  # Default Reviewer: read only
+
+
+def delegate_account(server, owner: Mailbox, delegate: Mailbox) -> Account:  # noqa: ANN001
+    """``owner``'s mailbox as ``delegate`` logs in to it (exchangelib's DELEGATE access)."""
+    config = Configuration(service_endpoint=server.ews_url, credentials=Credentials(delegate.address, PASSWORD),
+                           auth_type=BASIC)
+    return Account(owner.address, config=config, autodiscover=False, access_type=DELEGATE)
+
+
+@pytest.mark.parametrize("view_private", [False, True])
+def test_private_items_and_view_private_items(server, server_store, people, view_private):
+    """exchangelib as a delegate: private appointments and messages of the owner are absent unless
+    the delegate was given ViewPrivateItems; counts and pages say the same."""
+    owner, dan, _sam = people
+    flag = f"<t:ViewPrivateItems>{str(view_private).lower()}</t:ViewPrivateItems>"
+    assert delegate_codes(call(server, owner, add(owner, dan.address, {"Calendar": "Editor", "Inbox": "Reviewer"},
+                                                  flag))) == ["NoError"]
+    as_owner = make_account(server, owner.address)
+    start = EWSDateTime(2030, 3, 4, 9, tzinfo=UTC)
+    for n, sensitivity in enumerate(("Normal", "Private", "Normal")):
+        CalendarItem(account=as_owner, folder=as_owner.calendar, subject=f"slot {n}", sensitivity=sensitivity,
+                     start=start + timedelta(hours=n), end=start + timedelta(hours=n, minutes=30)).save()
+        Message(account=as_owner, folder=as_owner.inbox, subject=f"note {n}", sensitivity=sensitivity,
+                body="x").save()
+    root = ids.folder_id(owner.guid, server_store.folders.distinguished(owner, "root").id)
+    assert codes(call(server, owner, set_permissions(root, permission(dan.address, "Reviewer")))) == ["NoError"]
+    as_dan = delegate_account(server, owner, dan)  # exchangelib opens the root folder first
+    view = as_dan.calendar.view(start=start - timedelta(hours=1), end=start + timedelta(hours=5))
+    shown = ["slot 0", "slot 1", "slot 2"] if view_private else ["slot 0", "slot 2"]
+    assert sorted(i.subject for i in view) == shown
+    notes = as_dan.inbox.all().order_by("subject")
+    assert [i.subject for i in notes] == [s.replace("slot", "note") for s in shown]
+    assert as_dan.inbox.all().count() == len(shown)
+    assert [i.subject for i in notes[1:2]] == [shown[1].replace("slot", "note")]
+    private = as_owner.inbox.get(subject="note 1")
+    if view_private:
+        assert [i.subject for i in as_dan.fetch(ids=[(private.id, private.changekey)])] == ["note 1"]
+    else:
+        with pytest.raises(ErrorAccessDenied):
+            list(as_dan.fetch(ids=[(private.id, private.changekey)]))
+    # The owner always sees everything.
+    assert as_owner.inbox.all().count() == 3
+
+
+def test_find_folder_counts_only_the_folders_the_delegate_sees(server, server_store, people):
+    """TotalItemsInView and pages of FindFolder in another mailbox hold the folders the caller may
+    see, nothing else (no count of hidden folders leaks)."""
+    owner, dan, _sam = people
+    assert delegate_codes(call(server, owner, add(owner, dan.address, {"Inbox": "Reviewer"}))) == ["NoError"]
+    inbox = server_store.folders.distinguished(owner, "inbox")
+    made = [server_store.folders.create(owner, inbox.id, name, "IPF.Note") for name in ("A", "B", "C", "D")]
+    for folder in made[1:3]:  # B and C are shared with Dan
+        entries = permission(dan.address, "Reviewer")
+        assert codes(call(server, owner, set_permissions(ids.folder_id(owner.guid, folder.id), entries))) == ["NoError"]
+    where = (f'<t:DistinguishedFolderId Id="inbox"><t:Mailbox><t:EmailAddress>{owner.address}</t:EmailAddress>'
+             '</t:Mailbox></t:DistinguishedFolderId>')
+
+    def find(caller: Mailbox, view: str = "", traversal: str = "Shallow") -> tuple[str, list[str], str]:
+        root = call(server, caller, f'<m:FindFolder Traversal="{traversal}"><m:FolderShape><t:BaseShape>Default'
+                                    f'</t:BaseShape></m:FolderShape>{view}<m:ParentFolderIds>{where}'
+                                    '</m:ParentFolderIds></m:FindFolder>')
+        found = root.find(".//m:RootFolder", NS)
+        return (found.get("TotalItemsInView"), [n.text for n in found.iterfind(".//t:DisplayName", NS)],
+                found.get("IncludesLastItemInRange"))
+
+    assert find(owner) == ("4", ["A", "B", "C", "D"], "true")
+    assert find(dan) == ("2", ["B", "C"], "true")
+    assert find(dan, traversal="Deep") == ("2", ["B", "C"], "true")
+    first = '<m:IndexedPageFolderView MaxEntriesReturned="1" Offset="0" BasePoint="Beginning"/>'
+    assert find(dan, first) == ("2", ["B"], "false")
+    assert find(dan, first.replace('Offset="0"', 'Offset="1"')) == ("2", ["C"], "true")

@@ -271,9 +271,6 @@ def _other_user_requests(bob: Mailbox, item: str, folder: str, attachment: str) 
         "DeleteAttachment": f'<m:DeleteAttachment><m:AttachmentIds><t:AttachmentId Id="{attachment}"/>'
                             "</m:AttachmentIds></m:DeleteAttachment>",
         "ExportItems": f"<m:ExportItems><m:ItemIds>{item_id}</m:ItemIds></m:ExportItems>",
-        "ConvertId": '<m:ConvertId DestinationFormat="HexEntryId"><m:SourceIds>'
-                     f'<t:AlternateId Format="EwsId" Id="{item}" Mailbox="{bob.address}"/></m:SourceIds>'
-                     "</m:ConvertId>",
     }
 
 
@@ -298,8 +295,7 @@ def test_another_users_mailbox_is_out_of_reach(server, server_store, mailbox):
         assert response.status_code == 200, (label, response.content[:600])
         assert codes(root) == ["ErrorAccessDenied"], (label, response.content[:600])
         assert b"secret" not in response.content and b"s3cret" not in response.content
-    assert {"GetItem", "GetFolder", "GetFolder by name", "FindItem", "FindFolder", "CreateItem",
-            "ConvertId"} <= set(tried)
+    assert {"GetItem", "GetFolder", "GetFolder by name", "FindItem", "FindFolder", "CreateItem"} <= set(tried)
     assert stored_state(server_store) == before
     refused = server_store.audit.search(bob.address, caller=mailbox.address, limit=1000)
     assert refused and {(r.right, r.result) for r in refused} == {("delegate", "ErrorAccessDenied")}
@@ -369,3 +365,33 @@ def test_responses_never_echo_markup_from_the_request(server, mailbox):
     assert b"<script>" not in response.content
     root = parse(response)
     assert root.find("s:Body", NS) is not None
+
+
+def test_convert_id_converts_ids_of_any_mailbox_without_reading_it(server, server_store, mailbox):
+    """ConvertId is a conversion of the id's format only, as in Exchange: another mailbox's id
+    converts (and back), it reveals nothing the id does not hold, and using the converted id is
+    still refused."""
+    bob = new_mailbox(server_store, mailbox.address.split("@")[1], "bob")
+    inbox = server_store.folders.distinguished(bob, "inbox")
+    secret = server_store.items.create(bob, inbox.id, NewItem(props={"Subject": "bob's secret"}))
+    ews_id = ids.item_id(bob.guid, secret.id)
+
+    def convert(text: str, source: str, target: str, address: str = bob.address) -> tuple[list[str], str | None]:
+        body = (f'<m:ConvertId DestinationFormat="{target}"><m:SourceIds><t:AlternateId Format="{source}" '
+                f'Id="{text}" Mailbox="{address}"/></m:SourceIds></m:ConvertId>')
+        response = post(server.ews_url, envelope(body), mailbox.address, PASSWORD)
+        assert b"secret" not in response.content
+        root = parse(response)
+        found = root.find(".//m:AlternateId", NS)
+        if found is not None:
+            assert found.get("Mailbox") == address
+        return codes(root), found.get("Id") if found is not None else None
+
+    got, hex_id = convert(ews_id, "EwsId", "HexEntryId")
+    assert got == ["NoError"] and hex_id
+    assert convert(hex_id, "HexEntryId", "EwsId") == (["NoError"], ews_id)
+    assert convert(ews_id, "EwsId", "EntryId", "not-an-address")[0] == ["ErrorInvalidSmtpAddress"]
+    assert convert("garbage", "EwsId", "EntryId")[0] == ["ErrorInvalidIdMalformed"]
+    get = ('<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>'
+           f'<m:ItemIds><t:ItemId Id="{ews_id}"/></m:ItemIds></m:GetItem>')
+    assert codes(parse(post(server.ews_url, envelope(get), mailbox.address, PASSWORD))) == ["ErrorAccessDenied"]

@@ -13,7 +13,7 @@ from mailroom.content import oof
 from mailroom.transport.local import deliver_local
 
 from .conftest import PASSWORD, make_account, new_domain, new_mailbox, settle_all
-from .soap import codes, envelope, parse, post
+from .soap import codes, envelope, fault_code, parse, post
 
 
 def _on(internal: str = "Away until Monday", external: str = "Away", audience: str = "All") -> OofSettings:
@@ -68,20 +68,43 @@ def test_a_scheduled_oof_needs_an_end_after_its_start(server, mailbox, account):
 
 
 def test_another_users_mailbox_is_refused(server, server_store, mailbox, account):
-    bob = new_mailbox(server_store, mailbox.address.split("@", 1)[1], "bob", "Bob")
+    """Only the owner, or whoever impersonates it, reads or changes a mailbox's OOF settings;
+    anyone else, a delegate too, gets the SOAP fault of [MS-OXWOOF] 3.1.4.1."""
+    domain = mailbox.address.split("@", 1)[1]
+    bob = new_mailbox(server_store, domain, "bob", "Bob")
     bob_account = make_account(server, bob.address)
     bob_account.oof_settings = _on()
+    add = (f"<m:AddDelegate><m:Mailbox><t:EmailAddress>{bob.address}</t:EmailAddress></m:Mailbox>"
+           f"<m:DelegateUsers><t:DelegateUser><t:UserId><t:PrimarySmtpAddress>{mailbox.address}"
+           "</t:PrimarySmtpAddress></t:UserId><t:DelegatePermissions><t:InboxFolderPermissionLevel>Editor"
+           "</t:InboxFolderPermissionLevel></t:DelegatePermissions></t:DelegateUser></m:DelegateUsers></m:AddDelegate>")
+    post(server.ews_url, envelope(add, version="Exchange2010_SP2"), bob.address, PASSWORD)
     from exchangelib.services import GetUserOofSettings, SetUserOofSettings
     with pytest.raises(ErrorAccessDenied):
         GetUserOofSettings(account=account).get(mailbox=Mailbox(email_address=bob.address))
     with pytest.raises(ErrorAccessDenied):
         SetUserOofSettings(account=account).get(oof_settings=OofSettings(state="Disabled"),
                                                 mailbox=Mailbox(email_address=bob.address))
+    get_bob = (f"<m:GetUserOofSettingsRequest><t:Mailbox><t:Address>{bob.address}</t:Address></t:Mailbox>"
+               "</m:GetUserOofSettingsRequest>")
+    response = post(server.ews_url, envelope(get_bob), mailbox.address, PASSWORD)
+    assert response.status_code == 500 and fault_code(parse(response)) == "ErrorAccessDenied"
+    assert b"Away until Monday" not in response.content
     assert bob_account.oof_settings.state == "Enabled"
     get = ('<m:GetUserOofSettingsRequest><t:Mailbox><t:Address>nobody@nowhere.example</t:Address></t:Mailbox>'
            '</m:GetUserOofSettingsRequest>')
     root = parse(post(server.ews_url, envelope(get), mailbox.address, PASSWORD))
     assert codes(root) == ["ErrorMailRecipientNotFound"]
+
+
+def test_an_impersonating_account_reads_and_changes_the_owners_oof(server, server_store, mailbox):
+    domain = mailbox.address.split("@", 1)[1]
+    service = new_mailbox(server_store, domain, "svc", "Service")
+    server_store.directory.grant_impersonation(service.address, f"mailboxes:{mailbox.address}")
+    as_owner = make_account(server, mailbox.address, impersonator=service.address)
+    as_owner.oof_settings = _on(internal="Set by the service")
+    assert make_account(server, mailbox.address).oof_settings.internal_reply == "Set by the service"
+    assert as_owner.oof_settings.state == OofSettings.ENABLED
 
 
 # -- automatic replies ---------------------------------------------------------------------------

@@ -214,13 +214,14 @@ def expand(master: Item, start: datetime, end: datetime) -> Iterator[Item]:
 
 
 def view(store: Store, mailbox: Mailbox, folder_id: int, start: datetime, end: datetime,
-         with_extended: bool = False) -> list[Item]:
-    """Single items and occurrences overlapping [start, end), by start. Only items whose span
-    overlaps the window are read (an index on the span)."""
+         with_extended: bool = False, hide_private: bool = False) -> list[Item]:
+    """Single items and occurrences overlapping [start, end), by start (without private items
+    when ``hide_private``: free/busy still counts them). Only items whose span overlaps the window
+    are read (an index on the span)."""
     window = And((Compare(Prop("_SpanStart", "datetime"), "lt", _text(end)),
                   Compare(Prop("_SpanEnd", "datetime"), "gt", _text(start))))
     found, _total = store.items.find(mailbox, folder_id, where=window, sort=[Sort(Prop("_SpanStart", "datetime"))],
-                                         with_extended=with_extended)
+                                     with_extended=with_extended, hide_private=hide_private)
     shown: list[Item] = []
     for item in found:
         if item.props.get("Recurrence"):

@@ -9,7 +9,7 @@ from datetime import UTC, tzinfo
 from typing import TYPE_CHECKING
 
 from mailroom.access.audit import Trail
-from mailroom.access.identity import Identity
+from mailroom.access.identity import DELEGATE, Identity
 from mailroom.access.permissions import Right
 from mailroom.store import Store
 from mailroom.store.model import Mailbox
@@ -37,10 +37,21 @@ class Context:
     ticket: Ticket | None = None  # the caller's budget hold (None: not throttled, e.g. in-process calls)
     _mailboxes: dict[str, Mailbox] = field(default_factory=dict)
     rights: dict[int, Right] = field(default_factory=dict)  # the caller's rights by folder id, as read
+    _private: dict[int, bool] = field(default_factory=dict)  # hides_private by mailbox id, as read
 
     @property
     def mailbox(self) -> Mailbox:
         return self.identity.mailbox
+
+    def hides_private(self, mailbox: Mailbox) -> bool:
+        """Whether ``mailbox``'s private items are hidden from the caller: only whoever acts as
+        its owner and the delegates it gave ViewPrivateItems see them ([MS-OXODLGT] 2.2.2.2.6)."""
+        if self.identity.right_over(mailbox) != DELEGATE:
+            return False
+        found = self._private.get(mailbox.id)
+        if found is None:
+            found = self._private[mailbox.id] = not self.store.permissions.sees_private(mailbox, self.mailbox)
+        return found
 
     def limit(self, parameter: str) -> int | None:
         """The caller's throttling policy value (None: unlimited, or not throttled)."""

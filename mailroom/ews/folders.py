@@ -71,6 +71,7 @@ class Viewer:
 
     rights: Right = OWNER_RIGHTS
     store: Store | None = None
+    view_private: bool = True
 
 
 def viewer(op: Operation, mailbox: Mailbox, folder: Folder) -> Viewer:
@@ -79,7 +80,7 @@ def viewer(op: Operation, mailbox: Mailbox, folder: Folder) -> Viewer:
     store = op.ctx.store if op.ctx.at_least("Exchange2007_SP1") else None
     if op.ctx.identity.right_over(mailbox) != DELEGATE:
         return Viewer(store=store)
-    return Viewer(op.rights_on(folder.id), store)
+    return Viewer(op.rights_on(folder.id), store, not op.ctx.hides_private(mailbox))
 
 
 def render(parent: etree._Element, mailbox: Mailbox, folder: Folder, shape: Shape,
@@ -115,7 +116,7 @@ def render(parent: etree._Element, mailbox: Mailbox, folder: Folder, shape: Shap
             if viewer.rights == OWNER_RIGHTS:
                 effective_rights(node, folder=True)
             else:
-                folder_effective_rights(node, viewer.rights)
+                folder_effective_rights(node, viewer.rights, viewer.view_private)
         elif key == "PermissionSet":
             if viewer.store is not None:
                 render_set(node, viewer.store, viewer.store.folders.permissions(mailbox, folder.id),

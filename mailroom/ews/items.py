@@ -316,7 +316,7 @@ def _rights(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, sha
         return
     own = item.created_by == ctx.identity.mailbox.id
     rights_element(node, {"Delete": allows(rights, Access.DELETE, own), "Modify": allows(rights, Access.EDIT, own),
-                          "Read": allows(rights, Access.READ)})
+                          "Read": allows(rights, Access.READ), "ViewPrivateItems": not ctx.hides_private(mailbox)})
 
 
 def _conversation_id(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
@@ -420,8 +420,8 @@ _RESPONDING = ("AcceptItem", "TentativelyAcceptItem", "DeclineItem")
 def _response_objects(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
     """What a client may answer a meeting item with (only meetings list them here)."""
     c, props = item.item_class, item.props
-    if c.startswith("IPM.Schedule.Meeting.Request"):
-        found = _RESPONDING + _ANSWERS
+    if c.startswith("IPM.Schedule.Meeting.Request"):  # the principal's copy for information: no answers
+        found = _ANSWERS if props.get("MeetingRequestType") == "PrincipalWantsCopy" else _RESPONDING + _ANSWERS
     elif c.startswith("IPM.Schedule.Meeting.Canceled"):
         found = ("RemoveItem", *_ANSWERS) if not props.get("IsOrganizer") else _ANSWERS
     elif c.startswith("IPM.Schedule.Meeting"):

@@ -23,6 +23,7 @@ from mailroom.content.recipients import Address
 from mailroom.store import Store
 from mailroom.store import errors as store_errors
 from mailroom.store.model import Attachment, Body, Item, ItemChanges, Mailbox, NewItem, utcnow
+from mailroom.transport import delegate_copies
 from mailroom.transport.attendant import STATE_MEETING, calendar_item, meeting_props
 
 from . import calendar
@@ -174,15 +175,17 @@ def _read(node: etree._Element) -> tuple[etree._Element, Body | None]:
     return reference, body
 
 
-def _meeting_of(op: Operation, reference: etree._Element, need: Access) -> tuple[Mailbox, Item, Item | None]:
+def _meeting_of(op: Operation, reference: etree._Element, need: Access) -> tuple[Mailbox, Item, Item | None, Mailbox]:
     """The calendar item a response object refers to (through its meeting message, if it names
-    one), and that message."""
-    mailbox, item = op.item_from(reference, need)
+    one), the mailbox it is in, that message and the mailbox holding it: a delegate's copy of a
+    meeting message refers to its principal's meeting, which the delegate may ``need`` by its
+    rights on the principal's Calendar."""
+    holder, item = op.item_from(reference, need)
     if calendar.is_calendar(item.props):
-        return mailbox, item, None
+        return holder, item, None, holder
     if not item.item_class.startswith("IPM.Schedule.Meeting") or not item.props.get("UID"):
         raise EWSError("ErrorInvalidReferenceItem", "The item is neither a meeting nor a meeting message.")
-    found = None
+    found, mailbox = None, delegate_copies.principal_of(op.ctx.store, holder, item.props) or holder
     row = item.props.get("_AssociatedCalendarItem")
     if row is not None:
         with contextlib.suppress(store_errors.NotFound):
@@ -192,7 +195,9 @@ def _meeting_of(op: Operation, reference: etree._Element, need: Access) -> tuple
         found = calendar.occurrence_at(found, parse_utc(item.props["RecurrenceId"]))  # one occurrence's message
     if found is None:
         raise EWSError("ErrorItemNotFound", "The meeting this message is about is not in the calendar.")
-    return mailbox, found, item
+    if mailbox is not holder:
+        op.authorize(mailbox, found.folder_id, need, found)
+    return mailbox, found, item, holder
 
 
 def _record(store: Store, mailbox: Mailbox, item: Item, changes: dict[str, Any]) -> Item:
@@ -230,7 +235,7 @@ def respond(op: Operation, node: etree._Element, disposition: str, saved_el: etr
     response, verb, item_class = RESPONSES[kind]
     reference, body = _read(node)
     proposal = _proposal(op, node, response)
-    mailbox, item, message = _meeting_of(op, reference, Access.EDIT)
+    mailbox, item, message, holder = _meeting_of(op, reference, Access.EDIT)
     if is_organizer(item):
         raise EWSError(f"ErrorCalendarIsOrganizerFor{response}", "The organizer cannot respond to the meeting.")
     if item.props.get("IsCancelled"):
@@ -242,17 +247,18 @@ def respond(op: Operation, node: etree._Element, disposition: str, saved_el: etr
         if not organizer or not organizer[0].email:
             raise EWSError("ErrorInvalidRecipients", "The meeting has no organizer to respond to.")
         props = {"ItemClass": item_class, "Subject": f"{verb}: {item.props.get('Subject') or ''}",
-                 "ToRecipients": recipients.build("ToRecipients", organizer[:1])}
+                 "ToRecipients": recipients.build("ToRecipients", organizer[:1]),
+                 "From": recipients.build("From", [me], single=True)}  # a delegate's: on behalf of the principal
         mine = next((a for a in read_attendees(item.props) if (a.address.email or "").lower() == mailbox.address),
                     Attendee(me))
         meeting = _meeting(item, "REPLY", [Attendee(me, mine.role, response)])
         if proposal is not None:  # a new time proposed: METHOD:COUNTER whose DTSTART/DTEND are the proposal
             meeting.method, (meeting.start, meeting.end) = "COUNTER", proposal
             props["Subject"] = f"New Time Proposed: {item.props.get('Subject') or ''}"
-        _send(op, mailbox, meeting, props, body, disposition == "SendAndSaveCopy", saved_el)
+        _send(op, holder, meeting, props, body, disposition == "SendAndSaveCopy", saved_el)
     trash = trash_id(store, mailbox, "MoveToDeletedItems")
-    if message is not None:
-        store.items.move_or_delete(mailbox, message.id, trash)  # the request is done with, as in Outlook
+    if message is not None:  # the request is done with, as in Outlook
+        store.items.move_or_delete(holder, message.id, trash_id(store, holder, "MoveToDeletedItems"))
     changes = {"MyResponseType": response, "AppointmentReplyTime": utcnow(),
                "LegacyFreeBusyStatus": "Tentative" if response == "Tentative" else "Busy"}
     updated = _record(store, mailbox, item, changes)
@@ -295,13 +301,12 @@ def cancel(op: Operation, node: etree._Element, disposition: str, saved_el: etre
 def remove(op: Operation, node: etree._Element) -> None:
     """RemoveItem: the attendee takes a cancelled meeting out of the calendar (with the cancellation)."""
     reference, _ = _read(node)
-    mailbox, item, message = _meeting_of(op, reference, Access.DELETE)
+    mailbox, item, message, holder = _meeting_of(op, reference, Access.DELETE)
     if message is None or not message.item_class.startswith("IPM.Schedule.Meeting.Canceled"):
         raise EWSError("ErrorInvalidReferenceItem", "RemoveItem refers to a meeting cancellation.")
     if is_organizer(item):
         raise EWSError("ErrorCalendarIsOrganizerForRemove", "The organizer cancels the meeting instead.")
     store = op.ctx.store
-    trash = trash_id(store, mailbox, "MoveToDeletedItems")
-    _discard(store, mailbox, item, trash)
-    store.items.move_or_delete(mailbox, message.id, trash)
+    _discard(store, mailbox, item, trash_id(store, mailbox, "MoveToDeletedItems"))
+    store.items.move_or_delete(holder, message.id, trash_id(store, holder, "MoveToDeletedItems"))
 

@@ -11,7 +11,7 @@ from lxml import etree
 from mailroom.store import errors as store_errors
 from mailroom.store.model import Mailbox
 
-from .errors import EWSError
+from .errors import EWSError, SOAPFault
 from .service import Operation, require, store_error
 from .wsdl import operations
 from .xml import M, T, m, t
@@ -38,11 +38,15 @@ class OofOperation(Operation):
         return root
 
     def own_mailbox(self, request: etree._Element) -> Mailbox:
-        """The mailbox the request names: the caller's own, or one the caller may open."""
+        """The mailbox the request names: the caller's own, or one the caller may open (acting as
+        its owner by impersonation). Anyone else's is refused with the SOAP fault [MS-OXWOOF]
+        3.1.4.1 prescribes ("User is not mailbox owner"); delegate rights do not reach OOF."""
         address = (require(require(request, t("Mailbox")), t("Address")).text or "").strip()
         mailbox = self.ctx.store.directory.mailbox_by_address(address)
         if mailbox is None:
             raise EWSError("ErrorMailRecipientNotFound", f"No mailbox with address {address}.")
         if not self.ctx.identity.may_open(mailbox):
-            raise EWSError("ErrorAccessDenied", "The caller may not read or change this mailbox's OOF settings.")
+            caller = self.ctx.identity.caller.address
+            raise SOAPFault("ErrorAccessDenied",
+                            f"User is not mailbox owner. User = {caller}, MailboxGuid = {mailbox.guid}")
         return mailbox

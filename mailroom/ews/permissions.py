@@ -47,13 +47,13 @@ def rights_element(parent: etree._Element, granted: dict[str, bool]) -> None:
         sub(node, t(name), bool_text(granted.get(name, False)))
 
 
-def folder_effective_rights(parent: etree._Element, rights: Right) -> None:
+def folder_effective_rights(parent: etree._Element, rights: Right, view_private: bool) -> None:
     """A folder's EffectiveRights for a delegate holding ``rights`` on it (the owner's are fixed:
     see ``folders.effective_rights``)."""
     owner = Right.FOLDER_OWNER in rights
     rights_element(parent, {"CreateAssociated": owner, "CreateContents": Right.CREATE in rights,
                             "CreateHierarchy": Right.CREATE_SUBFOLDER in rights, "Delete": owner, "Modify": owner,
-                            "Read": Right.FOLDER_VISIBLE in rights})
+                            "Read": Right.FOLDER_VISIBLE in rights, "ViewPrivateItems": view_private})
 
 
 def render_set(parent: etree._Element, store: Store, entries: list[Permission], calendar: bool) -> None:

@@ -210,11 +210,14 @@ class Operation:
                   item_row: int | None = None) -> None:
         """Refuse (ErrorAccessDenied) unless the caller may ``need`` in the folder, and note the
         access for the audit log. The mailbox the request acts on is open to it in full; any other
-        by the folder permissions its owner gave the caller."""
+        by the folder permissions its owner gave the caller, except its private items for
+        delegates not allowed to see them (to whom they are as absent as from views)."""
         identity = self.ctx.identity
         right = identity.right_over(mailbox)
         own_item = item is not None and item.created_by == identity.mailbox.id
-        granted = right != DELEGATE or (folder_id is not None and allows(self.rights_on(folder_id), need, own_item))
+        granted = right != DELEGATE or (folder_id is not None and allows(self.rights_on(folder_id), need, own_item)
+                                        and not (item is not None and is_private(item)
+                                                 and self.ctx.hides_private(mailbox)))
         if self.ctx.trail is not None:
             self.ctx.trail.note(mailbox, right, folder_id, item.id if item is not None else item_row, granted)
         if not granted:
@@ -227,6 +230,11 @@ class Operation:
             found = self.ctx.rights[folder_id] = self.ctx.store.permissions.rights(folder_id, self.ctx.mailbox)
         return found
 
+    def folder_viewer(self, mailbox: Mailbox) -> int | None:
+        """Whose folder permissions decide which of ``mailbox``'s folders a listing shows: none
+        in the mailbox the request acts on (everything shows), else the caller's."""
+        return None if self.ctx.identity.right_over(mailbox) != DELEGATE else self.ctx.mailbox.id
+
     def visible_folders(self, mailbox: Mailbox, folders: list[Folder]) -> list[Folder]:
         """The folders of a listing the caller may see (all of them in the mailbox it acts on)."""
         if self.ctx.identity.right_over(mailbox) != DELEGATE:
@@ -237,6 +245,10 @@ class Operation:
                           tag: str = "FolderId") -> etree._Element:
         return sub(parent, t(tag), Id=ids.folder_id(mailbox.guid, folder.id),
                    ChangeKey=ids.change_key(ids.CHANGEKEY_FOLDER, mailbox.database_guid, folder.change_number))
+
+
+def is_private(item: Item) -> bool:
+    return item.props.get("Sensitivity") == "Private"
 
 
 def expected_change(change_key: str | None) -> int | None:

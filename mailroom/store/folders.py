@@ -83,16 +83,19 @@ class Folders:
 
     def find(self, mailbox: Mailbox, parent_id: int, deep: bool, where: Filter | None = None,
              sort: list[Sort] | None = None, page: Page | Callable[[int], Page] | None = None,
-             extended_keys: bool = False) -> tuple[list[Folder], int]:
+             extended_keys: bool = False, visible_to: int | None = None) -> tuple[list[Folder], int]:
         """Child folders of ``parent_id`` (all descendants when ``deep``), filtered and paged;
         returns the page and the number of folders in the whole view. ``page`` may be a
-        function of that number."""
+        function of that number. ``visible_to`` (a mailbox id) keeps only the folders its folder
+        permissions let that mailbox see, in the total too."""
         with reading(self.engine) as conn:
             self._get(conn, mailbox, parent_id, with_extended=False)
             scope = self._subtree(conn, mailbox, parent_id) if deep else None
             f = t.folders.c
             cond = [f.mailbox_id == mailbox.id, FOLDERS.where(where)]
             cond.append(f.id.in_(scope) if scope is not None else f.parent_id == parent_id)
+            if visible_to is not None:
+                cond.append(permissions.visible_to(visible_to))
             total = conn.scalar(select(func.count()).select_from(t.folders).where(*cond)) or 0
             page = page(total) if callable(page) else page or Page()
             query = select(t.folders).where(*cond).order_by(*FOLDERS.order_by(sort or []), f.display_name, f.id)

@@ -19,7 +19,7 @@ from .errors import Conflict, NotFound
 from .folders import Folders, adjust_counts
 from .model import Attachment, Body, Delivery, ExtendedValue, Item, ItemChanges, Mailbox, NewItem, utcnow
 from .query import Filter, Page, Prop, Sort
-from .sqlquery import ITEM_COLUMNS, ITEMS
+from .sqlquery import ITEM_COLUMNS, ITEMS, NOT_PRIVATE, PRIVATE
 
 # Item properties kept in their own columns (see tables.items); everything else lives in props.
 _COLUMN_OF_PROP = {name: col.key for name, col in ITEM_COLUMNS.items()}
@@ -76,8 +76,8 @@ _ATTACHMENTS_OF = Prepared(select(*[c for c in t.attachments.c if c.key != "cont
                            .where(t.attachments.c.item_id == bindparam("id")).order_by(t.attachments.c.id))
 
 
-_INBOX = select(t.folders.c.id).where(t.folders.c.mailbox_id == bindparam("mailbox"),
-                                     t.folders.c.distinguished_id == "inbox")
+_TARGET = select(t.folders.c.id).where(t.folders.c.mailbox_id == bindparam("mailbox"),
+                                      t.folders.c.distinguished_id == bindparam("folder"))
 _HOLDS_MESSAGE = select(t.items.c.id).where(t.items.c.mailbox_id == bindparam("mailbox"),
                                            t.items.c.message_id == bindparam("message_id")).limit(1)
 _INSERT_ITEM, _INSERT_MIME = insert(t.items), insert(t.item_mime)  # values as parameters: compiled once
@@ -168,17 +168,25 @@ class Items:
 
     def find(self, mailbox: Mailbox, folder_id: int, where: Filter | None = None, sort: list[Sort] | None = None,
              page: Page | Callable[[int], Page] | None = None, associated: bool = False,
-             with_extended: bool = False, with_attachments: bool = False) -> tuple[list[Item], int]:
+             with_extended: bool = False, with_attachments: bool = False,
+             hide_private: bool = False) -> tuple[list[Item], int]:
         """One page of the folder's items (no bodies) and the number of items in the whole view.
         ``page`` may be a function of that number (paging from the end, fractional paging).
-        Uses the folder's counters when there is no filter, so the cost follows the page size."""
+        Uses the folder's counters when there is no filter, so the cost follows the page size;
+        ``hide_private`` leaves private items out of the view (its total too), counting them from
+        their own index."""
         with reading(self.engine) as conn:
             folder = self.folders._get(conn, mailbox, folder_id, with_extended=False)
             c = t.items.c
             cond = [c.folder_id == folder_id, c.is_associated == associated]
             if where is None:
                 total = folder.associated_count if associated else folder.total_count
+                if hide_private:
+                    total -= conn.scalar(select(func.count()).select_from(t.items).where(*cond, PRIVATE)) or 0
+                    cond.append(NOT_PRIVATE)
             else:
+                if hide_private:
+                    cond.append(NOT_PRIVATE)
                 cond.append(ITEMS.where(where))
                 total = conn.scalar(select(func.count()).select_from(t.items).where(*cond)) or 0
             page = page(total) if callable(page) else page or Page()
@@ -224,14 +232,14 @@ class Items:
             return [self._insert(w, mailbox, folder_id, new, "created") for new in news]
 
     def deliver(self, deliveries: list[Delivery]) -> list[str]:
-        """Put each message in its mailbox's Inbox, all in one transaction (one commit, so one
+        """Put each message in its mailbox's Inbox (or ``Delivery.folder``), all in one transaction (one commit, so one
         fsync for the lot). One outcome per delivery, in order: DELIVERED; DUPLICATE when the
         mailbox already holds that Message-ID (an earlier delivery of the batch included); GONE
         when the mailbox no longer exists."""
         outcomes = []
         with writing(self.engine, {d.mailbox.database_id for d in deliveries}) as w:
             for d in deliveries:
-                inbox = w.conn.scalar(_INBOX, {"mailbox": d.mailbox.id})
+                inbox = w.conn.scalar(_TARGET, {"mailbox": d.mailbox.id, "folder": d.folder})
                 if inbox is None:
                     outcomes.append(GONE)
                 elif d.message_id and w.conn.scalar(_HOLDS_MESSAGE, {"mailbox": d.mailbox.id,

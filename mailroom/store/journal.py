@@ -7,6 +7,7 @@ from sqlalchemy import Engine, Row, Select, and_, func, or_, select
 from . import tables as t
 from .engine import reading
 from .model import JournalEntry, Mailbox
+from .sqlquery import NOT_PRIVATE
 
 
 def _entry(r: Row) -> JournalEntry:
@@ -47,14 +48,17 @@ class Journal:
         return int(last or 0), int(top or 0)
 
     def walk(self, mailbox: Mailbox, folder_id: int, after_id: int, up_to_id: int, associated: bool,
-             limit: int) -> list[int]:
+             limit: int, hide_private: bool = False) -> list[int]:
         """Ids of the folder's items in (after_id, up_to_id], ascending: an initial enumeration by
-        id cursor that no change in between can make skip or repeat an item."""
+        id cursor that no change in between can make skip or repeat an item (without the private
+        ones when ``hide_private``)."""
         c = t.items.c
         query = select(c.id).where(c.folder_id == folder_id, c.mailbox_id == mailbox.id, c.id > after_id,
                                    c.id <= up_to_id)
         if not associated:
             query = query.where(c.is_associated.is_(False))
+        if hide_private:
+            query = query.where(NOT_PRIVATE)
         with reading(self.engine) as conn:
             return list(conn.scalars(query.order_by(c.id).limit(limit)))
 

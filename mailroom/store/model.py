@@ -167,11 +167,13 @@ class NewItem:
 
 @dataclass(slots=True)
 class Delivery:
-    """A message for one mailbox's Inbox (``Items.deliver``); ``message_id`` recognises a redelivery."""
+    """A message for one mailbox's Inbox, or another of its distinguished folders (``Items.deliver``);
+    ``message_id`` recognises a redelivery."""
 
     mailbox: Mailbox
     item: NewItem
     message_id: str | None = None
+    folder: str = "inbox"
 
 
 @dataclass(slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select, update
 
 from mailroom.access.permissions import DEFAULT_RIGHTS, Permission, Principal, Right
 
@@ -69,6 +69,23 @@ def rights_of(conn: Connection, folder_id: int, user_id: int) -> Right:
     if own is not None:
         return Right(own)
     return Right(default) if default is not None else DEFAULT_RIGHTS
+
+
+def _deliver_setting(conn: Connection, owner: Mailbox) -> str:
+    found = conn.scalar(select(t.delegate_settings.c.deliver_meeting_requests)
+                        .where(t.delegate_settings.c.mailbox_id == owner.id))
+    return found or DELIVER_MEETING_REQUESTS
+
+
+def visible_to(user_id: int) -> ColumnElement[bool]:
+    """SQL for "the folder is visible to ``user_id``", decided as ``rights_of`` decides (its own
+    entry, else the Default entry, else nothing)."""
+    p = t.folder_permissions.c
+    own = select(p.rights).where(p.folder_id == t.folders.c.id, p.user_id == user_id).limit(1).scalar_subquery()
+    default = select(p.rights).where(p.folder_id == t.folders.c.id,
+                                     p.distinguished_user == "Default").limit(1).scalar_subquery()
+    rights = func.coalesce(own, default, DEFAULT_RIGHTS.value)
+    return rights.op("&")(Right.FOLDER_VISIBLE.value) != 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +161,22 @@ class Permissions:
             w.conn.execute(delete(t.delegates).where(d.owner_id == owner.id, d.delegate_id == delegate.id))
             self._set_folders(w, owner, delegate, dict.fromkeys(folder_ids, Right.NONE))
 
+    def meeting_copies(self, owner: Mailbox) -> tuple[str, list[Mailbox]]:
+        """The owner's DeliverMeetingRequests and the delegates that receive copies of its
+        meeting messages (ReceiveCopiesOfMeetingMessages)."""
+        d = t.delegates.c
+        with reading(self.engine) as conn:
+            rows = conn.execute(_mailbox_query().join(t.delegates, d.delegate_id == t.mailboxes.c.id)
+                                .where(d.owner_id == owner.id, d.receive_copies.is_(True))
+                                .order_by(d.created, d.delegate_id)).all()
+            return _deliver_setting(conn, owner), [_mailbox(r) for r in rows]
+
+    def sees_private(self, owner: Mailbox, user: Mailbox) -> bool:
+        """Whether ``user`` is a delegate of ``owner`` allowed to see its private items."""
+        d = t.delegates.c
+        with reading(self.engine) as conn:
+            return bool(conn.scalar(select(d.view_private).where(d.owner_id == owner.id, d.delegate_id == user.id)))
+
     def is_delegate(self, owner: Mailbox, delegate: Mailbox) -> bool:
         with reading(self.engine) as conn:
             return self._is_delegate(conn, owner, delegate)
@@ -160,9 +193,7 @@ class Permissions:
 
     def deliver_meeting_requests(self, owner: Mailbox) -> str:
         with reading(self.engine) as conn:
-            found = conn.scalar(select(t.delegate_settings.c.deliver_meeting_requests)
-                                .where(t.delegate_settings.c.mailbox_id == owner.id))
-        return found or DELIVER_MEETING_REQUESTS
+            return _deliver_setting(conn, owner)
 
     def set_deliver_meeting_requests(self, owner: Mailbox, value: str) -> None:
         s = t.delegate_settings.c

@@ -26,6 +26,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     not_,
     or_,
     select,
@@ -128,6 +129,25 @@ def _exact_like(element: ExactLike, compiler: Any, **kw: Any) -> str:
 @compiles(ExactLike, "sqlite")
 def _exact_glob(element: ExactLike, compiler: Any, **kw: Any) -> str:
     return f"{compiler.process(element.expr, **kw)} GLOB {compiler.process(element.glob, **kw)}"
+
+
+class Sensitivity(ColumnElement[str]):
+    """An item's stored Sensitivity, spelt exactly as the partial index ix_items_folder_private
+    spells it, so that both back ends count a folder's private items from that index alone."""
+
+    type = Text()
+    inherit_cache = True
+    _traverse_internals: list[tuple[str, Any]] = []  # nothing varies: one cache key, compiled once
+
+
+@compiles(Sensitivity)
+def _sensitivity(element: Sensitivity, compiler: Any, **kw: Any) -> str:
+    return t.SENSITIVITY[compiler.dialect.name].format("items.props")
+
+
+# 'Private' inline, not a parameter: SQLite uses a partial index only for the very same term.
+PRIVATE = Sensitivity() == literal_column("'Private'")
+NOT_PRIVATE = func.coalesce(Sensitivity(), "") != "Private"  # no Sensitivity is Normal
 
 
 def _like_escape(text: str) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 
@@ -28,6 +29,9 @@ metadata = MetaData()
 
 Blob = LargeBinary().with_variant(BYTEA(), "postgresql")
 Json = JSON().with_variant(JSONB(), "postgresql")
+# An item's Sensitivity on each back end, of the props column ``{}`` names: the partial index of
+# private items and the queries it serves (sqlquery.PRIVATE) must spell it alike.
+SENSITIVITY = {"sqlite": "json_extract({}, '$.Sensitivity')", "postgresql": "({} ->> 'Sensitivity')"}
 Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite only autoincrements INTEGER keys
 # Row ids name objects in EWS ids, so they are never reused: SQLite tables say AUTOINCREMENT
 # (without it SQLite hands a deleted last row's id to the next insert); PostgreSQL sequences never reuse.
@@ -169,6 +173,10 @@ items = Table(
     Index("ix_items_folder_unread", "folder_id", "is_read"),
     Index("ix_items_message_id", "mailbox_id", "message_id"),
     Index("ix_items_folder_span", "folder_id", "is_associated", "span_end", "span_start"),
+    # The private items of a folder (hidden from most delegates), counted without reading the rest.
+    Index("ix_items_folder_private", "folder_id", "is_associated",
+          sqlite_where=text(SENSITIVITY["sqlite"].format("props") + " = 'Private'"),
+          postgresql_where=text(SENSITIVITY["postgresql"].format("props") + " = 'Private'")),
     sqlite_autoincrement=True,
 )
 

@@ -17,7 +17,7 @@ from mailroom.store import Store
 from mailroom.store.items import DUPLICATE, GONE
 from mailroom.store.model import Delivery, Mailbox, NewItem, utcnow
 
-from . import attendant, autoreply
+from . import attendant, autoreply, delegate_copies
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class _Prepared:
     parsed: mime.ParsedMessage
     result: DeliveryResult
     deliveries: list[tuple[str, Delivery]]  # (the envelope address, what to store)
+    copies: list[Delivery] = field(default_factory=list)  # delegates' copies of meeting messages
 
 
 def deliver_local(store: Store, raw: bytes, rcpts: list[str], item_class: str = "IPM.Note") -> DeliveryResult:
@@ -54,7 +55,8 @@ def deliver_batch(store: Store, messages: list[LocalMessage]) -> list[DeliveryRe
     """``deliver_local`` for several messages in one store transaction; one result per message.
     Automatic replies are answered after the commit."""
     prepared = [_prepare(store, message) for message in messages]
-    outcomes = iter(store.items.deliver([d for p in prepared for _, d in p.deliveries]))
+    outcomes = iter(store.items.deliver([d for p in prepared for _, d in p.deliveries]
+                                        + [c for p in prepared for c in p.copies]))
     delivered: list[tuple[Mailbox, mime.ParsedMessage]] = []
     for p in prepared:
         for address, delivery in p.deliveries:
@@ -83,6 +85,7 @@ def _prepare(store: Store, message: LocalMessage) -> _Prepared:
     base.update(ItemClass=message.item_class, IsRead=False, IsDraft=False, DateTimeReceived=utcnow())
     derive_properties(base)
     deliveries: list[tuple[str, Delivery]] = []
+    copies: list[Delivery] = []
     seen: set[int] = set()
     for address in message.rcpts:
         mailbox = store.directory.lookup(address)
@@ -97,5 +100,9 @@ def _prepare(store: Store, message: LocalMessage) -> _Prepared:
         if meeting is not None:  # the calendar attendant: the item's class, and the attendee's calendar
             attendant.process(store, mailbox, meeting, props, parsed.body)
         item = NewItem(props=props, body=parsed.body, mime=message.raw, attachments=list(parsed.attachments))
-        deliveries.append((address, Delivery(mailbox, item, parsed.props.get("InternetMessageId"))))
-    return _Prepared(parsed, result, deliveries)
+        message_id, folder = parsed.props.get("InternetMessageId"), "inbox"
+        if meeting is not None:
+            folder, delegated = delegate_copies.route(store, mailbox, item, message_id)
+            copies += delegated
+        deliveries.append((address, Delivery(mailbox, item, message_id, folder)))
+    return _Prepared(parsed, result, deliveries, copies)

@@ -1,8 +1,13 @@
 """ConvertId: translate ids between EwsId, EwsLegacyId, EntryId, HexEntryId, StoreId and OwaId.
-exchangelib also uses it as its version and authentication probe."""
+exchangelib also uses it as its version and authentication probe.
+
+As in Exchange the conversion is of the id's format only: it reads no mailbox and reaches no
+object, so it works for ids of any mailbox (what they name is checked when they are used); the
+Mailbox attribute is only checked for an SMTP address's form and returned as given."""
 
 import base64
 import binascii
+import re
 
 from lxml import etree
 
@@ -14,6 +19,7 @@ from ..xml import local, m, sub
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 FORMATS = ("EwsLegacyId", "EwsId", "EntryId", "HexEntryId", "StoreId", "OwaId")
+_SMTP = re.compile(r"[^@\s]+@[^@\s]+")
 
 
 def decode(text: str, fmt: str) -> ids.ObjectId:
@@ -51,13 +57,11 @@ class ConvertId(Operation):
             fmt = source.get("Format") or ""
             if fmt not in FORMATS:
                 raise EWSError("ErrorInvalidIdMalformed", f"Format {fmt!r} is not supported.")
+            address = (source.get("Mailbox") or "").strip()
+            if not _SMTP.fullmatch(address):
+                raise EWSError("ErrorInvalidSmtpAddress", f"{address!r} is not an SMTP address.")
             oid = decode(source.get("Id") or "", fmt)
-            mailbox = self.ctx.mailbox_by_guid(oid.mailbox_guid)
-            if mailbox is None:
-                raise EWSError("ErrorItemNotFound")
-            if not self.ctx.identity.may_open(mailbox):
-                raise EWSError("ErrorAccessDenied")
-            node = sub(msg, m("AlternateId"), Format=target, Id=encode(oid, target), Mailbox=mailbox.address)
+            node = sub(msg, m("AlternateId"), Format=target, Id=encode(oid, target), Mailbox=address)
             node.set(f"{{{XSI}}}type", "t:AlternateIdType")
 
         self.each(messages, list(require(request, m("SourceIds"))), one)

@@ -29,8 +29,7 @@ class FindFolder(Operation):
             if traversal != "SoftDeleted":  # nothing is kept soft-deleted at folder level
                 found, total = self.ctx.store.folders.find(
                     mailbox, parent.id, deep=traversal == "Deep", where=where, page=budgeted(paging, self.ctx),
-                    extended_keys=bool(shape.extended))
-            found = self.visible_folders(mailbox, found)
+                    extended_keys=bool(shape.extended), visible_to=self.folder_viewer(mailbox))
             container = sub(msg, m("RootFolder"))
             set_paging_attributes(container, paging, len(found), total)
             folders = sub(container, t("Folders"))

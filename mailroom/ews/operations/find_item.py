@@ -65,7 +65,8 @@ class FindItem(Operation):
             elif traversal != "SoftDeleted":
                 found, total = self.ctx.store.items.find(
                     mailbox, folder.id, where=where, sort=sort, page=budgeted(paging, self.ctx),
-                    associated=traversal == "Associated", with_extended=bool(shape.extended))
+                    associated=traversal == "Associated", with_extended=bool(shape.extended),
+                    hide_private=self.ctx.hides_private(mailbox))
             container = sub(msg, m("RootFolder"))
             set_paging_attributes(container, paging, len(found), total)
             items = sub(container, t("Items"))
@@ -113,5 +114,6 @@ class _CalendarView:
         """The first MaxEntriesReturned single items and occurrences of the window, and how many there are."""
         if not (folder.folder_class or "").startswith("IPF.Appointment"):
             raise EWSError("ErrorCalendarFolderIsInvalidForCalendarView", "The folder is not a calendar folder.")
-        found = calendar.view(ctx.store, mailbox, folder.id, self.start, self.end, with_extended=bool(shape.extended))
+        found = calendar.view(ctx.store, mailbox, folder.id, self.start, self.end, with_extended=bool(shape.extended),
+                              hide_private=ctx.hides_private(mailbox))
         return found[:self.limit] if self.limit is not None else found, len(found)

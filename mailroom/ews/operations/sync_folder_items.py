@@ -20,7 +20,7 @@ from .. import syncstate
 from ..errors import SOAPFault
 from ..items import item_id_attrs, mime_of, render
 from ..paths import Shape
-from ..service import Operation, require
+from ..service import Operation, is_private, require
 from ..syncstate import SyncState
 from ..xml import bool_text, m, sub, t
 
@@ -84,12 +84,13 @@ class _Sync:
             mailbox, folder, limit, associated, ignored)
         self.created: list[int] = []  # from the initial enumeration
         self.tracks: dict[int, _Track] = {}  # from the journal, in order of first appearance
+        self.hide_private = op.ctx.hides_private(mailbox)
 
     def run(self, state: SyncState) -> tuple[SyncState, bool]:
         """Collect the changes; returns the state to hand out and whether it covers everything."""
         if state.cursor is not None:
             found = self.store.journal.walk(self.mailbox, self.folder.id, state.cursor, state.walk_max,
-                                            self.associated, self.limit + 1)
+                                            self.associated, self.limit + 1, self.hide_private)
             self.created = found[:self.limit]
             if len(found) > self.limit:
                 return SyncState(syncstate.ITEMS, self.folder.id, state.seq, found[self.limit - 1],
@@ -158,6 +159,9 @@ class _Sync:
             elif item is None or item.folder_id != self.folder.id or (
                     item.props.get("IsAssociated") and not self.associated):
                 continue  # gone again since the journal was read; the next sync says so
+            elif self.hide_private and is_private(item):  # as if absent: gone, if the client had it
+                if kind != "Create":
+                    sub(sub(changes, t("Delete")), t("ItemId"), Id=ids.item_id(self.mailbox.guid, item_id))
             elif kind == "ReadFlagChange":
                 change = sub(changes, t("ReadFlagChange"))
                 sub(change, t("ItemId"), **item_id_attrs(self.mailbox, item))
