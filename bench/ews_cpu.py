@@ -12,6 +12,7 @@ import argparse
 import base64
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -70,29 +71,51 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--what", default="getitem,finditem")
+    parser.add_argument("--profile", default="", help="also record the server with py-spy into PREFIX-WHAT.txt "
+                                                      "(collapsed stacks) during one more run")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="mailroom-bench-cpu-"))
     url = f"sqlite:///{workdir / 'mailroom.db'}"
     store = Store.open(url)
     folder_id, sample = populate(store, {"small": args.items})["small"]
     store.close()
-    port = free_port()
+    port, anchor_port = free_port(), free_port()
+    env = dict(os.environ)
     server = start([sys.executable, "-m", "mailroom", "serve", "--data", str(workdir), "--database", url,
-                    "--http", f"127.0.0.1:{port}", "--https", ""], "EWS  http", dict(os.environ))
+                    "--http", f"127.0.0.1:{port}", "--https", "", "--smtp", "", "--submission", "", "--metrics", ""], "EWS  http", env)
+    anchor = start([sys.executable, "-m", "bench.anchor", str(anchor_port)], "ready", env)
     ews_url = f"http://127.0.0.1:{port}/EWS/Exchange.asmx"
-    bodies = {"getitem": [get_item_body(i) for i in sample], "finditem": [find_item_body(folder_id)]}
+    get_items = [get_item_body(i) for i in sample]
+    targets = {"anchor": (anchor.pid, f"http://127.0.0.1:{anchor_port}/EWS/Exchange.asmx", get_items[:1]),
+               "getitem": (server.pid, ews_url, get_items),
+               "finditem": (server.pid, ews_url, [find_item_body(folder_id)])}
+    chosen = ["anchor", *args.what.split(",")]
     try:
-        login(ews_url, bodies["getitem"][0])
-        for what in args.what.split(","):
-            script = lua_script(bodies[what], workdir)
-            per_request(server.pid, ews_url, script, 2, args.connections)  # warm up
-            runs = [per_request(server.pid, ews_url, script, args.seconds, args.connections)
-                    for _ in range(args.rounds)]
-            print(f"{what}: server CPU per request {statistics.median(runs):8.1f} us "
-                  f"(rounds: {', '.join(f'{r:.1f}' for r in runs)})", flush=True)
+        login(ews_url, get_items[0])
+        scripts = {what: lua_script(targets[what][2], workdir) for what in chosen}
+        runs: dict[str, list[float]] = {what: [] for what in chosen}
+        for what in chosen:  # warm up
+            per_request(targets[what][0], targets[what][1], scripts[what], 2, args.connections)
+        for _ in range(args.rounds):  # the targets take turns, so a change in background load hits all alike
+            for what in chosen:
+                runs[what].append(per_request(targets[what][0], targets[what][1], scripts[what], args.seconds,
+                                              args.connections))
+        for what in chosen:
+            cost = statistics.median(runs[what])
+            print(f"{what:<9} server CPU per request {cost:8.1f} us, {cost / statistics.median(runs['anchor']):5.1f}x "
+                  f"the anchor's (rounds: {', '.join(f'{r:.1f}' for r in runs[what])})", flush=True)
+        if args.profile:
+            for what in chosen[1:]:
+                spy = subprocess.Popen(["py-spy", "record", "--format", "raw", "--nonblocking", "--gil", "-r", "250",
+                                        "-o", f"{args.profile}-{what}.txt", "--pid", str(server.pid)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                per_request(server.pid, ews_url, scripts[what], args.seconds, args.connections)
+                spy.send_signal(signal.SIGINT)
+                spy.wait(30)
     finally:
-        server.terminate()
-        server.wait(10)
+        for proc in (server, anchor):
+            proc.terminate()
+            proc.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

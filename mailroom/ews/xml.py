@@ -43,6 +43,15 @@ def parse_fragment(text: str) -> etree._Element:
     return etree.fromstring(text.encode(), _PARSER)
 
 
+def first_children(parent: etree._Element) -> dict[object, etree._Element]:
+    """The first child of each tag, as ``find(tag)`` gives it, in one pass over the children: on
+    the per-request path this is much cheaper than a ``find`` per tag."""
+    found: dict[object, etree._Element] = {}
+    for child in parent:
+        found.setdefault(child.tag, child)
+    return found
+
+
 def qn(ns: str, name: str) -> str:
     return f"{{{ns}}}{name}"
 
