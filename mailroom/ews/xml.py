@@ -3,6 +3,9 @@ serialised by lxml, never by string formatting."""
 
 from __future__ import annotations
 
+import copy
+import functools
+
 from lxml import etree
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -39,7 +42,19 @@ def parse(data: bytes) -> etree._Element:
 
 
 def parse_fragment(text: str) -> etree._Element:
-    """Parse a stored property value (always produced by this server)."""
+    """Parse a stored property value (always produced by this server); the caller owns the
+    result. The same values recur (a sender, a recipient list) and copying a parsed tree is
+    about three times cheaper than parsing it, so small ones are parsed once and copied."""
+    if len(text) > _KEPT_FRAGMENT_CHARS:
+        return etree.fromstring(text.encode(), _PARSER)
+    return copy.deepcopy(_parsed(text))
+
+
+_KEPT_FRAGMENT_CHARS = 2048
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(text: str) -> etree._Element:
     return etree.fromstring(text.encode(), _PARSER)
 
 
