@@ -1,7 +1,9 @@
-"""Server CPU time per EWS request: the real ``mailroom serve`` in its own process, loaded by wrk
-(8 connections, as ``bench/ews.py``), with the server's CPU time (all its threads, from /proc)
-divided by the requests answered. Unlike requests/s this hardly depends on what else the machine
-is doing, so before/after ratios can be taken on a shared machine.
+"""Server CPU time per EWS request: the real ``mailroom serve`` and the anchor (``bench/anchor.py``)
+in their own processes, each loaded in turn by wrk (8 connections, as ``bench/ews.py``), with each
+server's CPU time (all its threads, from /proc) divided by the requests it answered. This depends
+much less than requests/s on what else a shared machine is doing (a busy machine still makes every
+figure larger, the anchor's too), so compare ratios: GetItem against the anchor measured in the
+same run, or before against after.
 
     python -m bench.ews_cpu [--items N] [--seconds S] [--rounds R] [--what getitem,finditem]
 """
@@ -81,8 +83,10 @@ def main() -> None:
     store.close()
     port, anchor_port = free_port(), free_port()
     env = dict(os.environ)
+    # Only the EWS listener: the others have fixed default ports another process may hold.
     server = start([sys.executable, "-m", "mailroom", "serve", "--data", str(workdir), "--database", url,
-                    "--http", f"127.0.0.1:{port}", "--https", "", "--smtp", "", "--submission", "", "--metrics", ""], "EWS  http", env)
+                    "--http", f"127.0.0.1:{port}", "--https", "", "--smtp", "", "--submission", "", "--metrics", ""],
+                   "EWS  http", env)
     anchor = start([sys.executable, "-m", "bench.anchor", str(anchor_port)], "ready", env)
     ews_url = f"http://127.0.0.1:{port}/EWS/Exchange.asmx"
     get_items = [get_item_body(i) for i in sample]
