@@ -48,6 +48,10 @@ class Trail:
         if self.wanted(right):
             self.touches.append(Touch(mailbox.address, right, folder_id, item_id, granted))
 
+    def recording(self) -> bool:
+        """Whether the request has anything for the audit log (``records`` is not empty)."""
+        return bool(self.touches) or self.wanted(self.identity.right)
+
     def records(self, operation: str, result: str) -> list[AuditRecord]:
         """The audit records of the request: each touch (refused ones with ErrorAccessDenied, the
         others with the request's ``result``), and one for the mailbox acted on when the request

@@ -217,6 +217,7 @@ class _Step:
     element: Element
     tag: str
     special: Callable[..., None] | None
+    plain: bool = False  # a simple string element: a stored str is its text as it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +246,8 @@ def _cached_plan(type_name: str, base: str, fields: frozenset[str], indexed: fro
             if extended:
                 steps.append(_Step(element, t(element.name), _extended))
         elif element.name in wanted:
-            steps.append(_Step(element, t(element.name), _SPECIAL.get(element.name)))
+            steps.append(_Step(element, t(element.name), _SPECIAL.get(element.name),
+                               element.simple and element.kind == "string"))
     return _Plan(tuple(steps), {s.element.name: i for i, s in enumerate(steps) if s.special is None},
                  tuple(i for i, s in enumerate(steps) if s.special is not None))
 
@@ -265,7 +267,9 @@ def render(parent: etree._Element, mailbox: Mailbox, item: Item, shape: Shape, c
             step.special(node, step, item, mailbox, shape, ctx, mime)
             continue
         value = props[step.element.name]
-        if value is not None:
+        if step.plain and type(value) is str:  # most stored values: no conversion to decide
+            etree.SubElement(node, step.tag).text = value
+        elif value is not None:
             _render_value(node, step, value, shape)
     return node
 

@@ -9,7 +9,7 @@ from lxml import etree
 from .errors import EWSError, SOAPFault
 from .extended import ExtendedField, parse_field
 from .schema import FieldURI, schema
-from .xml import local, t
+from .xml import first_children, local, t
 
 # IndexedFieldURI values name one entry of a dictionary property.
 INDEXED_CONTAINERS = {
@@ -67,6 +67,10 @@ def first_path(parent: etree._Element) -> Path:
     raise SOAPFault("ErrorSchemaValidation", "A property path is required.")
 
 
+_BASE_SHAPE, _INCLUDE_MIME, _BODY_TYPE = t("BaseShape"), t("IncludeMimeContent"), t("BodyType")
+_ADDITIONAL = t("AdditionalProperties")
+
+
 @dataclass
 class Shape:
     """ItemShape / FolderShape: the base shape plus additional properties."""
@@ -82,16 +86,17 @@ class Shape:
     def parse(cls, node: etree._Element | None) -> Shape:
         if node is None:
             raise SOAPFault("ErrorSchemaValidation", "The request needs an ItemShape or FolderShape.")
-        base = node.find(t("BaseShape"))
+        children = first_children(node)
+        base = children.get(_BASE_SHAPE)
         if base is None or base.text not in ("IdOnly", "Default", "AllProperties", "PcxPeopleSearch"):
             raise SOAPFault("ErrorSchemaValidation", "BaseShape must be IdOnly, Default or AllProperties.")
         shape = cls(base=base.text)
-        mime = node.find(t("IncludeMimeContent"))
+        mime = children.get(_INCLUDE_MIME)
         shape.include_mime = mime is not None and (mime.text or "").strip().lower() == "true"
-        body_type = node.find(t("BodyType"))
+        body_type = children.get(_BODY_TYPE)
         if body_type is not None and body_type.text:
             shape.body_type = body_type.text.strip()
-        extra = node.find(t("AdditionalProperties"))
+        extra = children.get(_ADDITIONAL)
         if extra is not None:
             for child in extra:
                 path = parse_path(child)

@@ -3,6 +3,9 @@ serialised by lxml, never by string formatting."""
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 from lxml import etree
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -39,8 +42,41 @@ def parse(data: bytes) -> etree._Element:
 
 
 def parse_fragment(text: str) -> etree._Element:
-    """Parse a stored property value (always produced by this server)."""
-    return etree.fromstring(text.encode(), _PARSER)
+    """Parse a stored property value (always produced by this server); the caller owns the
+    result. The same values recur (a sender, the owner as the only recipient), and copying a
+    parsed tree costs about a third of parsing it, so a small value seen a second time is kept
+    parsed and copied from then on; a value that does not recur costs one parse, as before."""
+    kept = _KEPT.get(text)
+    if kept is not None:
+        return copy.deepcopy(kept)
+    parsed = etree.fromstring(text.encode(), _PARSER)
+    if len(text) <= _KEPT_CHARS:
+        if text in _SEEN:
+            _bounded_put(_KEPT, text, copy.deepcopy(parsed))
+        else:
+            _bounded_put(_SEEN, text, None)
+    return parsed
+
+
+_KEPT_CHARS, _KEPT_ENTRIES = 2048, 1024
+_SEEN: dict[str, None] = {}
+_KEPT: dict[str, etree._Element] = {}
+
+
+def _bounded_put(table: dict[str, Any], key: str, value: Any) -> None:
+    """Add to a table of at most _KEPT_ENTRIES, emptied when full (each step atomic under the GIL)."""
+    if len(table) >= _KEPT_ENTRIES:
+        table.clear()
+    table[key] = value
+
+
+def first_children(parent: etree._Element) -> dict[object, etree._Element]:
+    """The first child of each tag, as ``find(tag)`` gives it, in one pass over the children: on
+    the per-request path this is much cheaper than a ``find`` per tag."""
+    found: dict[object, etree._Element] = {}
+    for child in parent:
+        found.setdefault(child.tag, child)
+    return found
 
 
 def qn(ns: str, name: str) -> str:

@@ -9,6 +9,8 @@ sequence order, so a reader that has seen N has seen everything up to N.
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -42,13 +44,17 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'mailroom.db').resolve()}"
 
 
+# The driver's own transactions are off (autocommit): BEGIN is issued as this store needs it.
+SQLITE_CONNECT_ARGS: dict[str, Any] = {"check_same_thread": False, "timeout": 30, "isolation_level": None}
+
+
 def make_engine(url: str, pool_size: int = 8) -> Engine:
     """An engine for ``sqlite:///path`` or ``postgresql+psycopg://...``, tuned for this store."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
             json_serializer=_dumps,
-            connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
+            connect_args=SQLITE_CONNECT_ARGS,
             pool_size=pool_size,
             max_overflow=pool_size,
         )
@@ -89,22 +95,72 @@ def reading(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-@contextmanager
-def reading_driver(engine: Engine) -> Iterator[Any]:
-    """A read transaction straight on the driver connection (its DB-API cursor), for the hottest
-    reads: it skips SQLAlchemy's per-connection and per-transaction bookkeeping."""
-    conn = engine.raw_connection()
-    try:
+class DriverReads:
+    """Read transactions straight on a driver connection (its DB-API cursor), for the hottest reads:
+    they skip SQLAlchemy's per-connection and per-transaction bookkeeping. On a SQLite file each
+    thread keeps one connection of its own for these reads (a pool checkout and return cost more
+    than the read itself); they are closed when the engine is disposed (``Store.close``). Each
+    read is its own transaction, so it sees every commit made before it began."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        database = engine.url.database or ""
+        self._path = database if engine.dialect.name == "sqlite" and database not in ("", ":memory:") else None
+        self._local = threading.local()
+        self._open: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._generation = 0
+        if self._path is not None:
+            event.listen(engine, "engine_disposed", self._close_all)
+
+    @contextmanager
+    def cursor(self) -> Iterator[Any]:
+        if self._path is None:
+            with self._pooled() as cursor:
+                yield cursor
+            return
+        conn = self._own()
         cursor = conn.cursor()
-        if engine.dialect.name == "sqlite":
-            cursor.execute("BEGIN")  # the driver runs in autocommit mode (see make_engine)
-        yield cursor
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        conn.close()
+        try:
+            cursor.execute("BEGIN")  # the connection is in autocommit mode, as the engine's are
+            yield cursor
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            cursor.close()
+
+    @contextmanager
+    def _pooled(self) -> Iterator[Any]:
+        conn = self.engine.raw_connection()
+        try:
+            yield conn.cursor()
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()
+
+    def _own(self) -> sqlite3.Connection:
+        """This thread's connection, opened (with the engine's settings) on first use."""
+        held = getattr(self._local, "held", None)
+        if held is not None and held[0] == self._generation:
+            return held[1]
+        conn = sqlite3.connect(self._path or "", **SQLITE_CONNECT_ARGS)
+        _sqlite_connect(conn, None)
+        with self._lock:
+            self._open.append(conn)
+        self._local.held = (self._generation, conn)
+        return conn
+
+    def _close_all(self, _engine: Engine) -> None:
+        with self._lock:
+            self._generation += 1  # a thread holding a closed connection opens a new one
+            for conn in self._open:
+                conn.close()
+            self._open.clear()
 
 
 # SQL text, positional parameter names (None: named), and (column position, converter) pairs.
@@ -112,7 +168,7 @@ _Compiled = tuple[str, tuple[str, ...] | None, tuple[tuple[int, Callable[[Any], 
 
 
 class Prepared:
-    """A SELECT compiled once per dialect and run on a driver cursor (see ``reading_driver``).
+    """A SELECT compiled once per dialect and run on a driver cursor (see ``DriverReads``).
     Values come back converted by the result processors SQLAlchemy itself would apply (JSON text
     to dicts and integers to booleans on SQLite; psycopg already returns both)."""
 

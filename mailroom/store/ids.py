@@ -38,6 +38,11 @@ def _guid_bytes(guid: str) -> bytes:
     return uuid.UUID(guid).bytes
 
 
+@functools.lru_cache(maxsize=4096)
+def _guid_text(raw: bytes) -> str:
+    return str(uuid.UUID(bytes=raw))
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectId:
     kind: int
@@ -77,7 +82,7 @@ def from_entry_id(raw: bytes, kind: int | None = None) -> ObjectId:
     if kind is not None and found_kind != kind:
         raise MalformedId(raw.hex())
     attachment_id = struct.unpack_from(">Q", raw, _HEAD.size)[0] if found_kind in _WITH_SUFFIX else 0
-    return ObjectId(found_kind, str(uuid.UUID(bytes=guid)), row_id, attachment_id)
+    return ObjectId(found_kind, _guid_text(guid), row_id, attachment_id)
 
 
 def folder_id(mailbox_guid: str, row_id: int) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, Row, bindparam, delete, exists, func,
 
 from . import extended
 from . import tables as t
-from .engine import Prepared, Writer, reading, reading_driver, writing
+from .engine import DriverReads, Prepared, Writer, reading, writing
 from .errors import Conflict, NotFound
 from .folders import Folders, adjust_counts
 from .model import Attachment, Body, Delivery, ExtendedValue, Item, ItemChanges, Mailbox, NewItem, utcnow
@@ -96,6 +96,7 @@ class Items:
     def __init__(self, engine: Engine, folders: Folders) -> None:
         self.engine = engine
         self.folders = folders
+        self._driver = DriverReads(engine)
 
     # -- reading -----------------------------------------------------------------------------
     def get(self, mailbox: Mailbox, item_id: int, body: bool = True, mime: bool = False,
@@ -118,7 +119,7 @@ class Items:
                  with_extended: bool) -> Item | None:
         """``get_many`` of one id, the hot read path: straight on the driver, same result."""
         dialect = self.engine.dialect
-        with reading_driver(self.engine) as cursor:
+        with self._driver.cursor() as cursor:
             rows = _GET_ONE[body].rows(cursor, dialect, id=item_id, mailbox=mailbox.id)
             if not rows:
                 return None

@@ -7,12 +7,14 @@ from ..paths import Shape
 from ..service import Operation, require
 from ..xml import m, sub
 
+_ITEM_SHAPE, _ITEM_IDS = m("ItemShape"), m("ItemIds")
+
 
 class GetItem(Operation):
     name = "GetItem"
 
     def execute(self, request: etree._Element) -> etree._Element:
-        shape = Shape.parse(request.find(m("ItemShape")))
+        shape = Shape.parse(next(request.iterchildren(_ITEM_SHAPE), None))
         want_mime = shape.include_mime or "MimeContent" in shape.fields
         root, messages = self.response()
 
@@ -21,5 +23,5 @@ class GetItem(Operation):
             mime = mime_of(self.ctx, mailbox, item) if want_mime else None
             render(sub(msg, m("Items")), mailbox, item, shape, self.ctx, mime=mime)
 
-        self.each(messages, list(require(request, m("ItemIds"))), one)
+        self.each(messages, list(require(request, _ITEM_IDS)), one)
         return root
