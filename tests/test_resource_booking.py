@@ -18,6 +18,7 @@ from mailroom.access.passwords import hash_password
 
 from .conftest import PASSWORD, make_account, new_mailbox
 from .test_cli import fails, mailroom, ok, table_rows
+from .test_ews_meeting_occurrences import _ical
 
 ZONE = EWSTimeZone("UTC")
 
@@ -190,6 +191,112 @@ def test_a_recurring_meeting_with_one_conflicting_occurrence(account, server, se
     booked = [o.start for o in room_account.calendar.view(start=_at(6, 0), end=_at(30, 0))
               if o.subject == "Alice Example"]
     assert booked == [_at(7, 16), _at(21, 16)]  # the conflicting occurrence is not booked
+
+
+def _occurrences(account) -> list[CalendarItem]:
+    return list(account.calendar.view(start=_at(6, 0), end=_at(30, 0)))
+
+
+def _move(account, index: int, start: EWSDateTime) -> EWSDateTime:
+    """The organizer moves one occurrence of the series (an update with its RECURRENCE-ID); its
+    original start."""
+    occurrence = [o for o in _occurrences(account) if o.subject == "Weekly"][index]
+    original = occurrence.original_start or occurrence.start
+    occurrence.start, occurrence.end = start, start + timedelta(hours=1)
+    occurrence.save(update_fields=["start", "end"], send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+    return original
+
+
+def _occurrence_answers(account) -> list[tuple[str, EWSDateTime, str]]:
+    """The room's answers for one occurrence: class, RECURRENCE-ID and text; the inbox emptied."""
+    answers = []
+    for message in account.inbox.all():
+        event = _ical(message.mime_content)
+        if "recurrence-id" in event:
+            answers.append((message.item_class, event.decoded("recurrence-id"), message.text_body))
+        message.delete()
+    return answers
+
+
+def _room_responses(account) -> list[str]:
+    return [o.resources[0].response_type for o in _occurrences(account) if o.subject == "Weekly"]
+
+
+def _room_occurrences(server, room) -> list[tuple[str, EWSDateTime, str, str]]:
+    return [(o.subject, o.start, o.legacy_free_busy_status, o.my_response_type)
+            for o in _occurrences(make_account(server, room.address))]
+
+
+@pytest.fixture
+def booked_series(account, server, server_store, room) -> None:
+    """A weekly meeting of three at 16:00 that the room (keeping subjects) has accepted; the
+    organizer's inbox emptied."""
+    server_store.calendar_processing.set(room.address, {"DeleteSubject": False, "AddOrganizerToSubject": False})
+    series = _weekly(account, room, "Weekly")
+    server.settle()
+    assert _room_response(account, series) == "Accept"
+    for message in account.inbox.all():
+        message.delete()
+
+
+def test_an_occurrence_moved_to_a_free_time_is_accepted(account, server, room, booked_series):
+    original = _move(account, 1, _at(14, 18))
+    server.settle()
+
+    [(item_class, recurrence_id, text)] = _occurrence_answers(account)
+    assert item_class == "IPM.Schedule.Meeting.Resp.Pos" and recurrence_id == original == _at(14, 16)
+    assert "Your request was accepted." in text
+    assert _room_responses(account) == ["Accept", "Accept", "Accept"]
+    assert _room_occurrences(server, room) == [("Weekly", _at(7, 16), "Busy", "Accept"),
+                                               ("Weekly", _at(14, 18), "Busy", "Accept"),
+                                               ("Weekly", _at(21, 16), "Busy", "Accept")]
+
+
+def test_an_occurrence_moved_onto_another_booking_is_declined(account, server, room, bob, booked_series):
+    bob_account = make_account(server, bob.address)
+    _book(bob_account, room, _at(14, 18), subject="Bob's")
+    _book(bob_account, room, _at(21, 18), subject="Bob's again")
+    server.settle()
+    original = _move(account, 1, _at(14, 18, 30))
+    server.settle()
+
+    [(item_class, recurrence_id, text)] = _occurrence_answers(account)
+    assert item_class == "IPM.Schedule.Meeting.Resp.Neg" and recurrence_id == original == _at(14, 16)
+    assert "Your request was declined." in text and "already booked" in text
+    assert f"{_at(14, 18, 30):%Y-%m-%d %H:%M} - 19:30" in text
+    assert _room_responses(account) == ["Accept", "Decline", "Accept"]
+    room_series = [("Weekly", _at(7, 16), "Busy", "Accept"), ("Weekly", _at(21, 16), "Busy", "Accept")]
+    assert [o for o in _room_occurrences(server, room) if o[0] == "Weekly"] == room_series  # the others untouched
+
+    _move(account, 2, _at(21, 18))  # the last one declined too
+    server.settle()
+    assert [a[0] for a in _occurrence_answers(account)] == ["IPM.Schedule.Meeting.Resp.Neg"]
+    _move(account, 1, _at(14, 20))  # the first declined one moved again, to a free time: booked again
+    server.settle()
+    [(item_class, recurrence_id, _text)] = _occurrence_answers(account)
+    assert item_class == "IPM.Schedule.Meeting.Resp.Pos" and recurrence_id == _at(14, 16)
+    [declined] = [o for o in _occurrences(account) if o.subject == "Weekly" and o.start == _at(21, 18)]
+    declined.delete(send_meeting_cancellations=SEND_TO_ALL_AND_SAVE_COPY)  # cancelling the other: nothing to free
+    server.settle()
+    assert _room_occurrences(server, room) == [("Weekly", _at(7, 16), "Busy", "Accept"),
+                                               ("Bob's", _at(14, 18), "Busy", "Accept"),
+                                               ("Weekly", _at(14, 20), "Busy", "Accept"),
+                                               ("Bob's again", _at(21, 18), "Busy", "Accept")]
+
+
+def test_a_cancelled_occurrence_frees_the_room(account, server, room, booked_series):
+    second = [o for o in _occurrences(account) if o.subject == "Weekly"][1]
+    second.delete(send_meeting_cancellations=SEND_TO_ALL_AND_SAVE_COPY)
+    server.settle()
+
+    [series] = list(make_account(server, room.address).calendar.all())
+    assert series.type == "RecurringMaster" and not series.is_cancelled
+    assert [o[1] for o in _room_occurrences(server, room)] == [_at(7, 16), _at(21, 16)]
+    for day, merged in ((7, "020"), (14, "000"), (21, "020")):  # 2: Busy
+        [view] = account.protocol.get_free_busy_info(accounts=[(room.address, "Room", False)], start=_at(day, 15),
+                                                     end=_at(day, 18), merged_free_busy_interval=60,
+                                                     requested_view="FreeBusyMerged")
+        assert view.merged == merged, day
 
 
 @pytest.mark.parametrize("mode", ["None", "AutoUpdate"])

@@ -181,17 +181,22 @@ def occurrence(master: Item, index: int) -> Item:
     return _instance(master, index, start, series.duration)
 
 
-def occurrence_at(master: Item, original_start: datetime) -> Item | None:
+def occurrence_at(master: Item, original_start: datetime, deleted: bool = False) -> Item | None:
     """The occurrence a RECURRENCE-ID names by its original start (for an all-day series, its
-    day); None when the series has none there or it was deleted."""
+    day); None when the series has none there or it was deleted (unless ``deleted``: a change
+    recorded on it restores it)."""
     series = _series(master)
     all_day = bool(master.props.get("IsAllDayEvent"))
     for index, start in series.starting_before(original_start + timedelta(days=1)):
         if start == original_start or (all_day and start.astimezone(series.zone).date() == original_start.date()):
-            if index in (master.props.get("_Deleted") or []):
+            if index in (master.props.get("_Deleted") or []) and not deleted:
                 return None
             return _instance(master, index, start, series.duration)
     return None
+
+
+def is_deleted(master: Item, occurrence_item: Item) -> bool:
+    return occurrence_item.props["_Instance"] in (master.props.get("_Deleted") or [])
 
 
 def expand(master: Item, start: datetime, end: datetime) -> Iterator[Item]:
@@ -233,7 +238,8 @@ def view(store: Store, mailbox: Mailbox, folder_id: int, start: datetime, end: d
 
 # -- changing occurrences ----------------------------------------------------------------------
 def exception_changes(master: Item, occurrence_item: Item, changes: ItemChanges) -> ItemChanges:
-    """The change to the master that records ``changes`` to one of its occurrences as an exception."""
+    """The change to the master that records ``changes`` to one of its occurrences as an exception
+    (an occurrence deleted before is back)."""
     index = occurrence_item.props["_Instance"]
     exceptions = dict(master.props.get("_Exceptions") or {})
     previous = exceptions.get(str(index), {"props": {}, "body": None})
@@ -249,6 +255,9 @@ def exception_changes(master: Item, occurrence_item: Item, changes: ItemChanges)
     elif changes.delete_body:
         body = ["Text", ""]
     exceptions[str(index)] = {"props": {k: v for k, v in changed.items() if v is not None}, "body": body}
+    if is_deleted(master, occurrence_item):
+        return _with_span(master, {"_Exceptions": exceptions,
+                                   "_Deleted": [i for i in master.props["_Deleted"] if i != index]})
     return _with_span(master, {"_Exceptions": exceptions})
 
 
@@ -257,6 +266,25 @@ def deletion_changes(master: Item, index: int) -> ItemChanges:
     exceptions = {k: v for k, v in (master.props.get("_Exceptions") or {}).items() if k != str(index)}
     deleted = sorted({*(master.props.get("_Deleted") or []), index})
     return _with_span(master, {"_Exceptions": exceptions, "_Deleted": deleted})
+
+
+def record(store: Store, mailbox: Mailbox, item: Item, changes: ItemChanges) -> Item:
+    """Save ``changes`` to a calendar item, or to one occurrence of it (as an exception of its series)."""
+    if not is_occurrence(item):
+        return store.items.update(mailbox, item.id, changes)
+    master = store.items.get(mailbox, item.id)
+    saved = store.items.update(mailbox, item.id, exception_changes(master, item, changes))
+    return occurrence(saved, item.props["_Instance"])
+
+
+def discard(store: Store, mailbox: Mailbox, item: Item, trash: int | None = None) -> None:
+    """Take a calendar item out of the calendar (to ``trash``, or deleted); an occurrence is
+    deleted from its series."""
+    if is_occurrence(item):
+        master = store.items.get(mailbox, item.id, body=False, attachments=False)
+        store.items.update(mailbox, item.id, deletion_changes(master, item.props["_Instance"]))
+    else:
+        store.items.move_or_delete(mailbox, item.id, trash)
 
 
 def _with_span(master: Item, set_props: dict[str, Any]) -> ItemChanges:

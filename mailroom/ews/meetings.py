@@ -20,7 +20,6 @@ from mailroom.access.permissions import Access
 from mailroom.content import meetings, recipients
 from mailroom.content.meetings import Attendee, Meeting, read_attendees
 from mailroom.content.recipients import Address
-from mailroom.store import Store
 from mailroom.store import errors as store_errors
 from mailroom.store.model import Attachment, Body, Item, ItemChanges, Mailbox, NewItem, utcnow
 from mailroom.transport import delegate_copies
@@ -200,25 +199,6 @@ def _meeting_of(op: Operation, reference: etree._Element, need: Access) -> tuple
     return mailbox, found, item, holder
 
 
-def _record(store: Store, mailbox: Mailbox, item: Item, changes: dict[str, Any]) -> Item:
-    """Save ``changes`` to a meeting, or to one occurrence of it (as an exception of its series)."""
-    if not calendar.is_occurrence(item):
-        return store.items.update(mailbox, item.id, ItemChanges(set_props=changes))
-    master = store.items.get(mailbox, item.id)
-    exception = calendar.exception_changes(master, item, ItemChanges(set_props=changes))
-    saved = store.items.update(mailbox, item.id, exception)
-    return calendar.occurrence(saved, item.props["_Instance"])
-
-
-def _discard(store: Store, mailbox: Mailbox, item: Item, trash: int | None) -> None:
-    """Take a meeting out of the calendar; an occurrence is deleted from its series."""
-    if calendar.is_occurrence(item):
-        master = store.items.get(mailbox, item.id, body=False, attachments=False)
-        store.items.update(mailbox, item.id, calendar.deletion_changes(master, item.props["_Instance"]))
-    else:
-        store.items.move_or_delete(mailbox, item.id, trash)
-
-
 def _id_element(parent: etree._Element, mailbox: Mailbox, item: Item) -> None:
     from .items import item_id_attrs
 
@@ -261,9 +241,9 @@ def respond(op: Operation, node: etree._Element, disposition: str, saved_el: etr
         store.items.move_or_delete(holder, message.id, trash_id(store, holder, "MoveToDeletedItems"))
     changes = {"MyResponseType": response, "AppointmentReplyTime": utcnow(),
                "LegacyFreeBusyStatus": "Tentative" if response == "Tentative" else "Busy"}
-    updated = _record(store, mailbox, item, changes)
+    updated = calendar.record(store, mailbox, item, ItemChanges(set_props=changes))
     if response == "Decline":
-        _discard(store, mailbox, updated, trash)
+        calendar.discard(store, mailbox, updated, trash)
         return
     _id_element(items, mailbox, updated)
 
@@ -295,7 +275,7 @@ def cancel(op: Operation, node: etree._Element, disposition: str, saved_el: etre
     mode = {"SendOnly": "SendOnlyToAll", "SendAndSaveCopy": "SendToAllAndSaveCopy"}.get(disposition, "SendToNone")
     cancel_all(op, mailbox, item, mode, body, saved_el)  # for an occurrence, with its RECURRENCE-ID
     store = op.ctx.store
-    _discard(store, mailbox, item, trash_id(store, mailbox, "MoveToDeletedItems"))
+    calendar.discard(store, mailbox, item, trash_id(store, mailbox, "MoveToDeletedItems"))
 
 
 def remove(op: Operation, node: etree._Element) -> None:
@@ -307,6 +287,6 @@ def remove(op: Operation, node: etree._Element) -> None:
     if is_organizer(item):
         raise EWSError("ErrorCalendarIsOrganizerForRemove", "The organizer cancels the meeting instead.")
     store = op.ctx.store
-    _discard(store, mailbox, item, trash_id(store, mailbox, "MoveToDeletedItems"))
+    calendar.discard(store, mailbox, item, trash_id(store, mailbox, "MoveToDeletedItems"))
     store.items.move_or_delete(holder, message.id, trash_id(store, holder, "MoveToDeletedItems"))
 

@@ -86,7 +86,8 @@ def _request(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, 
     existing = calendar_item(store, mailbox, meeting.uid)
     occurrence = _occurrence(existing, meeting)
     if occurrence is not None:
-        _request_occurrence(store, mailbox, occurrence, meeting, props, body)
+        booking = _request_occurrence(store, mailbox, existing, occurrence, meeting, props, body)
+        resource_booking.decide(store, mailbox, meeting, booking, props)
         return
     if existing is None:
         props["MeetingRequestType"] = "NewMeetingRequest"
@@ -149,7 +150,9 @@ def _reply(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, An
         return
     props["_AssociatedCalendarItem"] = existing.id
     occurrence = _occurrence(existing, meeting)
-    if occurrence is not None:  # a response to one occurrence is recorded on it
+    if occurrence is not None:  # a response to one occurrence is recorded on it (not if deleted here)
+        if calendar.is_deleted(existing, occurrence):
+            return
         store.items.update(mailbox, existing.id, calendar.exception_changes(existing, occurrence, ItemChanges(
             set_props={k: v for k, v in _responded(occurrence, responder, props["ResponseType"]).items() if v})))
         return
@@ -195,13 +198,11 @@ def _cancel(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, A
     if existing is None or props["IsOrganizer"]:
         return
     props["_AssociatedCalendarItem"] = existing.id
-    occurrence = _occurrence(existing, meeting)
-    if occurrence is not None:  # one occurrence cancelled: it stays, marked, until the attendee removes it
-        store.items.update(mailbox, existing.id, calendar.exception_changes(
-            existing, occurrence, ItemChanges(set_props=_cancelled(occurrence))))
-        return
-    store.items.update(mailbox, existing.id, ItemChanges(set_props=_cancelled(existing)))
-    resource_booking.cancelled(store, mailbox, existing, props)
+    target = _occurrence(existing, meeting) or existing  # a RECURRENCE-ID: that occurrence alone
+    if calendar.is_occurrence(target) and calendar.is_deleted(existing, target):
+        return  # it was deleted here already
+    calendar.record(store, mailbox, target, ItemChanges(set_props=_cancelled(target)))
+    resource_booking.cancelled(store, mailbox, target, props)
 
 
 def _cancelled(item: Item) -> dict[str, Any]:
@@ -240,38 +241,39 @@ def _noted(mailbox: Mailbox, meeting: Meeting, body: Body | None) -> Body | None
 
 
 def _occurrence(existing: Item | None, meeting: Meeting) -> Item | None:
-    """The occurrence of the mailbox's series that a message with a RECURRENCE-ID is about."""
+    """The occurrence of the mailbox's series that a message with a RECURRENCE-ID is about (also
+    one deleted here: the message is still about it, not about the series)."""
     if existing is None or meeting.recurrence_id is None or not existing.props.get("Recurrence"):
         return None
-    return calendar.occurrence_at(existing, meeting.recurrence_id)
+    return calendar.occurrence_at(existing, meeting.recurrence_id, deleted=True)
 
 
 def _with_exceptions(store: Store, mailbox: Mailbox, series: Item, meeting: Meeting) -> None:
     """A series request's exceptions (VEVENTs with a RECURRENCE-ID) applied to its occurrences."""
     for exception in meeting.exceptions:
-        occurrence = _occurrence(store.items.get(mailbox, series.id, body=False, attachments=False), exception)
+        master = store.items.get(mailbox, series.id, body=False, attachments=False)
+        occurrence = _occurrence(master, exception)
         if occurrence is not None:
-            _request_occurrence(store, mailbox, occurrence, exception, {}, None)
+            _request_occurrence(store, mailbox, master, occurrence, exception, {}, None)
 
 
-def _request_occurrence(store: Store, mailbox: Mailbox, occurrence: Item, meeting: Meeting, props: dict[str, Any],
-                        body: Body | None) -> None:
+def _request_occurrence(store: Store, mailbox: Mailbox, series: Item, occurrence: Item, meeting: Meeting,
+                        props: dict[str, Any], body: Body | None) -> Item:
     """The organizer changed one occurrence: it becomes an exception of the attendee's series; a
-    new time asks for a new response to that occurrence."""
+    new time, or an occurrence the attendee had deleted (it is back), asks for a new response to
+    that occurrence. Returns the occurrence as it now is."""
     props.update(CalendarItemType="Exception", _AssociatedCalendarItem=occurrence.id)
     if int(occurrence.props.get("AppointmentSequenceNumber") or 0) > meeting.sequence:
         props.update(MeetingRequestType="Outdated", IsOutOfDate=True,
                      MyResponseType=occurrence.props.get("MyResponseType", "NoResponseReceived"))
-        return
+        return occurrence
     shared = meeting_props(meeting)
     changed = {k: v for k, v in shared.items() if k not in ("UID", "Organizer", "IsAllDayEvent", "Recurrence")}
     changed.update(Subject=meeting.subject, IsCancelled=False)
     moved = (occurrence.props["Start"], occurrence.props["End"]) != (shared["Start"], shared["End"])
-    if moved:
+    if moved or calendar.is_deleted(series, occurrence):
         changed.update(LegacyFreeBusyStatus="Tentative", MyResponseType="NoResponseReceived")
     props["MeetingRequestType"] = "FullUpdate" if moved else "InformationalUpdate"
     props["MyResponseType"] = changed.get("MyResponseType") or occurrence.props.get("MyResponseType",
                                                                                      "NoResponseReceived")
-    master = store.items.get(mailbox, occurrence.id)
-    store.items.update(mailbox, master.id, calendar.exception_changes(master, occurrence,
-                                                                       ItemChanges(set_props=changed, body=body)))
+    return calendar.record(store, mailbox, occurrence, ItemChanges(set_props=changed, body=body))

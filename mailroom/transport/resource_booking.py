@@ -11,6 +11,11 @@ is removed (an update that no longer fits frees the resource). Either way the or
 meeting response (METHOD:REPLY) through local delivery, where the calendar attendant records it
 on the organizer's meeting; a cancellation removes the booking. AutomateProcessing None leaves
 requests in the Inbox untouched; AutoUpdate is the calendar attendant alone.
+
+A request or cancellation for one occurrence of a booked series (RECURRENCE-ID) is handled the
+same way for that occurrence: judged like a single meeting (the rest of the series is not in its
+way), accepted as an exception of the series or deleted from it, and answered with the
+RECURRENCE-ID, so the organizer's attendant records the answer on that occurrence.
 """
 
 from __future__ import annotations
@@ -46,22 +51,22 @@ def places(store: Store, mailbox: Mailbox) -> bool:
 
 
 def decide(store: Store, mailbox: Mailbox, meeting: Meeting, item: Item, props: dict[str, Any]) -> None:
-    """Book or decline a request the calendar attendant has just placed as ``item`` (``props``: the
-    request message being delivered) when the mailbox auto-accepts."""
+    """Book or decline a request the calendar attendant has just placed as ``item`` when the
+    mailbox auto-accepts: a meeting, or the occurrence of a booked series that a request with a
+    RECURRENCE-ID changed, judged on its own (``props``: the request message being delivered)."""
     settings = store.calendar_processing.get(mailbox)
     if settings.automate_processing != "AutoAccept" or props.get("IsOutOfDate"):
         return
     reasons, dropped = _judge(store, mailbox, settings, meeting, item)
     if reasons:
-        store.items.delete(mailbox, item.id)
+        calendar.discard(store, mailbox, item)
         props.pop("_AssociatedCalendarItem", None)
         props["MyResponseType"] = "Decline"
         _answer(store, mailbox, settings, meeting, "Decline", [DECLINED, *reasons])
         return
     for occurrence in dropped:  # the conflicting occurrences of a series accepted despite them
-        master = store.items.get(mailbox, item.id)
-        store.items.update(mailbox, item.id, calendar.deletion_changes(master, occurrence.props["_Instance"]))
-    store.items.update(mailbox, item.id, ItemChanges(
+        calendar.discard(store, mailbox, occurrence)
+    calendar.record(store, mailbox, item, ItemChanges(
         set_props={"LegacyFreeBusyStatus": "Busy", "MyResponseType": "Accept", "AppointmentReplyTime": utcnow(),
                    "Subject": _subject(settings, meeting)},
         delete_body=settings.delete_comments))
@@ -71,9 +76,10 @@ def decide(store: Store, mailbox: Mailbox, meeting: Meeting, item: Item, props: 
 
 
 def cancelled(store: Store, mailbox: Mailbox, item: Item, props: dict[str, Any]) -> None:
-    """A cancellation frees an auto-accepting resource at once: its booking is removed."""
+    """A cancellation frees an auto-accepting resource at once: its booking (or the one occurrence
+    cancelled) is removed."""
     if store.calendar_processing.get(mailbox).automate_processing == "AutoAccept":
-        store.items.delete(mailbox, item.id)
+        calendar.discard(store, mailbox, item)
         props.pop("_AssociatedCalendarItem", None)
 
 
@@ -96,8 +102,8 @@ def _judge(store: Store, mailbox: Mailbox, settings: CalendarProcessing, meeting
     beyond = [f"The meeting is outside the booking window: it can be booked at most "
               f"{settings.booking_window_in_days} days in advance."]
     occurrences = list(calendar.expand(item, now, horizon)) if recurring else [item]
-    if parse_utc(item.props["_SpanEnd"]) > horizon and (not recurring or settings.enforce_scheduling_horizon
-                                                         or not occurrences):
+    span_end = parse_utc(item.props.get("_SpanEnd", item.props["End"]))  # an occurrence: its own end
+    if span_end > horizon and (not recurring or settings.enforce_scheduling_horizon or not occurrences):
         return beyond, []
     if settings.schedule_only_during_work_hours and not _in_work_hours(store, mailbox, meeting, occurrences):
         return ["The meeting is outside the resource's working hours."], []

@@ -36,8 +36,7 @@ class DeleteItem(Operation):
             if calendar.is_occurrence(item):  # an occurrence is deleted from its series
                 if meetings.is_organizer(item):
                     meetings.cancel_all(self, mailbox, item, cancellations)  # with its RECURRENCE-ID
-                master = store.items.get(mailbox, item.id, body=False, attachments=False)
-                store.items.update(mailbox, item.id, calendar.deletion_changes(master, item.props["_Instance"]))
+                calendar.discard(store, mailbox, item)
                 return
             if kind == "CalendarItem" and meetings.is_organizer(item):
                 meetings.cancel_all(self, mailbox, item, cancellations)
