@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -139,6 +141,8 @@ def start(cmd: list[str], ready: str, env: dict[str, str]) -> subprocess.Popen[s
         if not line:
             raise RuntimeError(f"{cmd} exited: {proc.wait()}")
         if ready in line:
+            proc.tail = collections.deque(maxlen=40)  # type: ignore[attr-defined]
+            threading.Thread(target=proc.tail.extend, args=(proc.stdout,), daemon=True).start()  # type: ignore
             return proc
     raise RuntimeError(f"{cmd} did not become ready")
 
@@ -177,7 +181,8 @@ def main() -> None:
     env = dict(os.environ)
     ews_port, anchor_port = free_port(), free_port()
     server = start([sys.executable, "-m", "mailroom", "serve", "--data", str(workdir), "--database", url,
-                    "--http", f"127.0.0.1:{ews_port}", "--https", "", "--workers", str(args.workers)],
+                    "--http", f"127.0.0.1:{ews_port}", "--https", "", "--smtp", "", "--submission", "",
+                    "--metrics", "", "--workers", str(args.workers)],
                    "EWS  http", env)
     anchor = start([sys.executable, "-m", "bench.anchor", str(anchor_port)], "ready", env)
     try:
@@ -192,6 +197,9 @@ def main() -> None:
                                          args, workdir)
             res[f"find_{size}"] = measure(f"FindItem page 100 ({n})", ews_url, [find_item_body(folder_id)],
                                           args, workdir)
+    except RuntimeError:
+        print("the server's last output:\n" + "".join(server.tail.copy()), file=sys.stderr)  # type: ignore[attr-defined]
+        raise
     finally:
         server.terminate()
         anchor.terminate()

@@ -171,7 +171,8 @@ def main() -> None:
     store.close()
     port = free_port()
     server = start([sys.executable, "-m", "mailroom", "serve", "--data", str(workdir), "--database", url,
-                    "--http", f"127.0.0.1:{port}", "--https", "", "--smtp", ""], "EWS  http", dict(os.environ))
+                    "--http", f"127.0.0.1:{port}", "--https", "", "--smtp", "",
+                    "--submission", "", "--metrics", ""], "EWS  http", dict(os.environ))
     print(f"{'SQLite' if url.startswith('sqlite') else 'PostgreSQL'}; {args.samples} samples per tier; "
           "latency = CreateItem sent -> NewMailEvent envelope received", flush=True)
     try:

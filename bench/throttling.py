@@ -80,7 +80,8 @@ def main() -> None:
     config.write_text("[throttling]\npolicy_cache_seconds = 1\npolicy_cache_max_seconds = 1\n")
     port = free_port()
     server = start([sys.executable, "-m", "mailroom", "serve", "--data", str(workdir), "--database", url,
-                    "--config", str(config), "--http", f"127.0.0.1:{port}", "--https", "", "--smtp", ""],
+                    "--config", str(config), "--http", f"127.0.0.1:{port}", "--https", "", "--smtp", "",
+                    "--submission", "", "--metrics", ""],
                    "EWS  http", dict(os.environ))
     threading.Thread(target=server.stdout.read, daemon=True).start()  # keep its output pipe drained
     ews = f"http://127.0.0.1:{port}/EWS/Exchange.asmx"
