@@ -111,6 +111,14 @@ class Directory:
         address = address.strip().lower()
         return self._recipients.get(address, lambda: self.mailbox_by_address(address))
 
+    def known_recipient(self, address: str) -> bool:
+        """Whether the caches alone show ``address`` to be a mailbox in an accepted domain: an
+        answer without the store, for an SMTP recipient check on the event loop. False means
+        "not known", not "unknown": ask ``accepts`` and ``lookup``."""
+        address = address.strip().lower()
+        domains = self._domains.peek("")
+        return bool(domains and address.rpartition("@")[2] in domains and self._recipients.peek(address))
+
     # -- domains -----------------------------------------------------------------------------
     def add_domain(self, name: str) -> Domain:
         name = name.strip().lower().rstrip(".")

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from mailroom import __version__
 from mailroom.server.config import Config
@@ -154,7 +155,8 @@ class MessageTrackingLog:
         self.log_subject = log_subject
         self.enabled = enabled
         self._lock = threading.Lock()
-        self._file: io.TextIOWrapper | None = None
+        self._file: BinaryIO | None = None
+        self._size = 0  # bytes in the current file (counted: a text file's tell() is slow)
         self._day = ""
 
     @classmethod
@@ -172,14 +174,16 @@ class MessageTrackingLog:
             return
         line = io.StringIO()
         csv.writer(line, lineterminator="\r\n").writerow(_row(event, self.log_subject))
+        data = line.getvalue().encode()
         with self._lock:
             out = self._current(event.date_time.astimezone(UTC))
-            out.write(line.getvalue())
+            out.write(data)
             out.flush()
+            self._size += len(data)
 
-    def _current(self, now: datetime) -> io.TextIOWrapper:
+    def _current(self, now: datetime) -> BinaryIO:
         day = now.strftime("%Y%m%d")
-        if self._file is not None and day == self._day and self._file.tell() < self.max_file_bytes:
+        if self._file is not None and day == self._day and self._size < self.max_file_bytes:
             return self._file
         if self._file is not None:
             self._file.close()
@@ -189,13 +193,15 @@ class MessageTrackingLog:
         self._file = self._new_file(day, now)
         return self._file
 
-    def _new_file(self, day: str, now: datetime) -> io.TextIOWrapper:
+    def _new_file(self, day: str, now: datetime) -> BinaryIO:
         numbers = [int(p.stem.rsplit("-", 1)[1]) for p in self.directory.glob(f"{PREFIX}{day}-*.log")]
         path = self.directory / f"{PREFIX}{day}-{max(numbers, default=0) + 1}.log"
-        out = path.open("a", encoding="utf-8", newline="")
-        out.write(f"#Software: mailroom\r\n#Version: {__version__}\r\n#Log-Type: Message Tracking Log\r\n"
-                  f"#Date: {now.isoformat(timespec='milliseconds').replace('+00:00', 'Z')}\r\n"
-                  f"#Fields: {','.join(FIELDS)}\r\n")
+        out = path.open("ab")
+        head = (f"#Software: mailroom\r\n#Version: {__version__}\r\n#Log-Type: Message Tracking Log\r\n"
+                f"#Date: {now.isoformat(timespec='milliseconds').replace('+00:00', 'Z')}\r\n"
+                f"#Fields: {','.join(FIELDS)}\r\n").encode()
+        out.write(head)
+        self._size = out.tell()
         return out
 
     def _prune(self, now: datetime) -> None:
