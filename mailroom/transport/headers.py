@@ -2,24 +2,22 @@
 once per message where it arrives and carried along with it (``Submission.headers``) to the
 queue and the tracking log.
 
-The header block is split as the email package's parser splits it, but the values are not
-turned into the email package's header objects (the larger part of what reading a message
-costs) unless they need decoding: plain ASCII text without encoded words, quotes, comments or
-escapes reads the same either way.
+The header block is split as the email package's parser splits it, without parsing the body,
+and a value is turned into the email package's header object only when plain text would not
+read the same (``mime.field_text``).
 """
 
 from __future__ import annotations
 
-import email.policy
 import email.utils
 import re
 from dataclasses import dataclass
 
+from mailroom.content.mime import field_text
+
 # A header line as email.feedparser tells one (its headerRE); the first line that is not one ends the block.
 _HEADER_LINE = re.compile(r"^(From |[\041-\071\073-\176]*:|[\t ])")
 _LINE = re.compile(r"([^\r\n]*)(?:\r\n|\r|\n|$)")
-_PLAIN = re.compile(r"^[^\"()\\]*$")  # nothing an address or text parser would treat specially but "=?"
-_POLICY = email.policy.default
 
 
 @dataclass(frozen=True)
@@ -80,12 +78,9 @@ def read_headers(raw: bytes) -> MessageHeaders:
 
 
 def _decoded(name: str, value: str) -> str:
-    """A field's value as the email package's default policy reads it (unfolded, encoded words
-    and 8-bit text decoded), stripped; "" when it is too malformed to read (not a reason to
-    refuse mail)."""
-    if value.isascii() and "=?" not in value and _PLAIN.match(value):
-        return value.strip()
+    """A field's value decoded and stripped; "" when it is too malformed to read (not a reason
+    to refuse mail)."""
     try:
-        return str(_POLICY.header_fetch_parse(name, value)).strip()
+        return field_text(name, value).strip()
     except Exception:
         return ""

@@ -49,7 +49,7 @@ from mailroom.store import Store
 
 from . import dsn
 from .agents import Agents, MailItem, Quarantine, Reject
-from .categorizer import UNREACHABLE_DELIVERY, Route, categorize, expand, record_expansion
+from .categorizer import UNREACHABLE_DELIVERY, Route, cached_routes, categorize, expand, record_expansion
 from .delivery import LocalDeliveries
 from .envelope import Recipient, Submission, SubmissionRefused
 from .headers import read_headers
@@ -397,9 +397,12 @@ class TransportService:
         if message.categorized:
             routes = [Route(r.address, r.next_hop, r.delivery_type) for r in work.recipients]
         else:
-            await self._expand_groups(work)
-            routes = await self._in_pool(partial(categorize, self.store, [r.address for r in work.recipients],
-                                                 smart_host=self.settings.smart_host, remote=self.remote is not None))
+            routes = cached_routes(self.store, [r.address for r in work.recipients])
+            if routes is None:
+                await self._expand_groups(work)
+                routes = await self._in_pool(partial(categorize, self.store, [r.address for r in work.recipients],
+                                                     smart_host=self.settings.smart_host,
+                                                     remote=self.remote is not None))
             self._awaiting_categorization.discard(message.id)
         pairs = list(zip(work.recipients, routes, strict=True))
         results: list[_Result] = []

@@ -49,6 +49,10 @@ _DEFAULT_ENHANCED = {500: b"5.5.2", 501: b"5.5.4", 502: b"5.5.1", 503: b"5.5.1",
 SEND_AS_DENIED = "550 5.7.1 Client does not have permissions to send as this sender"
 _XTEXT = re.compile(r"^(?:[!-*,-<>-~]|\+[0-9A-F]{2})*$")  # RFC 3461 section 4
 _NOTIFY = {"SUCCESS", "FAILURE", "DELAY"}
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# <local@domain> with a dot-atom local part and a host name, then the parameters (blanks before them skipped)
+_PLAIN_PATH = re.compile(rf"[ \t]*<(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>"
+                         rf"[ \t]*(?P<rest>(?:[^ \t(].*)?)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,14 @@ class ReceiveSMTP(SMTP):
         await super().smtp_RCPT(rest if arg is not None else None)
         if isinstance(envelope, ReceiveEnvelope) and len(envelope.rcpt_tos) > count:
             envelope.recipients.append(Recipient(envelope.rcpt_tos[-1], notify, orcpt))
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's address parsing (the email package's RFC 5322 parser, and a class made at
+        every call) for anything but the common ``<dot-atom@domain>``, read here as it reads it."""
+        plain = _PLAIN_PATH.match(arg)
+        if plain is None or (self.local_part_limit and len(plain["local"]) > self.local_part_limit):
+            return super()._getaddr(arg)
+        return f"{plain['local']}@{plain['domain']}", plain["rest"]
 
     async def smtp_AUTH(self, arg: str) -> None:
         if not self.handler.listener.submission:  # the inbound role offers no mechanism (as Exchange's)

@@ -71,12 +71,12 @@ FIELDS = ("date-time", "client-ip", "client-hostname", "server-ip", "server-host
 _ATTRS = {f.name for f in fields(TrackingEvent)}
 _MULTI = ("recipient_address", "recipient_status")
 _INTS = ("total_bytes", "recipient_count")
+_COLUMNS = tuple(name.replace("-", "_") for name in FIELDS)
 
 
 def _row(event: TrackingEvent, log_subject: bool) -> list[str]:
     values = []
-    for name in FIELDS:
-        attr = name.replace("-", "_")
+    for attr in _COLUMNS:
         if attr == "date_time":
             values.append(event.date_time.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
         elif attr == "message_subject" and not log_subject:
