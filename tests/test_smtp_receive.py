@@ -16,6 +16,7 @@ from mailroom.store import Store
 from mailroom.transport import smtp_receive
 from mailroom.transport.backpressure import BackPressure, Level, Resource, Thresholds
 from mailroom.transport.envelope import Recipient, Submission, SubmissionRefused
+from mailroom.transport.headers import read_headers
 from mailroom.transport.metrics import TransportMetrics
 from mailroom.transport.tracking import MessageTrackingLog, TrackingQuery
 
@@ -148,3 +149,28 @@ def test_back_pressure_refuses_at_mail_from_and_recovers(store: Store, tmp_path:
     assert metrics.registry.get_sample_value("mailroom_backpressure_level", {"resource": "overall"}) == 0
     assert metrics.registry.get_sample_value("mailroom_messages_received_total", {"listener": "inbound"}) == 1
     assert metrics.registry.get_sample_value("mailroom_smtp_sessions_total", {"listener": "inbound"}) == 1
+
+
+def test_the_headers_read_on_arrival_travel_with_the_message(store: Store, tmp_path: Path) -> None:
+    """The listener reads the header block once; what it hands on is what reading the queued bytes
+    gives (the added Received: and Message-ID: included), and the tracking record decodes it."""
+    alice = new_mailbox(store, new_domain(store), "alice")
+    submitter = Recording()
+    raw = (b'From: "Doe, Jane" <jane@elsewhere.example>\r\nSender: =?utf-8?q?S=C3=A9c?= <sec@elsewhere.example>\r\n'
+           b"To: " + alice.address.encode() + b"\r\nSubject: =?utf-8?q?Caf=C3=A9?= and\r\n a folded line\r\n"
+           b"\r\nbody\r\n")
+    replies = []
+
+    async def session(client: aiosmtplib.SMTP) -> None:
+        replies.append(await client.sendmail("jane@elsewhere.example", [alice.address], raw))
+
+    tracking = _run(store, tmp_path, submitter, _quiet(), session)
+    (sub,) = submitter.submissions
+    assert sub.headers is not None and sub.headers.fields == read_headers(sub.raw).fields
+    message_id = sub.headers.message_id
+    assert message_id.endswith("@mx.test.example>") and f"Message-ID: {message_id}\r\n".encode() in sub.raw
+    assert message_id in replies[0][1]
+    assert sub.headers.subject == "Café and a folded line" and sub.headers.sender == "sec@elsewhere.example"
+    (event,) = tracking.search(TrackingQuery())
+    assert (event.message_id, event.message_subject, event.sender_address) == (
+        message_id, "Café and a folded line", "sec@elsewhere.example")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
+from email.message import Message
 from typing import Any
 
 import icalendar
@@ -28,6 +30,7 @@ _ROLES = {"RequiredAttendees": "REQ-PARTICIPANT", "OptionalAttendees": "OPT-PART
 # EWS ResponseType <-> iCalendar PARTSTAT
 _PARTSTAT = {"Accept": "ACCEPTED", "Tentative": "TENTATIVE", "Decline": "DECLINED"}
 _RESPONSE = {v: k for k, v in _PARTSTAT.items()}
+_CALENDAR = re.compile(rb"text\s*/\s*calendar", re.IGNORECASE)  # in the Content-Type of a part that is one
 _MAX_CALENDAR = 1 << 20  # a text/calendar part larger than this is not read as a meeting
 
 
@@ -181,10 +184,14 @@ def build_message(props: dict[str, Any], body: Body | None, meeting: Meeting) ->
 
 
 # -- reading ------------------------------------------------------------------------------------
-def calendar_part(raw: bytes) -> bytes | None:
-    """The text/calendar part of a message (the message itself when it is one), if it has one."""
+def calendar_part(raw: bytes, msg: Message | None = None) -> bytes | None:
+    """The text/calendar part of a message (the message itself when it is one), if it has one;
+    ``msg`` is the message already parsed, if it was."""
+    if not _CALENDAR.search(raw):  # most mail: no part to look for
+        return None
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        if msg is None:
+            msg = email.message_from_bytes(raw, policy=email.policy.default)
         for part in msg.walk():
             if part.get_content_type() == "text/calendar" and part.get_content_disposition() != "attachment":
                 data = part.get_payload(decode=True)
@@ -194,11 +201,12 @@ def calendar_part(raw: bytes) -> bytes | None:
     return None
 
 
-def read(raw: bytes) -> Meeting | None:
+def read(raw: bytes, msg: Message | None = None) -> Meeting | None:
     """The meeting a message carries: its text/calendar part's METHOD and VEVENT (a series's with
     the VEVENTs of its exceptions, those with a RECURRENCE-ID); None for an ordinary message or a
-    calendar that cannot be read (the message is then kept as mail)."""
-    data = calendar_part(raw)
+    calendar that cannot be read (the message is then kept as mail). ``msg`` is the message
+    already parsed, if it was."""
+    data = calendar_part(raw, msg)
     if data is None:
         return None
     try:

@@ -8,6 +8,7 @@ does the parsing and the encoding (RFC 2047 headers, RFC 2231 file names, transf
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.parser
 import email.policy
@@ -43,17 +44,28 @@ _CHARSET_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp12
                     "ascii": "cp1252"}
 # Header text decoded as Latin-1 holds C1 controls where the sender meant Windows-1252.
 _C1 = {i: bytes([i]).decode("cp1252", "replace") for i in range(0x80, 0xA0)}
+_LINE_BREAK = re.compile(r"\r|\n")  # as the email package unfolds
+_PLAIN = re.compile(r"[^\"()\\]*")  # nothing a structured field's parser would treat specially
+_PLAIN_KINDS = (headerregistry.UnstructuredHeader, headerregistry.DateHeader)  # a Date reads as written: same date
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*"
+_MSG_ID = re.compile(rf"<{_ADDR_SPEC}>")
+_MAILBOX = rf"[ \t]*(?:(?:{_ATOM}[ \t]+)*(?:{_ATOM}[ \t]*)?<{_ADDR_SPEC}>|{_ADDR_SPEC})[ \t]*"
+_ADDRESS_LIST = re.compile(rf"{_MAILBOX}(?:,{_MAILBOX})*")
 _ADDRESS_HEADERS = (("From", "From", True), ("Sender", "Sender", True), ("To", "ToRecipients", False),
                     ("Cc", "CcRecipients", False), ("Bcc", "BccRecipients", False), ("Reply-To", "ReplyTo", False))
 
 
 class _HeaderClasses(headerregistry.HeaderRegistry):
-    """The email package's header registry, making each header class once: the stock one builds a
-    new class at every header access, a good part of what reading a message costs."""
+    """The email package's header registry, making each header class once (the stock one builds a
+    new class at every header access) and remembering the header objects it made lately: reading
+    one message asks for its Content-Type about eight times, and most messages have the same one.
+    Header objects are immutable, so one can serve every thread."""
 
     def __init__(self) -> None:
         super().__init__()
         self._made: dict[type, type] = {}
+        self._parsed: dict[tuple[str, str], Any] = {}
 
     def __getitem__(self, name: str) -> type:
         kind = self.registry.get(name.lower(), self.default_class)
@@ -62,8 +74,39 @@ class _HeaderClasses(headerregistry.HeaderRegistry):
             made = self._made[kind] = super().__getitem__(name)
         return made
 
+    def __call__(self, name: str, value: str) -> Any:
+        key = (name, value)
+        found = self._parsed.get(key)
+        if found is None:
+            if len(self._parsed) >= _REMEMBERED_HEADERS:
+                self._parsed.clear()
+            found = self._parsed[key] = super().__call__(name, value)
+        return found
+
 
 _READING = email.policy.default.clone(header_factory=_HeaderClasses())  # policy.default, faster
+_REMEMBERED_HEADERS = 2000
+
+
+def field_text(name: str, value: str) -> str:
+    """A header field's value (as the message holds it: 8-bit text as surrogate escapes) as the
+    email package's default policy reads it: unfolded, encoded words and 8-bit text decoded.
+    Without making the header object when plain text reads the same either way: ASCII without
+    encoded words, for an address field a plain list of ``[name] <local@domain>``, for a
+    Message-ID one ``<local@domain>`` (a Date is then left as written: the same date). Raises
+    what the email package raises on a value it cannot read."""
+    unfolded = "".join(_LINE_BREAK.split(value))
+    if unfolded.isascii() and "=?" not in unfolded:
+        kind = _READING.header_factory[name]
+        if issubclass(kind, headerregistry.AddressHeader):
+            if _ADDRESS_LIST.fullmatch(unfolded):
+                return unfolded
+        elif issubclass(kind, headerregistry.MessageIDHeader):
+            if _MSG_ID.fullmatch(unfolded):
+                return unfolded
+        elif issubclass(kind, _PLAIN_KINDS) and _PLAIN.fullmatch(unfolded):
+            return unfolded
+    return str(_READING.header_fetch_parse(name, value))
 
 
 @dataclass
@@ -92,12 +135,13 @@ def parse_message(raw: bytes, depth: int = 0) -> ParsedMessage:
 
 def _header(msg: Message, name: str) -> str | None:
     """A header's decoded value, or its raw text when the email package cannot parse it."""
-    try:
-        value = msg[name]
-        text = None if value is None else str(value)
-    except _UNREADABLE:
-        text = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
-    return None if text is None else _text(text)
+    wanted = name.lower()
+    text = next((v for k, v in msg.raw_items() if k.lower() == wanted), None)
+    if text is None:
+        return None
+    with contextlib.suppress(*_UNREADABLE):
+        text = field_text(name, text)
+    return _text(text)
 
 
 def _text(value: str) -> str:

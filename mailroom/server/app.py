@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import email.policy
 import logging
 import signal
 import socket
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, aclosing, suppress
-from email.parser import BytesHeaderParser
 from importlib import resources
 from pathlib import Path
 
@@ -33,9 +31,9 @@ from mailroom.transport import pickup, smtp_receive
 from mailroom.transport.agents import AgentLoadError, Agents, MailItem, TransportAgent
 from mailroom.transport.backpressure import BackPressure, Thresholds, standard_resources
 from mailroom.transport.envelope import Submission
+from mailroom.transport.headers import read_headers
 from mailroom.transport.metrics import TransportMetrics
 from mailroom.transport.outbound import Outbound
-from mailroom.transport.queue import header
 from mailroom.transport.queue_admin import QueueAdmin
 from mailroom.transport.service import Settings as TransportSettings
 from mailroom.transport.service import TransportService
@@ -332,10 +330,9 @@ def _agents(config: Config, tracking: MessageTrackingLog, hostname: str) -> Agen
     """The configured transport agents, loaded once; one that cannot be loaded stops start-up. An
     agent failing on a message is an AGENTINFO record in the message tracking log."""
     def failed(agent: TransportAgent, event: str, exc: Exception, item: MailItem | None) -> None:
-        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(item.raw) if item else None
         tracking.record(TrackingEvent(
             "AGENTINFO", "AGENT", internal_message_id=item.internal_id if item else "",
-            message_id=header(headers, "Message-ID") if headers else "", sender_address=item.mail_from if item else "",
+            message_id=read_headers(item.raw).message_id if item else "", sender_address=item.mail_from if item else "",
             recipient_address=[r.address for r in item.recipients] if item else [], server_hostname=hostname,
             message_info=f"{agent.name} failed in {event}: {type(exc).__name__}: {exc}"))
 

@@ -34,10 +34,15 @@ class SharedCache(Generic[K, V]):
         self._generation = 0
         self._lock = threading.Lock()
 
-    def get(self, key: K, load: Callable[[], V | None]) -> V | None:
+    def peek(self, key: K) -> V | None:
+        """``key``'s answer if it is cached and still trusted; never loads (safe on an event loop)."""
         found = self._values.get(key)
-        if found is not None and found[0] > time.monotonic():
-            return found[1]
+        return found[1] if found is not None and found[0] > time.monotonic() else None
+
+    def get(self, key: K, load: Callable[[], V | None]) -> V | None:
+        found = self.peek(key)
+        if found is not None:
+            return found
         generation = self._generation
         value = load()
         if value is not None:

@@ -111,6 +111,19 @@ class Directory:
         address = address.strip().lower()
         return self._recipients.get(address, lambda: self.mailbox_by_address(address))
 
+    def cached_lookup(self, address: str) -> Mailbox | None:
+        """``lookup``'s answer if the cache holds it, without the store (safe on an event loop);
+        None means "not known here", not "no such mailbox": ask ``lookup``."""
+        return self._recipients.peek(address.strip().lower())
+
+    def known_recipient(self, address: str) -> bool:
+        """Whether the caches alone show ``address`` to be a mailbox in an accepted domain: an
+        answer without the store, for an SMTP recipient check on the event loop. False means
+        "not known", not "unknown": ask ``accepts`` and ``lookup``."""
+        domains = self._domains.peek("")
+        return bool(domains and address.strip().rpartition("@")[2].lower() in domains
+                    and self.cached_lookup(address))
+
     # -- domains -----------------------------------------------------------------------------
     def add_domain(self, name: str) -> Domain:
         name = name.strip().lower().rstrip(".")

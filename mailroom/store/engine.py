@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -254,6 +254,20 @@ def parse_notify(payload: str) -> frozenset[int] | None:
         return None
 
 
+class Change(NamedTuple):
+    """One journal row: a change whose number was taken with ``next_change(s)``."""
+
+    seq: int
+    database_id: int
+    mailbox_id: int
+    kind: str
+    object_id: int
+    action: str
+    folder_id: int | None
+    old_folder_id: int | None = None
+    old_object_id: int | None = None
+
+
 class Writer:
     """A writing transaction: the connection plus the journal appender."""
 
@@ -262,7 +276,12 @@ class Writer:
         self.mailboxes: set[int] = set()  # whose journal this transaction appended to
 
     def next_change(self, database_id: int) -> int:
-        return int(self.conn.execute(_NEXT_CHANGE, {"database": database_id}).one()[0])
+        return self.next_changes(database_id, 1)[0]
+
+    def next_changes(self, database_id: int, count: int) -> range:
+        """``count`` consecutive change numbers of one mailbox database, taken with one statement."""
+        last = int(self.conn.execute(_NEXT_CHANGES, {"database": database_id, "count": count}).one()[0])
+        return range(last - count + 1, last + 1)
 
     def journal(self, database_id: int, mailbox_id: int, kind: str, object_id: int, action: str,
                 folder_id: int | None, old_folder_id: int | None = None,
@@ -275,15 +294,23 @@ class Writer:
     def record(self, seq: int, database_id: int, mailbox_id: int, kind: str, object_id: int, action: str,
                folder_id: int | None, old_folder_id: int | None = None, old_object_id: int | None = None) -> None:
         """Write the journal row for a change whose number was taken with ``next_change``."""
-        self.mailboxes.add(mailbox_id)
-        self.conn.execute(_JOURNAL_ROW, dict(
-            database_id=database_id, seq=seq, mailbox_id=mailbox_id, object_kind=kind, object_id=object_id,
-            action=action, folder_id=folder_id, old_folder_id=old_folder_id, old_object_id=old_object_id,
-            committed=utcnow(),
-        ))
+        self.record_many([Change(seq, database_id, mailbox_id, kind, object_id, action, folder_id, old_folder_id,
+                                 old_object_id)])
+
+    def record_many(self, changes: list[Change]) -> None:
+        """Write the journal rows of several changes with one statement."""
+        if not changes:
+            return
+        committed = utcnow()
+        self.mailboxes.update(c.mailbox_id for c in changes)
+        self.conn.execute(_JOURNAL_ROW, [dict(
+            database_id=c.database_id, seq=c.seq, mailbox_id=c.mailbox_id, object_kind=c.kind, object_id=c.object_id,
+            action=c.action, folder_id=c.folder_id, old_folder_id=c.old_folder_id, old_object_id=c.old_object_id,
+            committed=committed) for c in changes])
 
 
 # Built once, values as parameters: every writer runs these, and SQLAlchemy reuses their compiled form.
-_NEXT_CHANGE = (update(t.mailbox_databases).where(t.mailbox_databases.c.id == bindparam("database"))
-                .values(last_change=t.mailbox_databases.c.last_change + 1).returning(t.mailbox_databases.c.last_change))
+_NEXT_CHANGES = (update(t.mailbox_databases).where(t.mailbox_databases.c.id == bindparam("database"))
+                 .values(last_change=t.mailbox_databases.c.last_change + bindparam("count"))
+                 .returning(t.mailbox_databases.c.last_change))
 _JOURNAL_ROW = insert(t.journal)

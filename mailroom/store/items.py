@@ -7,14 +7,15 @@ the journal's sequence number becomes the item's change number (its ChangeKey).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, bindparam, delete, exists, func, insert, select, update
 
 from . import extended
 from . import tables as t
-from .engine import DriverReads, Prepared, Writer, reading, writing
+from .engine import Change, DriverReads, Prepared, Writer, reading, writing
 from .errors import Conflict, NotFound
 from .folders import Folders, adjust_counts
 from .model import Attachment, Body, Delivery, ExtendedValue, Item, ItemChanges, Mailbox, NewItem, utcnow
@@ -239,50 +240,79 @@ class Items:
         when the mailbox no longer exists."""
         outcomes = []
         with writing(self.engine, {d.mailbox.database_id for d in deliveries}) as w:
+            inboxes: dict[tuple[int, str], int | None] = {}  # (mailbox, distinguished folder) -> folder
+            taken: set[tuple[int, str]] = set()  # (mailbox, Message-ID) delivered earlier in this batch
+            entries: list[tuple[Mailbox, int, NewItem]] = []
             for d in deliveries:
-                inbox = w.conn.scalar(_TARGET, {"mailbox": d.mailbox.id, "folder": d.folder})
+                target = (d.mailbox.id, d.folder)
+                if target not in inboxes:
+                    inboxes[target] = w.conn.scalar(_TARGET, {"mailbox": d.mailbox.id, "folder": d.folder})
+                inbox = inboxes[target]
                 if inbox is None:
                     outcomes.append(GONE)
-                elif d.message_id and w.conn.scalar(_HOLDS_MESSAGE, {"mailbox": d.mailbox.id,
-                                                                     "message_id": d.message_id}):
+                elif d.message_id and ((d.mailbox.id, d.message_id) in taken or w.conn.scalar(
+                        _HOLDS_MESSAGE, {"mailbox": d.mailbox.id, "message_id": d.message_id})):
                     outcomes.append(DUPLICATE)
                 else:
-                    self._insert(w, d.mailbox, inbox, d.item, "created")
+                    if d.message_id:
+                        taken.add((d.mailbox.id, d.message_id))
+                    entries.append((d.mailbox, inbox, d.item))
                     outcomes.append(DELIVERED)
+            self._insert_many(w, entries, "created")
         return outcomes
 
-    def _insert(self, w: Writer, mailbox: Mailbox, folder_id: int, new: NewItem, action: str,
-                old_folder: int | None = None, old_id: int | None = None) -> int:
+    def _insert(self, w: Writer, mailbox: Mailbox, folder_id: int, new: NewItem, action: str) -> int:
+        return self._insert_many(w, [(mailbox, folder_id, new)], action)[0]
+
+    def _insert_many(self, w: Writer, entries: list[tuple[Mailbox, int, NewItem]], action: str) -> list[int]:
+        """Insert items (mailbox, folder, item), in order: their change numbers taken with one
+        statement per mailbox database, their MIME and journal rows written together, each
+        folder's counts adjusted once."""
         now = utcnow()
-        props = {k: v for k, v in new.props.items() if k not in _SERVER_PROPS and v is not None}
-        props.setdefault("ItemClass", "IPM.Note")
-        props.setdefault("DateTimeReceived", now)
-        props.setdefault("IsRead", False)
-        props.setdefault("IsAssociated", False)
-        props.setdefault("Importance", "Normal")
-        created = new.props.get("DateTimeCreated") if action in ("moved", "copied") else None
-        for att in new.attachments:
-            att.size = att.size or len(att.content)
-        columns, rest = _split_props(_with_picture(props, any(a.is_contact_photo for a in new.attachments)))
-        seq = w.next_change(mailbox.database_id)  # taken first so the row is written once, complete
-        columns.update(
-            mailbox_id=mailbox.id, folder_id=folder_id, change_number=seq, date_created=created or now,
-            last_modified=now, size=_size(props, new.body, new.mime, new.attachments),
-            has_attachments=any(not a.is_inline for a in new.attachments),
-            body_type=new.body.body_type if new.body else None, body=new.body.text if new.body else None,
-            props=rest, created_by=new.created_by,
-        )
-        item_id = int(w.conn.execute(_INSERT_ITEM, columns).inserted_primary_key[0])
-        if new.mime is not None:
-            w.conn.execute(_INSERT_MIME, {"item_id": item_id, "mime": new.mime})
-        extended.save(w.conn, "item", item_id, new.extended)
-        for att in new.attachments:
-            self._insert_attachment(w.conn, item_id, att)
-        is_read, associated = bool(props["IsRead"]), bool(props["IsAssociated"])
-        adjust_counts(w.conn, folder_id, total=0 if associated else 1, associated=1 if associated else 0,
-                      unread=0 if is_read or associated else 1)
-        w.record(seq, mailbox.database_id, mailbox.id, "item", item_id, action, folder_id, old_folder, old_id)
-        return item_id
+        seqs: dict[int, Iterator[int]] = {}
+        for database_id, count in Counter(m.database_id for m, _f, _n in entries).items():
+            seqs[database_id] = iter(w.next_changes(database_id, count))
+        ids, mimes, changes = [], [], []
+        counts: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # folder: total, unread, associated
+        for mailbox, folder_id, new in entries:
+            props = {k: v for k, v in new.props.items() if k not in _SERVER_PROPS and v is not None}
+            props.setdefault("ItemClass", "IPM.Note")
+            props.setdefault("DateTimeReceived", now)
+            props.setdefault("IsRead", False)
+            props.setdefault("IsAssociated", False)
+            props.setdefault("Importance", "Normal")
+            for att in new.attachments:
+                att.size = att.size or len(att.content)
+            columns, rest = _split_props(_with_picture(props, any(a.is_contact_photo for a in new.attachments)))
+            seq = next(seqs[mailbox.database_id])  # taken first so the row is written once, complete
+            columns.update(
+                mailbox_id=mailbox.id, folder_id=folder_id, change_number=seq, date_created=now,
+                last_modified=now, size=_size(props, new.body, new.mime, new.attachments),
+                has_attachments=any(not a.is_inline for a in new.attachments),
+                body_type=new.body.body_type if new.body else None, body=new.body.text if new.body else None,
+                props=rest, created_by=new.created_by,
+            )
+            if action in ("moved", "copied"):
+                columns["date_created"] = new.props.get("DateTimeCreated") or now
+            item_id = int(w.conn.execute(_INSERT_ITEM, columns).inserted_primary_key[0])
+            ids.append(item_id)
+            if new.mime is not None:
+                mimes.append({"item_id": item_id, "mime": new.mime})
+            extended.save(w.conn, "item", item_id, new.extended)
+            for att in new.attachments:
+                self._insert_attachment(w.conn, item_id, att)
+            is_read, associated = bool(props["IsRead"]), bool(props["IsAssociated"])
+            folder = counts[folder_id]
+            folder[0] += 0 if associated else 1
+            folder[1] += 0 if is_read or associated else 1
+            folder[2] += 1 if associated else 0
+            changes.append(Change(seq, mailbox.database_id, mailbox.id, "item", item_id, action, folder_id))
+        if mimes:
+            w.conn.execute(_INSERT_MIME, mimes)
+        for folder_id, (total, unread, associated) in counts.items():
+            adjust_counts(w.conn, folder_id, total=total, unread=unread, associated=associated)
+        w.record_many(changes)
+        return ids
 
     # -- updating ----------------------------------------------------------------------------
     def update(self, mailbox: Mailbox, item_id: int, changes: ItemChanges,

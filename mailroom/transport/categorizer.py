@@ -18,6 +18,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from mailroom.store import Store
+from mailroom.store.model import Mailbox
 
 from .queue import EXPANDED, READY, UNREACHABLE, QueuedMessage, QueuedRecipient, now, select_recipients
 
@@ -94,13 +95,30 @@ def categorize(store: Store, addresses: list[str], *, smart_host: str, remote: b
     return [_route(store, address, smart_host, remote) for address in addresses]
 
 
+def cached_routes(store: Store, addresses: list[str]) -> list[Route] | None:
+    """The routes when the directory's cache knows every address as a local mailbox (then none
+    is a group to expand: addresses are unique), found without the store, so on the event loop;
+    None when it does not."""
+    routes = []
+    for address in addresses:
+        mailbox = store.directory.cached_lookup(address)
+        if mailbox is None:
+            return None
+        routes.append(_local(mailbox))
+    return routes
+
+
+def _local(mailbox: Mailbox) -> Route:
+    return Route(mailbox.address, mailbox.database_name, MAILBOX_DELIVERY)
+
+
 def _route(store: Store, address: str, smart_host: str, remote: bool) -> Route:
     local_part, at, domain = address.strip().rpartition("@")
     if not at or not local_part or not domain:
         return Route(address, failure="550 5.1.3 Bad destination mailbox address syntax")
     mailbox = store.directory.lookup(address)
     if mailbox is not None:
-        return Route(mailbox.address, mailbox.database_name, MAILBOX_DELIVERY)
+        return _local(mailbox)
     domain = domain.lower()
     if store.directory.accepts(domain):
         return Route(address, failure="550 5.1.1 User unknown")

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
 
-from .queue import NewMessage, QueuedMessage, header, now
+from .headers import read_headers
+from .queue import NewMessage, QueuedMessage, now
 
 # Action -> (NOTIFY keyword that asks for it, Subject prefix, item class in the mailbox).
 _KINDS = {
@@ -105,9 +106,9 @@ def queued(*, action: str, hostname: str, message: QueuedMessage, body: bytes, r
     """The DSN about ``message`` as a new queue entry from <> to its sender."""
     raw = build(action=action, reporting_mta=hostname, to=message.mail_from, original=body, envid=message.envid,
                 ret=message.ret, arrival=message.received, retry_until=message.expires, recipients=recipients)
-    headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+    headers = read_headers(raw)
     at = now()
-    return NewMessage(internet_id=header(headers, "Message-ID"), mail_from="", subject=header(headers, "Subject"),
+    return NewMessage(internet_id=headers.message_id, mail_from="", subject=headers.subject,
                       source="DSN", connector="", client_ip="", client_hostname="", submitter=None, envid=None,
                       ret=None, received=at, expires=at + expiration, body=raw,
                       recipients=((message.mail_from, (), None),))

@@ -7,8 +7,10 @@ server any other way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
+
+from .headers import MessageHeaders
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,11 @@ class Submission:
     ret: str | None = None  # RFC 3461 RET=FULL|HDRS
     extra: dict[str, str] = field(default_factory=dict)  # e.g. the SMTP session's TLS/AUTH details for logs
     hold: str = ""  # a transport agent quarantined it: queue it suspended, with this reason
+    headers: MessageHeaders | None = None  # raw's header fields, when the entry point read them already
+
+    def with_content(self, raw: bytes) -> Submission:
+        """This submission with the content a transport agent left (the headers read again if it changed)."""
+        return self if raw == self.raw else replace(self, raw=raw, headers=None)
 
 
 class SubmissionRefused(Exception):

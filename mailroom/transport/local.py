@@ -80,7 +80,7 @@ def _prepare(store: Store, message: LocalMessage) -> _Prepared:
     """Parse the message once and make one item per distinct local mailbox among its recipients."""
     parsed = mime.parse_message(message.raw)
     result = DeliveryResult()
-    meeting = meetings.read(message.raw) if message.item_class == "IPM.Note" else None
+    meeting = meetings.read(message.raw, parsed.message) if message.item_class == "IPM.Note" else None
     base = dict(parsed.props)
     base.update(ItemClass=message.item_class, IsRead=False, IsDraft=False, DateTimeReceived=utcnow())
     derive_properties(base)

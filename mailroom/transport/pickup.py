@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import email.policy
 import email.utils
 import logging
 import re
 import time
 from datetime import UTC, datetime
-from email.message import Message
-from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from .backpressure import BackPressure
 from .envelope import Recipient, Submission, SubmissionRefused, Submitter
+from .headers import read_headers
 from .metrics import TransportMetrics
-from .smtp_receive import header_sender
 from .tracking import MessageTrackingLog, TrackingEvent
 
 log = logging.getLogger(__name__)
@@ -92,7 +89,7 @@ class PickupDirectory:
         working = path if path.suffix == ".tmp" else _claim(path)
         raw = await asyncio.to_thread(working.read_bytes)
         try:
-            submission, headers = self.prepare(raw)
+            submission = self.prepare(raw)
         except BadPickupFile as bad:
             self._badmail(working, str(bad))
             return True
@@ -107,51 +104,52 @@ class PickupDirectory:
             return False
         self._recent.append(time.monotonic())
         self.metrics.messages_received.labels("pickup").inc()
+        headers = submission.headers
+        assert headers is not None
         self.tracking.record(TrackingEvent(
-            event_id="RECEIVE", source="PICKUP", internal_message_id=internal_id,
-            message_id=str(headers.get("Message-ID", "")), recipient_address=[r.address for r in submission.recipients],
+            event_id="RECEIVE", source="PICKUP", internal_message_id=internal_id, message_id=headers.message_id,
+            recipient_address=[r.address for r in submission.recipients],
             total_bytes=len(submission.raw), recipient_count=len(submission.recipients),
-            message_subject=str(headers.get("Subject", "")), sender_address=submission.mail_from,
+            message_subject=headers.subject, sender_address=submission.mail_from,
             return_path=submission.mail_from, directionality="Originating", client_hostname="localhost",
             server_hostname=self.hostname, connector_id=CONNECTOR, source_context=path.name))
         working.unlink(missing_ok=True)
         return True
 
-    def prepare(self, raw: bytes) -> tuple[Submission, Message]:
-        """The Submission for a pickup file, and its final headers; BadPickupFile when it breaks
-        the rules (reference section 5.4)."""
+    def prepare(self, raw: bytes) -> Submission:
+        """The Submission for a pickup file; BadPickupFile when it breaks the rules (reference section 5.4)."""
         raw = re.sub(rb"\r?\n", b"\r\n", raw)
         head, sep, body = raw.partition(b"\r\n\r\n")
         if not sep:
             raise BadPickupFile("there is no blank line between the header and the body")
         if len(head) + 2 > self.max_header_bytes:
             raise BadPickupFile(f"the header is larger than {self.max_header_bytes} bytes")
-        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(head + b"\r\n\r\n")
-        sender = _addresses(headers, "Sender")
-        authors = _addresses(headers, "From")
+        headers = read_headers(head + b"\r\n\r\n")
+        sender = headers.addresses("Sender")
+        authors = headers.addresses("From")
         if len(sender) > 1:
             raise BadPickupFile("the Sender: field must hold one address")
         if not sender and len(authors) != 1:
             raise BadPickupFile("a From: address is required (several need a Sender:)")
-        recipients = list(dict.fromkeys(a for name in ("To", "Cc", "Bcc") for a in _addresses(headers, name)))
+        recipients = list(dict.fromkeys(a for name in ("To", "Cc", "Bcc") for a in headers.addresses(name)))
         if not recipients:
             raise BadPickupFile("there is no To:, Cc: or Bcc: recipient")
         if len(recipients) > self.max_recipients:
             raise BadPickupFile(f"more than {self.max_recipients} recipients")
         added = [f"Received: from localhost by {self.hostname} (mailroom Pickup); "
                  f"{email.utils.formatdate(localtime=False)}"]
-        if not headers.get("Message-ID"):
+        if not headers.message_id:
             added.append(f"Message-ID: {email.utils.make_msgid(domain=self.hostname)}")
         if not headers.get("Date"):
             added.append(f"Date: {email.utils.formatdate(localtime=False)}")
-        if not _addresses(headers, "To") and not _addresses(headers, "Cc"):
+        if not headers.addresses("To") and not headers.addresses("Cc"):
             added.append("To: undisclosed-recipients:;")
         kept = [field for field in _fields(head) if not _stripped(field)]
         final = "".join(f"{line}\r\n" for line in added).encode() + b"".join(kept) + b"\r\n" + body
-        final_headers = BytesHeaderParser(policy=email.policy.default).parsebytes(final)
-        mail_from = header_sender(headers)
-        return Submission(mail_from=mail_from, recipients=tuple(Recipient(a) for a in recipients), raw=final,
-                          source="PICKUP", connector=CONNECTOR, client_hostname="localhost"), final_headers
+        final_headers = read_headers(final)
+        return Submission(mail_from=final_headers.sender, recipients=tuple(Recipient(a) for a in recipients),
+                          raw=final, source="PICKUP", connector=CONNECTOR, client_hostname="localhost",
+                          headers=final_headers)
 
     def _badmail(self, working: Path, reason: str) -> None:
         bad = working.with_suffix(".bad")
@@ -170,11 +168,6 @@ def _claim(path: Path) -> Path:
         target = path.with_name(f"{path.stem}{datetime.now(UTC):%Y%m%d%H%M%S%f}.tmp")
     path.rename(target)
     return target
-
-
-def _addresses(headers: Message, name: str) -> list[str]:
-    values = [str(v) for v in headers.get_all(name, [])]
-    return [address for _, address in email.utils.getaddresses(values) if address]
 
 
 def _fields(head: bytes) -> list[bytes]:

@@ -334,10 +334,3 @@ class QueueDatabase:
 def now() -> float:
     return time.time()
 
-
-def header(headers: Any, name: str) -> str:
-    """A header's value as text; "" when absent or too malformed to read (not a reason to refuse mail)."""
-    try:
-        return str(headers.get(name, "") or "").strip()
-    except Exception:
-        return ""

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.policy
 import email.utils
 import fcntl
 import logging
@@ -41,7 +40,6 @@ from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from email.parser import BytesHeaderParser
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -51,9 +49,10 @@ from mailroom.store import Store
 
 from . import dsn
 from .agents import Agents, MailItem, Quarantine, Reject
-from .categorizer import UNREACHABLE_DELIVERY, Route, categorize, expand, record_expansion
+from .categorizer import UNREACHABLE_DELIVERY, Route, cached_routes, categorize, expand, record_expansion
 from .delivery import LocalDeliveries
 from .envelope import Recipient, Submission, SubmissionRefused
+from .headers import read_headers
 from .metrics import TransportMetrics
 from .outbound import RecipientOutcome
 from .queue import (
@@ -68,7 +67,6 @@ from .queue import (
     QueuedMessage,
     QueuedRecipient,
     body_of,
-    header,
     insert_message,
     now,
     remove_if_done,
@@ -263,7 +261,7 @@ class TransportService:
         """The agents' on_submitted: the submission as they leave it (a worker thread)."""
         raw, recipients, hold = self._on_submitted(submission.mail_from, list(submission.recipients), submission.raw,
                                                    message_id)
-        return replace(submission, raw=raw, recipients=tuple(recipients), hold=hold or submission.hold)
+        return replace(submission.with_content(raw), recipients=tuple(recipients), hold=hold or submission.hold)
 
     def _on_submitted(self, mail_from: str, recipients: list[Recipient], raw: bytes,
                       message_id: int) -> tuple[bytes, list[Recipient], str]:
@@ -312,15 +310,15 @@ class TransportService:
 
     def _new_message(self, submission: Submission) -> NewMessage:
         raw = submission.raw
-        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
-        internet_id = header(headers, "Message-ID")
+        headers = submission.headers or read_headers(raw)
+        internet_id = headers.message_id
         if not internet_id:  # the id local delivery recognises a redelivery by
             internet_id = email.utils.make_msgid(domain=self.settings.hostname)
             raw = f"Message-ID: {internet_id}\r\n".encode() + raw
         received = now()
         return NewMessage(
             internet_id=internet_id, mail_from=submission.mail_from.strip().removeprefix("<").removesuffix(">"),
-            subject=header(headers, "Subject"),
+            subject=headers.subject,
             source=submission.source, connector=submission.connector, client_ip=submission.client_ip,
             client_hostname=submission.client_hostname, submitter=submission.submitter, envid=submission.envid,
             ret=submission.ret, received=received, expires=received + self.settings.message_expiration_timeout,
@@ -399,9 +397,12 @@ class TransportService:
         if message.categorized:
             routes = [Route(r.address, r.next_hop, r.delivery_type) for r in work.recipients]
         else:
-            await self._expand_groups(work)
-            routes = await self._in_pool(partial(categorize, self.store, [r.address for r in work.recipients],
-                                                 smart_host=self.settings.smart_host, remote=self.remote is not None))
+            routes = cached_routes(self.store, [r.address for r in work.recipients])
+            if routes is None:
+                await self._expand_groups(work)
+                routes = await self._in_pool(partial(categorize, self.store, [r.address for r in work.recipients],
+                                                     smart_host=self.settings.smart_host,
+                                                     remote=self.remote is not None))
             self._awaiting_categorization.discard(message.id)
         pairs = list(zip(work.recipients, routes, strict=True))
         results: list[_Result] = []

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import email.policy
 import email.utils
 import logging
 import re
 import ssl
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
-from email.message import Message
-from email.parser import BytesHeaderParser
 from functools import partial
 from typing import Any, AnyStr
 
@@ -38,6 +35,7 @@ from mailroom.store.model import Mailbox
 from .agents import Agents, MailItem, Quarantine, Reject, SessionInfo
 from .backpressure import BackPressure
 from .envelope import Recipient, Submission, SubmissionRefused, Submitter
+from .headers import MessageHeaders, read_headers
 from .metrics import TransportMetrics
 from .tracking import MessageTrackingLog, TrackingEvent
 
@@ -51,6 +49,10 @@ _DEFAULT_ENHANCED = {500: b"5.5.2", 501: b"5.5.4", 502: b"5.5.1", 503: b"5.5.1",
 SEND_AS_DENIED = "550 5.7.1 Client does not have permissions to send as this sender"
 _XTEXT = re.compile(r"^(?:[!-*,-<>-~]|\+[0-9A-F]{2})*$")  # RFC 3461 section 4
 _NOTIFY = {"SUCCESS", "FAILURE", "DELAY"}
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# <local@domain> with a dot-atom local part and a host name, then the parameters (blanks before them skipped)
+_PLAIN_PATH = re.compile(rf"[ \t]*<(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>"
+                         rf"[ \t]*(?P<rest>(?:[^ \t(].*)?)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,14 @@ class ReceiveSMTP(SMTP):
         if isinstance(envelope, ReceiveEnvelope) and len(envelope.rcpt_tos) > count:
             envelope.recipients.append(Recipient(envelope.rcpt_tos[-1], notify, orcpt))
 
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's address parsing (the email package's RFC 5322 parser, and a class made at
+        every call) for anything but the common ``<dot-atom@domain>``, read here as it reads it."""
+        plain = _PLAIN_PATH.match(arg)
+        if plain is None or (self.local_part_limit and len(plain["local"]) > self.local_part_limit):
+            return super()._getaddr(arg)
+        return f"{plain['local']}@{plain['domain']}", plain["rest"]
+
     async def smtp_AUTH(self, arg: str) -> None:
         if not self.handler.listener.submission:  # the inbound role offers no mechanism (as Exchange's)
             await self.push("504 5.7.4 Unrecognized authentication type")
@@ -285,7 +295,7 @@ class ReceiveHandler:
                           rcpt_options: list[str]) -> str:
         if len(envelope.rcpt_tos) >= self.listener.max_recipients:
             return "452 4.5.3 Too many recipients"
-        if not self.listener.submission:
+        if not self.listener.submission and not self.store.directory.known_recipient(address):
             refusal = await asyncio.get_running_loop().run_in_executor(self.executor, self._refusal, address)
             if refusal:
                 return refusal
@@ -306,19 +316,20 @@ class ReceiveHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(envelope, ReceiveEnvelope)
         content = envelope.original_content or b""
-        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(content)
+        headers = read_headers(content)
         if self.listener.submission and not _sends_as_self(session.auth_data, headers):
             self.metrics.messages_refused.labels(self.listener.name).inc()
             return SEND_AS_DENIED
-        message_id = str(headers.get("Message-ID", "")).strip()
+        message_id = headers.message_id
         added = b""
         if not message_id:
             message_id = email.utils.make_msgid(domain=self.listener.hostname)
             added = f"Message-ID: {message_id}\r\n".encode()
-        raw = self._received(server, session, envelope) + added + content
-        submission = self._submission(server, session, envelope, raw)
+        prefix = self._received(server, session, envelope) + added
+        headers = MessageHeaders(read_headers(prefix).fields + headers.fields)
+        submission = self._submission(server, session, envelope, prefix + content, headers)
         if self.agents:
-            item = MailItem(submission.mail_from, list(submission.recipients), raw)
+            item = MailItem(submission.mail_from, list(submission.recipients), submission.raw)
             try:
                 await asyncio.get_running_loop().run_in_executor(
                     self.executor, partial(self._end_of_data, self._session_info(session), item))
@@ -327,7 +338,7 @@ class ReceiveHandler:
                 return refused.reply
             except Quarantine as held:
                 submission = replace(submission, hold=held.description)
-            submission = replace(submission, raw=item.raw, recipients=tuple(item.recipients))
+            submission = replace(submission.with_content(item.raw), recipients=tuple(item.recipients))
         try:
             internal_id = await self.submitter.submit(submission)
         except SubmissionRefused as refused:
@@ -339,7 +350,7 @@ class ReceiveHandler:
         self.metrics.messages_received.labels(self.listener.name).inc()
         self.tracking.record(self._event(server, submission, headers, message_id, internal_id))
         log.debug("%s from %s accepted on %s as %s", message_id, submission.mail_from or "<>", self.listener.name,
-                 internal_id)
+                  internal_id)
         return (f"250 2.6.0 {message_id} [InternalId={internal_id}, Hostname={self.listener.hostname}] "
                 "Queued mail for delivery")
 
@@ -350,7 +361,8 @@ class ReceiveHandler:
         finally:
             item.content()  # the changes, written back to item.raw
 
-    def _submission(self, server: SMTP, session: Session, envelope: ReceiveEnvelope, raw: bytes) -> Submission:
+    def _submission(self, server: SMTP, session: Session, envelope: ReceiveEnvelope, raw: bytes,
+                    headers: MessageHeaders) -> Submission:
         ip = session.peer[0] if session.peer else ""
         submitter = session.auth_data.address if isinstance(session.auth_data, Mailbox) else None
         extra = {"helo": session.host_name or ""}
@@ -360,16 +372,16 @@ class ReceiveHandler:
         return Submission(mail_from=_reverse_path(envelope.mail_from or ""), recipients=tuple(envelope.recipients),
                           raw=raw, source="SMTP", connector=self.listener.name, client_ip=ip,
                           client_hostname=session.host_name or "", submitter=submitter, envid=envelope.envid,
-                          ret=envelope.ret, extra=extra)
+                          ret=envelope.ret, extra=extra, headers=headers)
 
-    def _event(self, server: SMTP, submission: Submission, headers: Message, message_id: str,
+    def _event(self, server: SMTP, submission: Submission, headers: MessageHeaders, message_id: str,
                internal_id: str) -> TrackingEvent:
         local = server.transport.get_extra_info("sockname") if server.transport else None
         return TrackingEvent(
             event_id="RECEIVE", source="SMTP", internal_message_id=internal_id, message_id=message_id,
             recipient_address=[r.address for r in submission.recipients], total_bytes=len(submission.raw),
-            recipient_count=len(submission.recipients), message_subject=str(headers.get("Subject", "")),
-            sender_address=header_sender(headers) or submission.mail_from, return_path=submission.mail_from or "<>",
+            recipient_count=len(submission.recipients), message_subject=headers.subject,
+            sender_address=headers.sender or submission.mail_from, return_path=submission.mail_from or "<>",
             directionality="Originating" if submission.submitter else "Incoming", client_ip=submission.client_ip,
             client_hostname=submission.client_hostname, server_ip=local[0] if local else "",
             server_hostname=self.listener.hostname, connector_id=self.listener.name)
@@ -387,15 +399,6 @@ class ReceiveHandler:
         return f"Received: {value}\r\n".encode()
 
 
-def header_sender(headers: Message) -> str:
-    """The message's sender as the tracking log records it: Sender:, else the first From: address."""
-    for name in ("Sender", "From"):
-        addresses = [a for _, a in email.utils.getaddresses([str(v) for v in headers.get_all(name, [])]) if a]
-        if addresses:
-            return addresses[0]
-    return ""
-
-
 def _reverse_path(address: str) -> str:
     return "" if address == "<>" else address
 
@@ -407,10 +410,9 @@ def _own(mailbox: object, address: str) -> bool:
     return address.lower() in {mailbox.address.lower(), *(a.lower() for a in mailbox.aliases)}
 
 
-def _sends_as_self(mailbox: object, headers: Message) -> bool:
+def _sends_as_self(mailbox: object, headers: MessageHeaders) -> bool:
     """Every From: and Sender: address is the user's own, and there is at least one."""
-    values = [str(v) for name in ("From", "Sender") for v in headers.get_all(name, [])]
-    addresses = [a for _, a in email.utils.getaddresses(values)]
+    addresses = headers.addresses("From") + headers.addresses("Sender")
     return bool(addresses) and all(_own(mailbox, a) for a in addresses)
 
 

@@ -13,8 +13,9 @@ import io
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from mailroom import __version__
 from mailroom.server.config import Config
@@ -70,26 +71,22 @@ FIELDS = ("date-time", "client-ip", "client-hostname", "server-ip", "server-host
 _ATTRS = {f.name for f in fields(TrackingEvent)}
 _MULTI = ("recipient_address", "recipient_status")
 _INTS = ("total_bytes", "recipient_count")
+_COLUMNS = tuple(name.replace("-", "_") for name in FIELDS)
+_AT = {attr: i for i, attr in enumerate(_COLUMNS)}
 
 
 def _row(event: TrackingEvent, log_subject: bool) -> list[str]:
-    values = []
-    for name in FIELDS:
-        attr = name.replace("-", "_")
-        if attr == "date_time":
-            values.append(event.date_time.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
-        elif attr == "message_subject" and not log_subject:
-            values.append("")
-        elif attr in _MULTI:
-            values.append(";".join(getattr(event, attr)))
-        elif attr in _INTS:
-            value = getattr(event, attr)
-            values.append("" if value is None else str(value))
-        elif attr == "schema_version":
-            values.append(__version__)
-        else:
-            values.append(str(getattr(event, attr, "")) if attr in _ATTRS else "")
-    return values
+    found = vars(event)
+    row = [str(found.get(attr, "")) for attr in _COLUMNS]  # every text field; the others set below
+    row[_AT["date_time"]] = event.date_time.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    for attr in _MULTI:
+        row[_AT[attr]] = ";".join(found[attr])
+    for attr in _INTS:
+        row[_AT[attr]] = "" if found[attr] is None else str(found[attr])
+    if not log_subject:
+        row[_AT["message_subject"]] = ""
+    row[_AT["schema_version"]] = __version__
+    return row
 
 
 def _event(row: dict[str, str]) -> TrackingEvent:
@@ -154,8 +151,9 @@ class MessageTrackingLog:
         self.log_subject = log_subject
         self.enabled = enabled
         self._lock = threading.Lock()
-        self._file: io.TextIOWrapper | None = None
-        self._day = ""
+        self._file: BinaryIO | None = None
+        self._size = 0  # bytes in the current file (counted: a text file's tell() is slow)
+        self._date: date | None = None  # the day (UTC) of the current file
 
     @classmethod
     def configured(cls, config: Config) -> MessageTrackingLog:
@@ -172,30 +170,33 @@ class MessageTrackingLog:
             return
         line = io.StringIO()
         csv.writer(line, lineterminator="\r\n").writerow(_row(event, self.log_subject))
+        data = line.getvalue().encode()
         with self._lock:
             out = self._current(event.date_time.astimezone(UTC))
-            out.write(line.getvalue())
+            out.write(data)
             out.flush()
+            self._size += len(data)
 
-    def _current(self, now: datetime) -> io.TextIOWrapper:
-        day = now.strftime("%Y%m%d")
-        if self._file is not None and day == self._day and self._file.tell() < self.max_file_bytes:
+    def _current(self, now: datetime) -> BinaryIO:
+        if self._file is not None and now.date() == self._date and self._size < self.max_file_bytes:
             return self._file
         if self._file is not None:
             self._file.close()
         self.directory.mkdir(parents=True, exist_ok=True)
         self._prune(now)
-        self._day = day
-        self._file = self._new_file(day, now)
+        self._date = now.date()
+        self._file = self._new_file(now.strftime("%Y%m%d"), now)
         return self._file
 
-    def _new_file(self, day: str, now: datetime) -> io.TextIOWrapper:
+    def _new_file(self, day: str, now: datetime) -> BinaryIO:
         numbers = [int(p.stem.rsplit("-", 1)[1]) for p in self.directory.glob(f"{PREFIX}{day}-*.log")]
         path = self.directory / f"{PREFIX}{day}-{max(numbers, default=0) + 1}.log"
-        out = path.open("a", encoding="utf-8", newline="")
-        out.write(f"#Software: mailroom\r\n#Version: {__version__}\r\n#Log-Type: Message Tracking Log\r\n"
-                  f"#Date: {now.isoformat(timespec='milliseconds').replace('+00:00', 'Z')}\r\n"
-                  f"#Fields: {','.join(FIELDS)}\r\n")
+        out = path.open("ab")
+        head = (f"#Software: mailroom\r\n#Version: {__version__}\r\n#Log-Type: Message Tracking Log\r\n"
+                f"#Date: {now.isoformat(timespec='milliseconds').replace('+00:00', 'Z')}\r\n"
+                f"#Fields: {','.join(FIELDS)}\r\n").encode()
+        out.write(head)
+        self._size = out.tell()
         return out
 
     def _prune(self, now: datetime) -> None:
