@@ -6,13 +6,16 @@ delegate); on both back ends."""
 
 from __future__ import annotations
 
+import smtplib
 from datetime import timedelta
 
+import icalendar
 import pytest
 from exchangelib import Attendee, CalendarItem, EWSDateTime, EWSTimeZone
 from exchangelib.errors import ErrorAccessDenied
 from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY, MeetingCancellation, MeetingRequest, MeetingResponse
 
+from mailroom.content.meetings import calendar_part
 from mailroom.store.model import Mailbox
 
 from .conftest import PASSWORD, make_account, new_domain, new_mailbox
@@ -45,12 +48,14 @@ def add_delegates(server, principal: Mailbox, delegates: dict[Mailbox, str], del
     assert {c.text for c in root.iterfind(".//m:ResponseCode", NS)} == {"NoError"}
 
 
-def invite(server, organizer: Mailbox, attendee: Mailbox, subject: str) -> CalendarItem:  # noqa: ANN001
+def invite(server, organizer: Mailbox, attendee: Mailbox, subject: str,  # noqa: ANN001
+           *others: Mailbox) -> CalendarItem:
     account = make_account(server, organizer.address)
     start = EWSDateTime(2031, 5, 5, 10, 0, tzinfo=ZONE)
     item = CalendarItem(account=account, folder=account.calendar, subject=subject, start=start,
                         end=start + timedelta(hours=1), location="Room 7", body="Agenda",
-                        required_attendees=[Attendee(mailbox=attendee.address, response_type="Unknown")])
+                        required_attendees=[Attendee(mailbox=a.address, response_type="Unknown")
+                                            for a in (attendee, *others)])
     item.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
     server.settle()
     return item
@@ -94,6 +99,9 @@ def test_a_delegate_gets_a_copy_and_accepts_for_the_principal(server, server_sto
     [reply] = [m for m in as_olga.inbox.all() if isinstance(m, MeetingResponse)]
     assert reply.author.email_address == pia.address  # from the principal, on behalf of...
     assert reply.sender.email_address == dan.address  # ...the delegate
+    [event] = icalendar.Calendar.from_ical(calendar_part(reply.mime_content)).walk("VEVENT")
+    attendee = event["attendee"]  # the principal answers, the delegate sent it (RFC 5545 SENT-BY)
+    assert str(attendee) == f"mailto:{pia.address}" and attendee.params["SENT-BY"] == f"mailto:{dan.address}"
     # The organizer's response also reaches nobody else: it was the principal's answer.
     assert [m for m in as_pia.inbox.all() if isinstance(m, MeetingResponse)] == []
 
@@ -140,3 +148,25 @@ def test_deliver_meeting_requests(server, server_store, people, deliver, princip
     assert len(cancelled) == (1 if copied else 0)
     if copied:
         assert cancelled[0].received_representing.email_address == pia.address
+
+
+def test_a_delegate_who_is_also_an_attendee_gets_both_copies_exactly_once(server, server_store, people):
+    """The delegate's own copy and its copy for the principal share a Message-ID; each is delivered
+    once, and delivering the same message again adds neither."""
+    olga, pia, dan, _eve = people
+    add_delegates(server, pia, {dan: "true"}, "DelegatesAndMe")
+    invite(server, olga, pia, "Offsite", dan)
+    as_dan, as_pia = make_account(server, dan.address), make_account(server, pia.address)
+
+    def copies() -> list[tuple[bool, str | None]]:
+        return sorted((bool(m.is_delegated), m.received_representing.email_address if m.is_delegated else None)
+                      for m in requests_in(as_dan.inbox, "Offsite"))
+
+    assert copies() == [(False, None), (True, pia.address)]
+    [own] = requests_in(as_pia.inbox, "Offsite")
+    host, port = server.smtp_url.removeprefix("smtp://").rsplit(":", 1)
+    with smtplib.SMTP(host, int(port), timeout=30) as smtp:  # the same message delivered again
+        smtp.sendmail(olga.address, [pia.address, dan.address], own.mime_content)
+    server.settle()
+    assert copies() == [(False, None), (True, pia.address)]
+    assert len(requests_in(as_pia.inbox, "Offsite")) == 1

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from exchangelib import DELEGATE, UTC, Account, CalendarItem, Configuration, Credentials, EWSDateTime, Message
 from exchangelib import Mailbox as EwsMailbox
-from exchangelib.errors import ErrorAccessDenied
+from exchangelib.errors import ErrorAccessDenied, ErrorInvalidSubscriptionRequest
 from exchangelib.transport import BASIC
 
 from mailroom.access.permissions import Right, level_rights
@@ -370,3 +370,24 @@ def test_find_folder_counts_only_the_folders_the_delegate_sees(server, server_st
     first = '<m:IndexedPageFolderView MaxEntriesReturned="1" Offset="0" BasePoint="Beginning"/>'
     assert find(dan, first) == ("2", ["B"], "false")
     assert find(dan, first.replace('Offset="0"', 'Offset="1"')) == ("2", ["C"], "true")
+
+
+def test_a_delegate_gets_no_notifications_of_the_owners_folders(server, server_store, people):
+    """Subscriptions are to the caller's own mailbox: a delegate (here without ViewPrivateItems)
+    cannot subscribe to the owner's folders, so no event (a private item's id included) reaches it
+    that way; the owner's own subscription reports private items as any other."""
+    owner, dan, _sam = people
+    assert delegate_codes(call(server, owner, add(owner, dan.address, {"Inbox": "Reviewer"},
+                                                  "<t:ViewPrivateItems>false</t:ViewPrivateItems>"))) == ["NoError"]
+    root = ids.folder_id(owner.guid, server_store.folders.distinguished(owner, "root").id)
+    assert codes(call(server, owner, set_permissions(root, permission(dan.address, "Reviewer")))) == ["NoError"]
+    as_dan = delegate_account(server, owner, dan)
+    with pytest.raises(ErrorInvalidSubscriptionRequest):
+        as_dan.inbox.subscribe_to_pull()
+    with pytest.raises(ErrorInvalidSubscriptionRequest):
+        as_dan.inbox.subscribe_to_streaming()
+    as_owner = make_account(server, owner.address)
+    sid, watermark = as_owner.inbox.subscribe_to_pull(event_types=["CreatedEvent"])
+    Message(account=as_owner, folder=as_owner.inbox, subject="secret", sensitivity="Private", body="x").save()
+    [note] = list(as_owner.inbox.get_events(sid, watermark))
+    assert [type(e).__name__ for e in note.events] == ["CreatedEvent"]

@@ -41,6 +41,7 @@ class Attendee:
     response: str = "Unknown"  # an EWS ResponseType
     responded: str | None = None  # LastResponseTime
     proposed: tuple[str, str] | None = None  # ProposedStart, ProposedEnd (UTC text) of a new time proposed
+    sent_by: str | None = None  # the address of a delegate answering for the attendee (SENT-BY)
 
 
 @dataclass
@@ -166,6 +167,8 @@ def _event(meeting: Meeting) -> icalendar.Event:
             params = {"ROLE": _ROLES[attendee.role], "PARTSTAT": partstat}
             if meeting.method == "REQUEST":
                 params["RSVP"] = "TRUE"
+            if attendee.sent_by:  # RFC 5545 3.2.18: the attendee stays the principal
+                params["SENT-BY"] = f"mailto:{attendee.sent_by}"
             event.add("attendee", _address(attendee.address, **params))
     return event
 

@@ -231,7 +231,8 @@ def respond(op: Operation, node: etree._Element, disposition: str, saved_el: etr
                  "From": recipients.build("From", [me], single=True)}  # a delegate's: on behalf of the principal
         mine = next((a for a in read_attendees(item.props) if (a.address.email or "").lower() == mailbox.address),
                     Attendee(me))
-        meeting = _meeting(item, "REPLY", [Attendee(me, mine.role, response)])
+        sent_by = holder.address if holder.id != mailbox.id else None  # a delegate answering for its principal
+        meeting = _meeting(item, "REPLY", [Attendee(me, mine.role, response, sent_by=sent_by)])
         if proposal is not None:  # a new time proposed: METHOD:COUNTER whose DTSTART/DTEND are the proposal
             meeting.method, (meeting.start, meeting.end) = "COUNTER", proposal
             props["Subject"] = f"New Time Proposed: {item.props.get('Subject') or ''}"

@@ -79,8 +79,9 @@ _ATTACHMENTS_OF = Prepared(select(*[c for c in t.attachments.c if c.key != "cont
 
 _TARGET = select(t.folders.c.id).where(t.folders.c.mailbox_id == bindparam("mailbox"),
                                       t.folders.c.distinguished_id == bindparam("folder"))
-_HOLDS_MESSAGE = select(t.items.c.id).where(t.items.c.mailbox_id == bindparam("mailbox"),
-                                           t.items.c.message_id == bindparam("message_id")).limit(1)
+_HOLDS_MESSAGE = select(t.items.c.props).where(t.items.c.mailbox_id == bindparam("mailbox"),
+                                              t.items.c.message_id == bindparam("message_id"))
+_DELIVERY_KEY = "_DeliveryKey"  # the stored Delivery.key of a delivered item (internal: no EWS property)
 _INSERT_ITEM, _INSERT_MIME = insert(t.items), insert(t.item_mime)  # values as parameters: compiled once
 DELIVERED, DUPLICATE, GONE = "delivered", "duplicate", "gone"
 
@@ -236,12 +237,12 @@ class Items:
     def deliver(self, deliveries: list[Delivery]) -> list[str]:
         """Put each message in its mailbox's Inbox (or ``Delivery.folder``), all in one transaction (one commit, so one
         fsync for the lot). One outcome per delivery, in order: DELIVERED; DUPLICATE when the
-        mailbox already holds that Message-ID (an earlier delivery of the batch included); GONE
-        when the mailbox no longer exists."""
+        mailbox already holds that Message-ID with the same ``Delivery.key`` (an earlier delivery
+        of the batch included); GONE when the mailbox no longer exists."""
         outcomes = []
         with writing(self.engine, {d.mailbox.database_id for d in deliveries}) as w:
             inboxes: dict[tuple[int, str], int | None] = {}  # (mailbox, distinguished folder) -> folder
-            taken: set[tuple[int, str]] = set()  # (mailbox, Message-ID) delivered earlier in this batch
+            taken: set[tuple[int, str, str | None]] = set()  # (mailbox, Message-ID, key) delivered earlier in the batch
             entries: list[tuple[Mailbox, int, NewItem]] = []
             for d in deliveries:
                 target = (d.mailbox.id, d.folder)
@@ -250,12 +251,13 @@ class Items:
                 inbox = inboxes[target]
                 if inbox is None:
                     outcomes.append(GONE)
-                elif d.message_id and ((d.mailbox.id, d.message_id) in taken or w.conn.scalar(
-                        _HOLDS_MESSAGE, {"mailbox": d.mailbox.id, "message_id": d.message_id})):
+                elif d.message_id and ((d.mailbox.id, d.message_id, d.key) in taken or _holds(w.conn, d)):
                     outcomes.append(DUPLICATE)
                 else:
                     if d.message_id:
-                        taken.add((d.mailbox.id, d.message_id))
+                        taken.add((d.mailbox.id, d.message_id, d.key))
+                    if d.key is not None:
+                        d.item.props[_DELIVERY_KEY] = d.key
                     entries.append((d.mailbox, inbox, d.item))
                     outcomes.append(DELIVERED)
             self._insert_many(w, entries, "created")
@@ -559,6 +561,13 @@ class Items:
         w.conn.execute(delete(t.item_mime).where(t.item_mime.c.item_id == row.id))
         if journal:
             self._touch(w, mailbox, row.id, "modified", row.folder_id)
+
+
+def _holds(conn: Connection, d: Delivery) -> bool:
+    """Whether ``d.mailbox`` holds ``d`` already: an item of its Message-ID and key (the index on
+    Message-ID finds the few candidates)."""
+    found = conn.scalars(_HOLDS_MESSAGE, {"mailbox": d.mailbox.id, "message_id": d.message_id})
+    return any((props or {}).get(_DELIVERY_KEY) == d.key for props in found)
 
 
 def _with_picture(props: dict[str, Any], picture: bool) -> dict[str, Any]:

@@ -168,12 +168,15 @@ class NewItem:
 @dataclass(slots=True)
 class Delivery:
     """A message for one mailbox's Inbox, or another of its distinguished folders (``Items.deliver``);
-    ``message_id`` recognises a redelivery."""
+    ``message_id`` with ``key`` recognises a redelivery. ``key`` tells apart copies of one message
+    a mailbox keeps side by side: a delegate's copy of its principal's meeting message names the
+    principal, the mailbox's own copy (None) nobody."""
 
     mailbox: Mailbox
     item: NewItem
     message_id: str | None = None
     folder: str = "inbox"
+    key: str | None = None
 
 
 @dataclass(slots=True)

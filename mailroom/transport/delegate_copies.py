@@ -37,7 +37,7 @@ def route(store: Store, principal: Mailbox, item: NewItem, message_id: str | Non
     if setting == "NoForward" or not delegates:
         return "inbox", []
     copies = [Delivery(delegate, NewItem(props=_copy_props(props, principal, delegate), body=item.body, mime=item.mime,
-                                         attachments=item.attachments), message_id)
+                                         attachments=item.attachments), message_id, key=principal.address)
               for delegate in delegates]
     if setting == "DelegatesAndSendInformationToMe" and props.get("ItemClass", "").startswith(
             "IPM.Schedule.Meeting.Request"):
