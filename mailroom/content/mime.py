@@ -47,10 +47,10 @@ _C1 = {i: bytes([i]).decode("cp1252", "replace") for i in range(0x80, 0xA0)}
 _LINE_BREAK = re.compile(r"\r|\n")  # as the email package unfolds
 _PLAIN = re.compile(r"[^\"()\\]*")  # nothing a structured field's parser would treat specially
 _PLAIN_KINDS = (headerregistry.UnstructuredHeader, headerregistry.DateHeader)  # a Date reads as written: same date
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_ADDR_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*"
+ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"  # RFC 5322 atext, as a regex (also for SMTP paths)
+_ADDR_SPEC = rf"{ATOM}(?:\.{ATOM})*@{ATOM}(?:\.{ATOM})*"
 _MSG_ID = re.compile(rf"<{_ADDR_SPEC}>")
-_MAILBOX = rf"[ \t]*(?:(?:{_ATOM}[ \t]+)*(?:{_ATOM}[ \t]*)?<{_ADDR_SPEC}>|{_ADDR_SPEC})[ \t]*"
+_MAILBOX = rf"[ \t]*(?:(?:{ATOM}[ \t]+)*(?:{ATOM}[ \t]*)?<{_ADDR_SPEC}>|{_ADDR_SPEC})[ \t]*"
 _ADDRESS_LIST = re.compile(rf"{_MAILBOX}(?:,{_MAILBOX})*")
 _ADDRESS_HEADERS = (("From", "From", True), ("Sender", "Sender", True), ("To", "ToRecipients", False),
                     ("Cc", "CcRecipients", False), ("Bcc", "BccRecipients", False), ("Reply-To", "ReplyTo", False))

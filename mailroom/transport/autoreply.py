@@ -30,8 +30,10 @@ _BULK = ("bulk", "list", "junk")
 
 def respond(store: Store, mailbox: Mailbox, parsed: ParsedMessage) -> None:
     """Answer a message just delivered to ``mailbox`` if its OOF is on and the message deserves it.
-    Asked for every delivered message, so the common answer (OOF off) comes from a cache."""
-    if not oof.load_cached(store, mailbox).active(datetime.now(UTC)):
+    Asked for every delivered message, so the settings come from a cache (``claim_reply``, which
+    records the answer, reads them afresh)."""
+    settings = oof.load_cached(store, mailbox)
+    if not settings.active(datetime.now(UTC)):
         return
     headers = parsed.message
     if headers is None:
@@ -40,9 +42,6 @@ def respond(store: Store, mailbox: Mailbox, parsed: ParsedMessage) -> None:
     if sender is None or sender == mailbox.address.lower() or sender in mailbox.aliases or _automatic(headers):
         return
     internal = store.directory.accepts(sender.rpartition("@")[2])
-    settings = oof.load(store, mailbox)
-    if not settings.active(datetime.now(UTC)):
-        return
     if not internal and not _may_answer_external(store, mailbox, settings, sender):
         return
     settings = oof.claim_reply(store, mailbox, sender, datetime.now(UTC))

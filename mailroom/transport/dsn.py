@@ -12,7 +12,6 @@ import email.utils
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage, Message
-from email.parser import BytesHeaderParser
 
 from .headers import read_headers
 from .queue import NewMessage, QueuedMessage, now
@@ -75,18 +74,18 @@ def item_class(raw: bytes) -> str:
 def build(*, action: str, reporting_mta: str, to: str, original: bytes, recipients: list[DsnRecipient],
           envid: str | None, ret: str | None, arrival: float, retry_until: float | None = None) -> bytes:
     """The DSN for ``recipients`` (all with ``action``) of ``original``, addressed to ``to``."""
-    headers = BytesHeaderParser(policy=email.policy.default).parsebytes(original)
+    headers = read_headers(original)
     domain = to.rpartition("@")[2] or reporting_mta
     report = EmailMessage(policy=email.policy.SMTP)
     report["From"] = f"Mail Delivery System <postmaster@{domain}>"
     report["To"] = to
-    report["Subject"] = f"{_KINDS[action][1]}: {headers.get('Subject', '')}"
+    report["Subject"] = f"{_KINDS[action][1]}: {headers.subject}"
     report["Date"] = email.utils.formatdate(localtime=False)
     report["Message-ID"] = email.utils.make_msgid(domain=reporting_mta)
     report["Auto-Submitted"] = "auto-replied"
-    if headers.get("Message-ID"):
-        report["In-Reply-To"] = str(headers["Message-ID"])
-        report["References"] = str(headers["Message-ID"])
+    if headers.message_id:
+        report["In-Reply-To"] = headers.message_id
+        report["References"] = headers.message_id
     report.set_content(_human(action, recipients))
     report.make_mixed()
     report.attach(_status_part(reporting_mta, recipients, envid, arrival, retry_until))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from mailroom.content.mime import field_text
 
@@ -40,15 +41,15 @@ class MessageHeaders:
         """The addresses in every ``name`` field."""
         return [a for _, a in email.utils.getaddresses(self.get_all(name)) if a]
 
-    @property
+    @cached_property
     def message_id(self) -> str:
         return self.get("Message-ID")
 
-    @property
+    @cached_property
     def subject(self) -> str:
         return self.get("Subject")
 
-    @property
+    @cached_property
     def sender(self) -> str:
         """The message's sender as the tracking log records it: Sender:, else the first From: address."""
         for name in ("Sender", "From"):

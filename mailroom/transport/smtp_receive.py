@@ -29,6 +29,7 @@ from typing import Any, AnyStr
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from mailroom.access.auth import Authenticator
+from mailroom.content.mime import ATOM
 from mailroom.store import Store
 from mailroom.store.model import Mailbox
 
@@ -49,9 +50,8 @@ _DEFAULT_ENHANCED = {500: b"5.5.2", 501: b"5.5.4", 502: b"5.5.1", 503: b"5.5.1",
 SEND_AS_DENIED = "550 5.7.1 Client does not have permissions to send as this sender"
 _XTEXT = re.compile(r"^(?:[!-*,-<>-~]|\+[0-9A-F]{2})*$")  # RFC 3461 section 4
 _NOTIFY = {"SUCCESS", "FAILURE", "DELAY"}
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 # <local@domain> with a dot-atom local part and a host name, then the parameters (blanks before them skipped)
-_PLAIN_PATH = re.compile(rf"[ \t]*<(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>"
+_PLAIN_PATH = re.compile(rf"[ \t]*<(?P<local>{ATOM}(?:\.{ATOM})*)@(?P<domain>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>"
                          rf"[ \t]*(?P<rest>(?:[^ \t(].*)?)$", re.DOTALL)
 
 
