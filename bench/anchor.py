@@ -1,11 +1,13 @@
 """The anchor for the EWS benchmark: the same HTTP stack (aiohttp, same runner settings) serving
-a trivial, constant SOAP response. Run as ``python -m bench.anchor PORT``."""
+a trivial, constant SOAP response, on the same event loop (uvloop). Run as
+``python -m bench.anchor PORT``."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 
+import uvloop
 from aiohttp import web
 
 BODY = (b'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
@@ -29,4 +31,4 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    uvloop.run(main(int(sys.argv[1])))

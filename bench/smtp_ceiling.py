@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import uvloop
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 
@@ -32,4 +33,4 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    uvloop.run(main(int(sys.argv[1])))

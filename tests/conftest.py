@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -20,11 +21,11 @@ from typing import ClassVar
 import psycopg
 import pytest
 import requests
+from argon2 import PasswordHasher, profiles
 from exchangelib import DELEGATE, IMPERSONATION, Account, Configuration, Credentials
 from exchangelib.protocol import BaseProtocol
 from exchangelib.transport import BASIC
 
-from mailroom.access.passwords import hash_password
 from mailroom.server import config as configuration
 from mailroom.server.app import serve
 from mailroom.store import Store
@@ -34,6 +35,10 @@ from .schema_check import problems
 
 PG_DSN = os.environ.get("MAILROOM_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 PASSWORD = "correct horse battery staple"
+# Test mailboxes get argon2id hashes at argon2's cheapest parameters: verification reads the
+# parameters from the hash, so a test login costs microseconds instead of half a second of CPU.
+# The production parameters stay covered where the CLI hashes (test_cli).
+_TEST_HASHER = PasswordHasher.from_parameters(profiles.CHEAPEST)
 
 
 def _pg_available() -> bool:
@@ -44,12 +49,19 @@ def _pg_available() -> bool:
         return False
 
 
+def pytest_report_header() -> str | None:
+    """The notice that PostgreSQL tests are skipped, in the header: the controller prints it,
+    where a fixture's print in an xdist worker would not be seen."""
+    if _pg_available():
+        return None
+    return f"*** PostgreSQL is not reachable at {PG_DSN} - PostgreSQL back-end tests are SKIPPED ***"
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str | None]:
-    """A fresh PostgreSQL database for this test run, dropped at the end; None (loudly) when
-    no PostgreSQL is reachable."""
+    """A fresh PostgreSQL database for this test run (for each xdist worker), dropped at the end;
+    None when no PostgreSQL is reachable (the run's header says so)."""
     if not _pg_available():
-        print("\n*** PostgreSQL is not reachable at", PG_DSN, "- PostgreSQL back-end tests are SKIPPED ***\n")
         yield None
         return
     name = f"mailroom_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
@@ -67,10 +79,21 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store brought to the newest schema once per run: each test's store is a copy, so
+    the Alembic migrations (test_migrations runs them) are not run again for every test."""
+    path = tmp_path_factory.mktemp("template") / "mailroom.db"
+    Store.open(f"sqlite:///{path}", pool_size=1).close()
+    return path
+
+
 @pytest.fixture
 def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'mailroom.db'}"
+        path = tmp_path / "mailroom.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
     url = request.getfixturevalue("pg_url")
     if url is None:
         pytest.skip("PostgreSQL is not reachable (see the notice at the top of the run)")
@@ -90,8 +113,13 @@ def new_domain(store: Store) -> str:
     return domain
 
 
+def password_hash() -> str:
+    """An argon2id hash of ``PASSWORD`` for a test mailbox (cheap parameters, see _TEST_HASHER)."""
+    return _TEST_HASHER.hash(PASSWORD)
+
+
 def new_mailbox(store: Store, domain: str, local: str = "user", name: str | None = None) -> Mailbox:
-    return store.directory.add_mailbox(f"{local}@{domain}", hash_password(PASSWORD), name)
+    return store.directory.add_mailbox(f"{local}@{domain}", password_hash(), name)
 
 
 def settle_queue(data_dir: Path, timeout: float = 30) -> None:

@@ -23,7 +23,7 @@ from exchangelib.recurrence import NumberedPattern, Recurrence, WeeklyPattern
 from . import test_ews_meetings
 from .conftest import PASSWORD, RunningServer, make_account, new_mailbox
 from .soap import codes, envelope, parse, post
-from .test_ews_meetings import _external_request, _invite, _remove, _request, _start
+from .test_ews_meetings import _external_request, _invited, _remove, _request, _start
 from .test_transport_outbound import Sink
 
 bob = test_ews_meetings.bob  # the attendee's mailbox (a fixture)
@@ -62,9 +62,7 @@ def _series(account, server, bob) -> tuple:
     first = _start()
     recurrence = Recurrence(pattern=WeeklyPattern(interval=1, weekdays=[first.isoweekday()]),
                             boundary=NumberedPattern(start=first.date(), number=WEEKS))
-    _invite(account, [bob.address, CAROL], subject="Weekly", recurrence=recurrence)
-    server.settle()
-    bob_account = make_account(server, bob.address)
+    _, bob_account = _invited(account, server, bob, (CAROL,), subject="Weekly", recurrence=recurrence)
     _request(bob_account, "Weekly").accept()
     server.settle()
     for message in account.inbox.all():

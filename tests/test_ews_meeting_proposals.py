@@ -9,22 +9,17 @@ from datetime import timedelta
 import pytest
 
 from . import test_ews_meetings
-from .conftest import PASSWORD, make_account
+from .conftest import PASSWORD
 from .soap import codes, envelope, parse, post
 from .test_ews_meeting_occurrences import _ical
-from .test_ews_meetings import _invite, _request, _start
+from .test_ews_meetings import _invited, _request, _start, responses
 
 bob = test_ews_meetings.bob  # the attendee's mailbox (a fixture)
 
 
-@pytest.mark.parametrize(("respond", "response", "item_class"), [
-    ("tentatively_accept", "Tentative", "IPM.Schedule.Meeting.Resp.Tent"),
-    ("decline", "Decline", "IPM.Schedule.Meeting.Resp.Neg"),
-])
+@pytest.mark.parametrize(("respond", "response", "item_class"), responses("tentatively_accept", "decline"))
 def test_a_new_time_proposed_reaches_the_organizer(account, server, bob, respond, response, item_class):
-    item = _invite(account, [bob.address])
-    server.settle()
-    bob_account = make_account(server, bob.address)
+    item, bob_account = _invited(account, server, bob)
     proposed = (_start() + timedelta(days=1), _start() + timedelta(days=1, hours=1))
     getattr(_request(bob_account), respond)(proposed_start=proposed[0], proposed_end=proposed[1])
     server.settle()
@@ -59,9 +54,7 @@ def _respond(server, who, element: str, reference: str, extra: str, version: str
                     "<t:ProposedEnd>2031-03-11T10:00:00Z</t:ProposedEnd>", "Exchange2010_SP2", "ErrorSchemaValidation"),
 ])
 def test_a_proposal_that_cannot_be_made(account, server, bob, element, extra, version, code):
-    _invite(account, [bob.address])
-    server.settle()
-    bob_account = make_account(server, bob.address)
+    _, bob_account = _invited(account, server, bob)
     root = _respond(server, bob, element, _request(bob_account).id, extra, version)
     assert code in codes(root) or root.findtext(".//{*}ResponseCode") == code
     server.settle()

@@ -12,7 +12,7 @@ from datetime import UTC, timedelta
 
 import icalendar
 import pytest
-from exchangelib import Attendee, CalendarItem, EWSDateTime, EWSTimeZone
+from exchangelib import Account, Attendee, CalendarItem, EWSDateTime, EWSTimeZone
 from exchangelib.errors import ErrorCalendarIsOrganizerForAccept
 from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY, SEND_TO_NONE, MeetingCancellation, MeetingRequest
 from exchangelib.recurrence import NumberedPattern, Recurrence, WeeklyPattern
@@ -41,6 +41,24 @@ def _invite(account, attendees: list[str], subject: str = "Planning", **extra) -
                         **extra)
     item.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
     return item
+
+
+def _invited(account, server, bob, attendees: tuple[str, ...] = (), **extra) -> tuple[CalendarItem, Account]:
+    """``_invite`` bob (and ``attendees``), the invitations delivered; the organizer's meeting and bob's account."""
+    item = _invite(account, [bob.address, *attendees], **extra)
+    server.settle()
+    return item, make_account(server, bob.address)
+
+
+# exchangelib's response method -> the response recorded and the item class of the reply sent
+_RESPONSES = {"accept": ("Accept", "IPM.Schedule.Meeting.Resp.Pos"),
+              "tentatively_accept": ("Tentative", "IPM.Schedule.Meeting.Resp.Tent"),
+              "decline": ("Decline", "IPM.Schedule.Meeting.Resp.Neg")}
+
+
+def responses(*methods: str) -> list[tuple[str, str, str]]:
+    """Parameters (respond, response, item_class) for these response methods."""
+    return [(method, *_RESPONSES[method]) for method in methods]
 
 
 def _request(bob_account, subject: str = "Planning") -> MeetingRequest:
@@ -80,14 +98,9 @@ def test_an_invitation_reaches_the_attendee_with_a_tentative_meeting(account, se
     assert offered.cancel_calendar_item is None
 
 
-@pytest.mark.parametrize(("respond", "response", "item_class"), [
-    ("accept", "Accept", "IPM.Schedule.Meeting.Resp.Pos"),
-    ("tentatively_accept", "Tentative", "IPM.Schedule.Meeting.Resp.Tent"),
-])
+@pytest.mark.parametrize(("respond", "response", "item_class"), responses("accept", "tentatively_accept"))
 def test_a_response_updates_both_calendars(account, server, bob, respond, response, item_class):
-    item = _invite(account, [bob.address])
-    server.settle()
-    bob_account = make_account(server, bob.address)
+    item, bob_account = _invited(account, server, bob)
     getattr(_request(bob_account), respond)()
     server.settle()
 
@@ -107,9 +120,7 @@ def test_a_response_updates_both_calendars(account, server, bob, respond, respon
 
 
 def test_accepting_with_save_only_sends_no_reply(account, server, bob):
-    item = _invite(account, [bob.address])
-    server.settle()
-    bob_account = make_account(server, bob.address)
+    item, bob_account = _invited(account, server, bob)
     body = (f'<m:CreateItem MessageDisposition="SaveOnly"><m:Items><t:AcceptItem>'
             f'<t:ReferenceItemId Id="{_request(bob_account).id}"/></t:AcceptItem></m:Items></m:CreateItem>')
     root = parse(post(server.ews_url, envelope(body), bob.address, PASSWORD))
@@ -123,9 +134,7 @@ def test_accepting_with_save_only_sends_no_reply(account, server, bob):
 
 
 def test_declining_removes_the_meeting_from_the_attendee_calendar(account, server, bob):
-    item = _invite(account, [bob.address])
-    server.settle()
-    bob_account = make_account(server, bob.address)
+    item, bob_account = _invited(account, server, bob)
     _request(bob_account).decline()
     server.settle()
 
@@ -145,9 +154,7 @@ def test_the_organizer_cannot_accept_its_own_meeting(account, server, bob):
 
 
 def test_cancelling_tells_the_attendees(account, server, bob):
-    item = _invite(account, [bob.address])
-    server.settle()
-    bob_account = make_account(server, bob.address)
+    item, bob_account = _invited(account, server, bob)
     _request(bob_account).accept()
     server.settle()
 
@@ -174,9 +181,7 @@ def _remove(server, who, reference: str):
 
 
 def test_remove_item_wants_a_cancellation(account, server, bob):
-    _invite(account, [bob.address])
-    server.settle()
-    bob_account = make_account(server, bob.address)
+    _, bob_account = _invited(account, server, bob)
     request = _request(bob_account)
     assert codes(_remove(server, bob, request.id)) == ["ErrorInvalidReferenceItem"]
     assert bob_account.calendar.all().count() == 1 and bob_account.inbox.all().count() == 1
@@ -194,9 +199,7 @@ def test_deleting_with_cancellations_sends_them(account, server, bob):
 
 
 def test_an_update_moves_the_attendee_meeting(account, server, bob):
-    item = _invite(account, [bob.address])
-    server.settle()
-    bob_account = make_account(server, bob.address)
+    item, bob_account = _invited(account, server, bob)
     _request(bob_account).accept()
     server.settle()
 
@@ -227,9 +230,7 @@ def test_a_recurring_meeting(account, server, bob):
     first = _start()
     recurrence = Recurrence(pattern=WeeklyPattern(interval=1, weekdays=[first.isoweekday()]),
                             boundary=NumberedPattern(start=first.date(), number=4))
-    _invite(account, [bob.address], subject="Weekly", recurrence=recurrence)
-    server.settle()
-    bob_account = make_account(server, bob.address)
+    _, bob_account = _invited(account, server, bob, subject="Weekly", recurrence=recurrence)
     request = _request(bob_account, "Weekly")
     assert request.recurrence.pattern == recurrence.pattern and request.recurrence.boundary.number == 4
     [master] = list(bob_account.calendar.all())

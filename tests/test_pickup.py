@@ -13,7 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mailroom.store import Store
 from mailroom.store.model import Mailbox
-from mailroom.transport.tracking import MessageTrackingLog, TrackingQuery
+from mailroom.transport.headers import read_headers
+from mailroom.transport.pickup import PickupDirectory
+from mailroom.transport.tracking import MessageTrackingLog, TrackingEvent, TrackingQuery
 
 from .conftest import RunningServer, new_mailbox
 from .test_smtp_inbound import _inbox
@@ -52,6 +54,12 @@ def _tracking(tmp_path: Path) -> MessageTrackingLog:
     return MessageTrackingLog(tmp_path / "data" / "logs" / "MessageTracking")
 
 
+def _badmail_events(tmp_path: Path) -> list[TrackingEvent]:
+    """The BADMAIL tracking events: the last thing the server writes for a bad file (after the
+    .bad and .bad.txt files), so waiting for one waits for all."""
+    return _tracking(tmp_path).search(TrackingQuery(event_id="BADMAIL"))
+
+
 def _text(sender: str, to: str, extra: str = "") -> str:
     return f"From: {sender}\nTo: {to}\n{extra}Subject: Dropped\n\nA body.\n"
 
@@ -82,11 +90,11 @@ def test_a_dropped_file_is_submitted_and_removed(server, server_store: Store, ma
 def test_a_bad_file_becomes_badmail_with_its_reason(server, server_store, mailbox, tmp_path, text, reason):
     path = _drop(tmp_path, "bad.eml", text.replace("b@example.org", mailbox.address))
     bad = path.with_suffix(".bad")
-    _wait(lambda: bad.with_name("bad.bad.txt").exists())
+    _wait(lambda: bool(_badmail_events(tmp_path)))
     assert not path.exists() and bad.read_bytes() == text.replace("b@example.org", mailbox.address).replace(
         "\n", "\r\n").encode()
     assert bad.with_name("bad.bad.txt").read_text().startswith(reason)
-    (event,) = _tracking(tmp_path).search(TrackingQuery(event_id="BADMAIL"))
+    (event,) = _badmail_events(tmp_path)
     assert event.source == "PICKUP" and reason in event.source_context
     assert _inbox(server_store, mailbox) == []
 
@@ -94,7 +102,7 @@ def test_a_bad_file_becomes_badmail_with_its_reason(server, server_store, mailbo
 @pytest.mark.parametrize("server", [{"transport.pickup_max_header_bytes": 200}], indirect=True)
 def test_a_header_over_the_limit_is_badmail(server, mailbox, tmp_path):
     path = _drop(tmp_path, "big.eml", _text("a@example.org", mailbox.address, f"X-Filler: {'x' * 200}\n"))
-    _wait(lambda: path.with_name("big.bad.txt").exists())
+    _wait(lambda: bool(_badmail_events(tmp_path)))
     assert path.with_name("big.bad.txt").read_text().startswith("the header is larger than 200 bytes")
 
 
@@ -121,3 +129,16 @@ def test_files_stay_under_back_pressure(server, server_store, mailbox, tmp_path)
     seen = _polls_under_pressure(server)
     _wait(lambda: _polls_under_pressure(server) >= seen + 2)  # two polls since the file was there
     assert path.exists() and _inbox(server_store, mailbox) == []
+
+
+@pytest.mark.parametrize("text", [
+    _text("a@x.example", "b@x.example"),
+    "Received: from far\nFrom: a@x.example\nBcc: c@x.example\nMessage-ID: <m@x.example>\n"
+    "Date: Mon, 1 Jan 2024 00:00:00 +0000\nResent-To: d@x.example\nSubject: =?utf-8?q?Caf=C3=A9?=\n\nBody\n",
+    "Sender: s@x.example\nFrom: a@x.example, b@x.example\nCc: c@x.example,\n d@x.example\n\nBody\n",
+])
+def test_a_pickup_submission_carries_the_headers_of_its_final_content(tmp_path, text):
+    pickup = PickupDirectory(tmp_path, None, tracking=None, metrics=None, backpressure=None,  # type: ignore[arg-type]
+                             hostname="mail.test")
+    submission = pickup.prepare(text.replace("\n", "\r\n").encode())
+    assert submission.headers == read_headers(submission.raw)

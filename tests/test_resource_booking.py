@@ -14,9 +14,7 @@ from exchangelib import Attendee, CalendarItem, EWSDateTime, EWSTimeZone
 from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY, MeetingRequest
 from exchangelib.recurrence import NumberedPattern, Recurrence, WeeklyPattern
 
-from mailroom.access.passwords import hash_password
-
-from .conftest import PASSWORD, make_account, new_mailbox
+from .conftest import make_account, new_mailbox, password_hash
 from .test_cli import fails, mailroom, ok, table_rows
 from .test_ews_meeting_occurrences import _ical
 
@@ -31,7 +29,7 @@ def _at(days: int, hour: int, minute: int = 0) -> EWSDateTime:
 @pytest.fixture
 def room(server_store, mailbox):
     domain = mailbox.address.split("@", 1)[1]
-    return server_store.directory.add_mailbox(f"board@{domain}", hash_password(PASSWORD), "Boardroom", kind="room")
+    return server_store.directory.add_mailbox(f"board@{domain}", password_hash(), "Boardroom", kind="room")
 
 
 @pytest.fixture

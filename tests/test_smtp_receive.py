@@ -174,3 +174,71 @@ def test_the_headers_read_on_arrival_travel_with_the_message(store: Store, tmp_p
     (event,) = tracking.search(TrackingQuery())
     assert (event.message_id, event.message_subject, event.sender_address) == (
         message_id, "Café and a folded line", "sec@elsewhere.example")
+
+
+async def _reply(reader: asyncio.StreamReader) -> bytes:
+    """One SMTP reply (the last line of a multi-line one)."""
+    while True:
+        line = await reader.readline()
+        if line[3:4] != b"-":
+            return line
+
+
+def test_data_is_read_as_aiosmtpd_reads_it(store: Store, tmp_path: Path) -> None:
+    """The listener reads DATA in large pieces rather than line by line: the content handed on is
+    what aiosmtpd's line reader gives (dot-stuffing undone, bare CR and LF kept), the end of data
+    is found wherever the pieces split it, nothing pipelined after it is swallowed, and the line
+    and size limits give aiosmtpd's replies."""
+    alice = new_mailbox(store, new_domain(store), "alice")
+    submitter = Recording()
+    stuffed = b"..dotted\r\nends with a dot.\r\n..\r\n.x\r\n\r\n"
+    unstuffed = b".dotted\r\nends with a dot.\r\n.\r\nx\r\n\r\n"
+    lines = b"".join(b"%04d " % n + b"x" * 93 + b"\r\n" for n in range(1000))  # 100,000 octets
+    cases = [  # what is sent after DATA, how (whole or a byte at a time), the content or the reply expected
+        (b".\r\n", False, b""),
+        (b"one line\r\n.\r\n", False, b"one line\r\n"),
+        (stuffed + b".\r\n", False, unstuffed),
+        (stuffed + b".\r\n", True, unstuffed),
+        (b"bare\rCR, bare\nLF, \r\r\n.\r\r\n\r.\r\n.\r\n", True, b"bare\rCR, bare\nLF, \r\r\n\r\r\n\r.\r\n"),
+        (b"x" * 999 + b"\r\n.\r\n", False, b"x" * 999 + b"\r\n"),
+        (b"x" * 1000 + b"\r\n.\r\n", False, b"500 5.5.2 Line too long (see RFC5321 4.5.3.1.6)"),
+        (b"y\r\n" + b"x" * 5000 + b"\r\n" * 2 + b".\r\n", False, b"500 5.5.2 Line too long (see RFC5321 4.5.3.1.6)"),
+        (lines + b".\r\n", False, lines),
+        (lines + b"z\r\n.\r\n", False, b"552 5.3.4 Error: Too much mail data"),
+    ]
+    replies: list[bytes] = []
+
+    async def session(client: aiosmtplib.SMTP) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+        await _reply(reader)
+        for command in (b"EHLO client.example.org", b"MAIL FROM:<jane@elsewhere.example>",
+                        b"RCPT TO:<" + alice.address.encode() + b">", b"DATA"):
+            writer.write(command + b"\r\n")
+            await _reply(reader)
+        for n, (data, bytewise, _expected) in enumerate(cases):
+            pipelined = b"MAIL FROM:<jane@elsewhere.example>\r\nRCPT TO:<" + alice.address.encode() + b">\r\nDATA\r\n"
+            if n == len(cases) - 1:
+                pipelined = b"QUIT\r\n"
+            if bytewise:
+                for byte in data:
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    await asyncio.sleep(0.001)
+                writer.write(pipelined)
+            else:
+                writer.write(data + pipelined)  # the next commands in the same write as the end of data
+            replies.append((await _reply(reader)).rstrip(b"\r\n"))
+            for _command in pipelined.splitlines():
+                assert (await _reply(reader))[:1] in b"23"
+        writer.close()
+
+    _run(store, tmp_path, submitter, _quiet(), session)
+    accepted = iter(submitter.submissions)
+    for (_data, _bytewise, expected), reply in zip(cases, replies, strict=True):
+        if expected[:4] in (b"500 ", b"552 "):
+            assert reply == expected
+        else:
+            assert reply.startswith(b"250 ")
+            raw = next(accepted).raw
+            assert raw.endswith(b"\r\n" + expected) and raw.startswith(b"Received: ")
+    assert next(accepted, None) is None

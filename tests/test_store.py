@@ -58,6 +58,11 @@ def test_domains(store):
     with pytest.raises(InvalidOperation):
         store.directory.remove_domain(domain.name)
     store.directory.remove_mailbox(f"x@{domain.name}")
+    elsewhere = mailbox_of(store)
+    store.directory.add_alias(elsewhere.address, f"y@{domain.name}")
+    with pytest.raises(InvalidOperation, match="alias"):
+        store.directory.remove_domain(domain.name)
+    store.directory.remove_alias(f"y@{domain.name}")
     store.directory.remove_domain(domain.name.upper())
     assert domain.name not in [d.name for d in store.directory.domains()]
     with pytest.raises(NotFound):

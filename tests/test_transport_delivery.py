@@ -172,3 +172,20 @@ def test_queue_bookkeeping_without_fsync_is_committed_when_its_future_resolves(t
             assert sorted(n for (n,) in other.execute("SELECT n FROM messages_probe")) == list(range(7))
     finally:
         db.close()
+
+
+def test_delegate_changes_through_another_handle_reach_meeting_copies_at_once(store, store_url, people):
+    alice, bob, _carol = people
+    other = Store.open(store_url, pool_size=1)  # as EWS's AddDelegate in the server would
+    try:
+        assert store.permissions.meeting_copies(alice) == ("DelegatesAndSendInformationToMe", ())  # cached
+        other.permissions.add_delegate(alice, bob, {}, receive_copies=True, view_private=False)
+        assert store.permissions.meeting_copies(alice)[1] == (bob,)
+        other.directory.set_display_name(bob.address, "Robert")
+        assert store.permissions.meeting_copies(alice)[1][0].display_name == "Robert"
+        other.permissions.set_deliver_meeting_requests(alice, "DelegatesOnly")
+        assert store.permissions.meeting_copies(alice)[0] == "DelegatesOnly"
+        other.permissions.remove_delegate(alice, bob, [])
+        assert store.permissions.meeting_copies(alice) == ("DelegatesOnly", ())
+    finally:
+        other.close()

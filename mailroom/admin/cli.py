@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import sqlite3
@@ -28,6 +27,7 @@ from mailroom.server import config as configuration
 from mailroom.store import Store, calendar_processing
 from mailroom.store.directory import ATTRIBUTES, PHONE_KEYS
 from mailroom.store.errors import StoreError
+from mailroom.store.model import Mailbox
 from mailroom.store.working_hours import DAYS, WorkingHours
 from mailroom.throttling import policy as throttling
 from mailroom.transport.queue_admin import QueueAdmin, QueueError
@@ -89,6 +89,14 @@ def _store(data: Path | None, config_file: Path | None, database: str | None = N
         _fail(f"cannot open the store at {config.database_url}: {exc}")
 
 
+def _mailbox(store: Store, address: str) -> Mailbox:
+    """The mailbox at ``address``; the command fails when there is none."""
+    try:
+        return store.directory.require(address)
+    except StoreError as exc:
+        _fail(str(exc))
+
+
 def _fail(message: str) -> NoReturn:
     errors.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(1)
@@ -117,10 +125,10 @@ def serve(
     logging.basicConfig(level=cfg["log_level"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if cfg["log_level"] != "DEBUG":  # aiosmtpd logs each SMTP command at INFO: protocol logging, only for DEBUG
         logging.getLogger("mail.log").setLevel(logging.WARNING)
-    from mailroom.server.app import serve as run
+    from mailroom.server.app import run
 
     try:
-        asyncio.run(run(cfg))
+        run(cfg)
     except (configuration.ConfigError, OSError) as exc:
         _fail(str(exc))
 
@@ -147,7 +155,7 @@ def domain_list(data: DataOpt = None, config: ConfigOpt = None, database: Databa
 
 @domain_app.command("remove")
 def domain_remove(name: str, data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
-    """Stop accepting a domain (it must have no mailboxes)."""
+    """Stop accepting a domain (it must have no mailboxes, aliases or groups)."""
     try:
         _store(data, config, database).directory.remove_domain(name)
     except StoreError as exc:
@@ -303,23 +311,22 @@ def mailbox_set(
     if throttling_policy is not None and no_throttling_policy:
         _fail("give one of --throttling-policy NAME or --no-throttling-policy, not both")
     hours = (work_days, start_time, end_time, time_zone)
-    if not (values or phones or manager is not None or display_name is not None or throttling_policy is not None
-            or no_throttling_policy or any(v is not None for v in hours)):
+    changes_hours = any(v is not None for v in hours)
+    changes_attributes = bool(values or phones) or manager is not None or display_name is not None
+    changes_policy = throttling_policy is not None or no_throttling_policy
+    if not (changes_hours or changes_attributes or changes_policy):
         _fail("give at least one option to change: --throttling-policy NAME or --no-throttling-policy, "
               "--display-name, a directory attribute (--department, --title, --manager, --office, --company, "
               "--phone KIND=NUMBER, ...), working hours (--work-days, --working-hours-start-time, ...; see --help)")
+    if display_name is not None and not display_name.strip():
+        _fail("--display-name cannot be empty")
     store = _store(data, config, database)
     try:
-        if any(v is not None for v in hours):
-            mailbox = store.directory.mailbox_by_address(address)
-            if mailbox is None:
-                _fail(f"no mailbox {address}")
-            changed = _working_hours(store.working_hours.get(mailbox), *hours)
+        if changes_hours:
+            changed = _working_hours(store.working_hours.get(store.directory.require(address)), *hours)
             store.working_hours.set(address, changed)
             console.print(f"{address}: working hours {_hours_text(changed)}", highlight=False)
         if display_name is not None:
-            if not display_name.strip():
-                _fail("--display-name cannot be empty")
             store.directory.set_display_name(address, display_name.strip())
         if values or phones or manager is not None:
             store.directory.set_attributes(address, values, phones, manager)
@@ -329,11 +336,11 @@ def mailbox_set(
             store.throttling.assign(address, throttling_policy)
     except (StoreError, ValueError) as exc:
         _fail(str(exc))
-    if throttling_policy is not None or no_throttling_policy:
+    if changes_policy:
         governed = ("its own throttling policy removed" if no_throttling_policy
                     else f"throttling policy {throttling_policy}")
         console.print(f"{address}: {governed}", highlight=False)
-    if values or phones or manager is not None or display_name is not None:
+    if changes_attributes:
         console.print(f"{address}: directory attributes changed", highlight=False)
 
 
@@ -380,9 +387,7 @@ def mailbox_show(address: str, data: DataOpt = None, config: ConfigOpt = None, d
     """Print a mailbox, its directory attributes (Get-User) and its working hours."""
     store = _store(data, config, database)
     directory = store.directory
-    mailbox = directory.mailbox_by_address(address)
-    if mailbox is None:
-        _fail(f"no mailbox {address}")
+    mailbox = _mailbox(store, address)
     entry = directory.entry(mailbox)
     lines = [("Address", mailbox.address), ("DisplayName", mailbox.display_name), ("Kind", mailbox.kind),
              ("Database", mailbox.database_name), ("Aliases", ", ".join(mailbox.aliases))]
@@ -405,9 +410,7 @@ def mailbox_set_notifications(
 ) -> None:
     """Turn EWS notifications (pull, push and streaming subscriptions) on or off for a mailbox."""
     store = _store(data, config, database)
-    mailbox = store.directory.mailbox_by_address(address)
-    if mailbox is None:
-        _fail(f"no mailbox {address}")
+    mailbox = _mailbox(store, address)
     optout.set_enabled(store, mailbox, enabled)
     console.print(f"notifications {'enabled' if enabled else 'disabled'} for {mailbox.address}")
 
@@ -671,9 +674,7 @@ def policy_association(mailbox: str, data: DataOpt = None, config: ConfigOpt = N
     """The effective throttling values of MAILBOX and the policy each one comes from
     (Get-ThrottlingPolicyAssociation)."""
     store = _store(data, config, database)
-    found = store.directory.mailbox_by_address(mailbox)
-    if found is None:
-        _fail(f"no mailbox {mailbox}")
+    found = _mailbox(store, mailbox)
     effective = throttling.resolve(store.throttling.chain(found.id))
     table = Table("Parameter", "Value", "From", title=f"{found.address}: policy {effective.policy}")
     for name, value in effective.values.items():
@@ -911,9 +912,7 @@ def _shown(value: object) -> str:
 def processing_get(address: str, data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
     """A mailbox's calendar processing settings (Get-CalendarProcessing), defaults included."""
     store = _store(data, config, database)
-    mailbox = store.directory.mailbox_by_address(address)
-    if mailbox is None:
-        _fail(f"no mailbox {address}")
+    mailbox = _mailbox(store, address)
     console.print(_processing_table(mailbox.address, store.calendar_processing.get(mailbox)))
 
 

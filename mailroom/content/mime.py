@@ -133,10 +133,17 @@ def parse_message(raw: bytes, depth: int = 0) -> ParsedMessage:
             return ParsedMessage({"ItemClass": "IPM.Note"})
 
 
-def _header(msg: Message, name: str) -> str | None:
-    """A header's decoded value, or its raw text when the email package cannot parse it."""
-    wanted = name.lower()
-    text = next((v for k, v in msg.raw_items() if k.lower() == wanted), None)
+def _fields(msg: Message) -> dict[str, str]:
+    """The first raw value of each header, by lower-case name: one pass for the many lookups."""
+    fields: dict[str, str] = {}
+    for name, value in msg.raw_items():
+        fields.setdefault(name.lower(), value)
+    return fields
+
+
+def _header(fields: dict[str, str], name: str) -> str | None:
+    """A header's decoded value (from ``_fields``), or its raw text when the email package cannot parse it."""
+    text = fields.get(name.lower())
     if text is None:
         return None
     with contextlib.suppress(*_UNREADABLE):
@@ -146,6 +153,8 @@ def _header(msg: Message, name: str) -> str | None:
 
 def _text(value: str) -> str:
     """Header text as characters: raw 8-bit bytes are read as UTF-8 (RFC 6532), folding undone."""
+    if value.isascii() and value.isprintable():  # the common case: nothing to read or undo
+        return value
     text = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return clean(" ".join(text.splitlines()).translate(_C1))
 
@@ -158,28 +167,29 @@ def _addresses(text: str | None) -> list[Address]:
 
 def _props(msg: Message) -> dict[str, Any]:
     props: dict[str, Any] = {"ItemClass": "IPM.Note"}
-    subject = _header(msg, "Subject")
+    fields = _fields(msg)
+    subject = _header(fields, "Subject")
     if subject is not None:
         props["Subject"] = subject
     for header, element, single in _ADDRESS_HEADERS:
-        found = _addresses(_header(msg, header))
+        found = _addresses(_header(fields, header))
         if found:
             props[element] = recipients.build(element, found, single)
     for header, element in (("Message-ID", "InternetMessageId"), ("In-Reply-To", "InReplyTo"),
                             ("References", "References"), ("Thread-Topic", "ConversationTopic")):
-        value = " ".join((_header(msg, header) or "").split())
+        value = " ".join((_header(fields, header) or "").split())
         if value and (element != "InternetMessageId" or len(value) <= 998):  # RFC 5322 line limit
             props[element] = value
-    sent = _date(_header(msg, "Date"))
+    sent = _date(_header(fields, "Date"))
     if sent:
         props["DateTimeSent"] = sent
-    importance = (_header(msg, "Importance") or "").strip().capitalize()
-    priority = (_header(msg, "X-Priority") or "").strip()
+    importance = (_header(fields, "Importance") or "").strip().capitalize()
+    priority = (_header(fields, "X-Priority") or "").strip()
     if importance in ("Low", "Normal", "High"):
         props["Importance"] = importance
     elif priority:
         props["Importance"] = _PRIORITY.get(priority[:1], "Normal")
-    if _header(msg, "Disposition-Notification-To"):
+    if _header(fields, "Disposition-Notification-To"):
         props["IsReadReceiptRequested"] = True
     if msg.keys():
         props["InternetMessageHeaders"] = _headers_xml(msg)
@@ -279,10 +289,11 @@ def _attachment(part: Message, depth: int) -> Attachment | None:
         return Attachment(kind="file", name=name or "message.eml", content_type="message/rfc822", content=raw)
     if disposition is None and name is None and part.get_content_maintype() == "text":
         return None  # an alternative of the body, not an attachment
-    content_id = (_header(part, "Content-ID") or "").strip("<> ") or None
+    fields = _fields(part)
+    content_id = (_header(fields, "Content-ID") or "").strip("<> ") or None
     return Attachment(
         kind="file", name=name or "attachment", content_type=_text(part.get_content_type()), content_id=content_id,
-        content_location=_header(part, "Content-Location"),
+        content_location=_header(fields, "Content-Location"),
         is_inline=disposition == "inline" or (disposition is None and content_id is not None),
         content=part.get_payload(decode=True) or b"")
 

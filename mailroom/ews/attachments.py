@@ -17,7 +17,7 @@ from mailroom.store.model import Attachment, Item, Mailbox, NewItem
 from .context import Context
 from .errors import EWSError
 from .items import item_id_attrs, parse_item
-from .items import render as render_item
+from .items import render_element as render_item
 from .paths import Shape
 from .schema import ITEM_ELEMENTS
 from .service import Operation

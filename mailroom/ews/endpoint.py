@@ -25,7 +25,7 @@ from mailroom.transport.envelope import Submission
 from . import impersonation, timezones, versions, wsdl
 from .context import Context
 from .errors import EWSError, SOAPFault
-from .service import OPERATIONS
+from .service import OPERATIONS, Written
 from .streaming import Stream
 from .xml import SOAP, SOAP12, E, M, T, XMLRejected, first_children, local, parse, sub, t, to_bytes
 
@@ -43,9 +43,10 @@ class Envelope:
     by ``process``, so that even the fault for an unknown one can report the server's version)."""
 
     def __init__(self, root: etree._Element) -> None:
-        if local(root.tag) != "Envelope" or etree.QName(root).namespace not in (SOAP, SOAP12):
+        soap_ns = _SOAP_OF_ENVELOPE.get(root.tag)
+        if soap_ns is None:
             raise SOAPFault("ErrorSchemaValidation", "The request is not a SOAP envelope.")
-        self.soap_ns = etree.QName(root).namespace
+        self.soap_ns = soap_ns
         parts = first_children(root)
         header = parts.get(f"{{{self.soap_ns}}}Header")
         body = parts.get(f"{{{self.soap_ns}}}Body")
@@ -75,6 +76,7 @@ class Envelope:
         self.impersonation = found.get(_IMPERSONATION_TAG)
 
 
+_SOAP_OF_ENVELOPE = {f"{{{ns}}}Envelope": ns for ns in (SOAP, SOAP12)}
 _VERSION_TAG, _TZ_CONTEXT_TAG = t("RequestServerVersion"), t("TimeZoneContext")
 _CULTURE_TAG, _IMPERSONATION_TAG = t("MailboxCulture"), t("ExchangeImpersonation")
 
@@ -116,7 +118,7 @@ def _process(store: Store, identity: Identity, body: bytes, request: Request) ->
             request.ticket.action = op_name
         if env.impersonation is not None:
             identity = impersonation.impersonated(store, identity, env.impersonation, op_name, request.client_ip)
-        op_cls = OPERATIONS.get(op_name) if etree.QName(env.operation).namespace == M else None
+        op_cls = OPERATIONS.get(op_name) if env.operation.tag == f"{{{M}}}{op_name}" else None
         if op_cls is None:
             return 200, _envelope(_unsupported(env.operation), version)
         if not versions.at_least(version, op_cls.min_version):
@@ -128,7 +130,8 @@ def _process(store: Store, identity: Identity, body: bytes, request: Request) ->
         if env.tz is not None:
             ctx.tz = env.tz
         operation = op_cls(ctx)
-        operation.parent = skeleton(version)
+        if not op_cls.writes:
+            operation.parent = skeleton(version)
         response = _audited(store, trail, op_name, lambda: operation.execute(env.operation))
         return 200, ctx.stream if ctx.stream is not None else _envelope(response, version)
     except XMLRejected as exc:
@@ -145,7 +148,8 @@ def _process(store: Store, identity: Identity, body: bytes, request: Request) ->
                                fault_code="Server"), version)
 
 
-def _audited(store: Store, trail: audit.Trail, operation: str, run: Callable[[], etree._Element]) -> etree._Element:
+def _audited(store: Store, trail: audit.Trail, operation: str,
+             run: Callable[[], etree._Element | Written]) -> etree._Element | Written:
     """Run the operation and write what it reached to the audit log, with its result: the first
     error code in the response other than the refusals the trail already knows, or NoError."""
     result, response = "ErrorInternalServerError", None
@@ -158,7 +162,8 @@ def _audited(store: Store, trail: audit.Trail, operation: str, run: Callable[[],
     finally:
         if trail.recording():  # else (an owner in their own mailbox) there is nothing to write or look up
             if response is not None:
-                codes = (code.text for code in response.iter(f"{{{M}}}ResponseCode"))
+                codes = iter(response.codes) if isinstance(response, Written) else (
+                    code.text for code in response.iter(f"{{{M}}}ResponseCode"))
                 result = next((code for code in codes if code not in ("NoError", audit.DENIED)), "NoError")
             audit.write(store, trail.records(operation, result))
 
@@ -202,7 +207,18 @@ def _skeleton(reported: str) -> etree._Element:
     return root
 
 
-def _envelope(response: etree._Element, version: str | None) -> bytes:
+@functools.cache
+def _wrapping(reported: str) -> tuple[bytes, bytes]:
+    """The envelope before and after the response in its Body, for a written response."""
+    head, body, tail = to_bytes(_skeleton(reported)).partition(b"<s:Body/>")
+    assert body, "the skeleton's Body is empty"
+    return head + b"<s:Body>", b"</s:Body>" + tail
+
+
+def _envelope(response: etree._Element | Written, version: str | None) -> bytes:
+    if isinstance(response, Written):
+        head, tail = _wrapping(versions.reported(version))
+        return head + response.finish().encode() + tail
     if response.getparent() is None:
         skeleton(version).append(response)
     return to_bytes(response.getroottree().getroot())

@@ -32,7 +32,7 @@ from .folders import effective_rights
 from .paths import Shape
 from .permissions import rights_element
 from .schema import ITEM_ELEMENTS, Element, schema
-from .xml import local, parse_fragment, sub, t
+from .xml import Writer, append_written, escape, escape_attribute, local, parse_fragment, sub, t, written_fragment
 
 DEFAULT_CLASS = {
     "Message": "IPM.Note", "CalendarItem": "IPM.Appointment", "Contact": "IPM.Contact",
@@ -212,12 +212,15 @@ def wanted_properties(shape: Shape, type_name: str, version: str, find: bool) ->
 
 @dataclass(frozen=True, slots=True)
 class _Step:
-    """One element to write: its schema entry, its tag, and a renderer when the value is computed."""
+    """One element to write: its schema entry, its tag (``t:Name``) with its start and end tags,
+    and a renderer when the value is computed."""
 
     element: Element
     tag: str
     special: Callable[..., None] | None
-    plain: bool = False  # a simple string element: a stored str is its text as it is
+    plain: bool = False  # a simple element: a stored str is its text as it is
+    open: str = ""
+    close: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,120 +247,144 @@ def _cached_plan(type_name: str, base: str, fields: frozenset[str], indexed: fro
     for element in schema().elements(type_name):
         if element.name == "ExtendedProperty":
             if extended:
-                steps.append(_Step(element, t(element.name), _extended))
+                steps.append(_step(element, _extended))
         elif element.name in wanted:
-            steps.append(_Step(element, t(element.name), _SPECIAL.get(element.name),
-                               element.simple and element.kind == "string"))
+            steps.append(_step(element, _SPECIAL.get(element.name), element.simple and element.kind != "list"))
     return _Plan(tuple(steps), {s.element.name: i for i, s in enumerate(steps) if s.special is None},
                  tuple(i for i, s in enumerate(steps) if s.special is not None))
 
 
-def render(parent: etree._Element, mailbox: Mailbox, item: Item, shape: Shape, ctx: Context,
-           find: bool = False, mime: bytes | None = None) -> etree._Element:
-    """Append the item's element with the shape's properties, in schema order."""
-    name = element_for_class(item.item_class, ctx)
-    node = etree.SubElement(parent, t(name))
+def _step(element: Element, special: Callable[..., None] | None, plain: bool = False) -> _Step:
+    tag = f"t:{element.name}"
+    return _Step(element, tag, special, plain, f"<{tag}>", f"</{tag}>")
+
+
+def render(out: Writer, mailbox: Mailbox, item: Item, shape: Shape, ctx: Context, find: bool = False,
+           mime: bytes | None = None) -> None:
+    """Write the item's element with the shape's properties, in schema order."""
+    tag = f"t:{element_for_class(item.item_class, ctx)}"
+    parts = out.parts
+    parts.append(f"<{tag}>")
     props = item.props
-    plan = _plan(shape, ITEM_ELEMENTS[name], ctx, find)
+    plan = _plan(shape, ITEM_ELEMENTS[tag[2:]], ctx, find)
     stored = plan.stored
     # Visit only what this item has (plus the computed elements), in schema order.
     for position in sorted([stored[k] for k in props.keys() & stored.keys()] + list(plan.computed)):
         step = plan.steps[position]
         if step.special is not None:
-            step.special(node, step, item, mailbox, shape, ctx, mime)
+            step.special(out, step, item, mailbox, shape, ctx, mime)
             continue
         value = props[step.element.name]
         if step.plain and type(value) is str:  # most stored values: no conversion to decide
-            etree.SubElement(node, step.tag).text = value
+            parts.append(step.open + escape(value) + step.close)
         elif value is not None:
-            _render_value(node, step, value, shape)
-    return node
+            _render_value(out, step, value, shape)
+    parts.append(f"</{tag}>")
 
 
-def _text(node: etree._Element, tag: str, text: str) -> None:
-    etree.SubElement(node, tag).text = text
+def render_element(parent: etree._Element, mailbox: Mailbox, item: Item, shape: Shape, ctx: Context,
+                   find: bool = False, mime: bytes | None = None) -> etree._Element:
+    """``render`` into a response still built as an lxml tree; returns the item's element."""
+    out = Writer()
+    render(out, mailbox, item, shape, ctx, find, mime)
+    return append_written(parent, out.finish())
 
 
-def _extended(node: etree._Element, _step: _Step, item: Item, mailbox: Mailbox, shape: Shape, *_: Any) -> None:
+def _extended(out: Writer, _step: _Step, item: Item, mailbox: Mailbox, shape: Shape, *_: Any) -> None:
     stored = {e.key: e for e in item.extended}
-    for field in shape.extended:
-        value = stored.get(field.key) or mapi.read(field, item, mailbox)
-        if value is not None:
-            property_element(node, field, value)
+
+    def build(holder: etree._Element) -> None:
+        for field in shape.extended:
+            value = stored.get(field.key) or mapi.read(field, item, mailbox)
+            if value is not None:
+                property_element(holder, field, value)
+    out.built(build)
 
 
-def _item_id(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:
-    etree.SubElement(node, step.tag, item_id_attrs(mailbox, item))
+def _item_id(out: Writer, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:
+    attrs = item_id_attrs(mailbox, item)
+    out.parts.append(f'<t:ItemId Id="{escape_attribute(attrs["Id"])}" '
+                     f'ChangeKey="{escape_attribute(attrs["ChangeKey"])}"/>')
 
 
-def _parent_folder_id(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:
-    etree.SubElement(node, step.tag, {"Id": ids.folder_id(mailbox.guid, item.folder_id)})
+def _parent_folder_id(out: Writer, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:
+    out.parts.append(f'<t:ParentFolderId Id="{escape_attribute(ids.folder_id(mailbox.guid, item.folder_id))}"/>')
 
 
-def _mime(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, shape: Shape, ctx: Context,
+def _mime(out: Writer, step: _Step, item: Item, mailbox: Mailbox, shape: Shape, ctx: Context,
           mime: bytes | None) -> None:
     if mime is not None:
-        etree.SubElement(node, step.tag, {"CharacterSet": "UTF-8"}).text = base64.b64encode(mime).decode("ascii")
+        out.leaf(step.tag, base64.b64encode(mime).decode("ascii"), {"CharacterSet": "UTF-8"})
 
 
-def _body(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, shape: Shape, *_: Any) -> None:
-    _render_body(node, step.element.name, item, shape)
+def _body(out: Writer, step: _Step, item: Item, mailbox: Mailbox, shape: Shape, *_: Any) -> None:
+    _render_body(out, step.element.name, item, shape)
 
 
-def _attachments(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:
+def _attachments(out: Writer, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:
     if item.attachments:
         from .attachments import render_list
 
-        render_list(etree.SubElement(node, step.tag), mailbox, item)
+        out.built(lambda holder: render_list(etree.SubElement(holder, t("Attachments")), mailbox, item))
 
 
-def _rights(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, shape: Shape, ctx: Context,
+def _rights(out: Writer, step: _Step, item: Item, mailbox: Mailbox, shape: Shape, ctx: Context,
             *_: Any) -> None:
     """The owner's fixed rights, or, for a delegate, what its rights on the item's folder allow."""
     rights = ctx.rights.get(item.folder_id) if ctx.identity.right_over(mailbox) == DELEGATE else None
     if rights is None:
-        effective_rights(node, folder=False)
+        out.parts.append(_owner_rights())
         return
     own = item.created_by == ctx.identity.mailbox.id
-    rights_element(node, {"Delete": allows(rights, Access.DELETE, own), "Modify": allows(rights, Access.EDIT, own),
-                          "Read": allows(rights, Access.READ), "ViewPrivateItems": not ctx.hides_private(mailbox)})
+    granted = {"Delete": allows(rights, Access.DELETE, own), "Modify": allows(rights, Access.EDIT, own),
+               "Read": allows(rights, Access.READ), "ViewPrivateItems": not ctx.hides_private(mailbox)}
+    out.built(lambda holder: rights_element(holder, granted))
 
 
-def _conversation_id(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
-    etree.SubElement(node, step.tag, {"Id": conversation_id(item)})
+@functools.cache
+def _owner_rights() -> str:
+    """The EffectiveRights element of an item its owner reads (the same for every item)."""
+    out = Writer()
+    out.built(lambda holder: effective_rights(holder, folder=False))
+    return out.finish()
 
 
-def _preview(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
+def _conversation_id(out: Writer, step: _Step, item: Item, *_: Any) -> None:
+    out.parts.append(f'<t:ConversationId Id="{escape_attribute(conversation_id(item))}"/>')
+
+
+def _preview(out: Writer, step: _Step, item: Item, *_: Any) -> None:
     if item.body:
         text = item.body.text if item.body.body_type == "Text" else bodies.html_to_text(item.body.text)
-        _text(node, step.tag, bodies.preview(text))
+        out.leaf(step.tag, bodies.preview(text))
 
 
-def _instance_key(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
-    _text(node, step.tag, base64.b64encode(item.id.to_bytes(8, "big")).decode())
+def _instance_key(out: Writer, step: _Step, item: Item, *_: Any) -> None:
+    out.leaf(step.tag, base64.b64encode(item.id.to_bytes(8, "big")).decode())
 
 
 def _flag(default: bool = False, invert_of: str | None = None) -> Callable[..., None]:
     """A boolean the item may not store: written with its default (or as the inverse of another)."""
-    def write(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
+    def write(out: Writer, step: _Step, item: Item, *_: Any) -> None:
         props = item.props
         value = not props.get(invert_of, False) if invert_of else bool(props.get(step.element.name, default))
-        _text(node, step.tag, "true" if value else "false")
+        out.parts.append(step.open + ("true" if value else "false") + step.close)
     return write
 
 
 def _with_default(default: Callable[[Item, Mailbox, Context], str]) -> Callable[..., None]:
-    def write(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, shape: Shape, ctx: Context,
+    def write(out: Writer, step: _Step, item: Item, mailbox: Mailbox, shape: Shape, ctx: Context,
               *_: Any) -> None:
-        _text(node, step.tag, item.props.get(step.element.name) or default(item, mailbox, ctx))
+        text = item.props.get(step.element.name) or default(item, mailbox, ctx)
+        out.parts.append(step.open + escape(text) + step.close if text else f"<{step.tag}/>")
     return write
 
 
 def _master_only(write: Callable[..., None]) -> Callable[..., None]:
     """A recurring master's computed element (FirstOccurrence ...): nothing for other items."""
-    def render_for_master(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:
+    def render_for_master(out: Writer, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:
         if item.props.get("Recurrence") and not calendar.is_occurrence(item) and calendar.is_calendar(item.props):
-            write(node, step, item, mailbox)
+            out.built(lambda holder: write(holder, step, item, mailbox))
     return render_for_master
 
 
@@ -373,7 +400,7 @@ def _occurrence_bounds(node: etree._Element, step: _Step, item: Item, mailbox: M
 def _modified_occurrences(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox) -> None:
     found = calendar.modified(item)
     if found:
-        holder = etree.SubElement(node, step.tag)
+        holder = etree.SubElement(node, t(step.element.name))
         change_key = item_id_attrs(mailbox, item)["ChangeKey"]
         for occurrence in found:
             calendar.occurrence_info(holder, "Occurrence", mailbox, occurrence, change_key)
@@ -383,45 +410,45 @@ def _modified_occurrences(node: etree._Element, step: _Step, item: Item, mailbox
 def _deleted_occurrences(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox) -> None:
     starts = calendar.deleted_starts(item)
     if starts:
-        holder = etree.SubElement(node, step.tag)
+        holder = etree.SubElement(node, t(step.element.name))
         for start in starts:
-            _text(etree.SubElement(holder, t("DeletedOccurrence")), t("Start"), start)
+            sub(etree.SubElement(holder, t("DeletedOccurrence")), t("Start"), start)
 
 
 def _zone(which: str) -> Callable[..., None]:
     """StartTimeZone/EndTimeZone (a TimeZoneDefinition) or their *Id forms, from the zone ids kept."""
-    def write(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
+    def write(out: Writer, step: _Step, item: Item, *_: Any) -> None:
         zone_id = item.props.get(f"_{which}Zone")
         if zone_id is None:
             return
         if step.element.name.endswith("Id"):
-            _text(node, step.tag, zone_id)
+            out.leaf(step.tag, zone_id)
         else:
-            timezones.definition(node, zone_id, full=False, tag=step.element.name)
+            out.built(lambda holder: timezones.definition(holder, zone_id, full=False, tag=step.element.name))
     return write
 
 
-def _meeting_time_zone(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, shape: Shape,
+def _meeting_time_zone(out: Writer, step: _Step, item: Item, mailbox: Mailbox, shape: Shape,
                        ctx: Context, *_: Any) -> None:
     """The Exchange 2007 form of the start zone; 2010 and later callers get StartTimeZone instead."""
     zone_id = item.props.get("_StartZone")
     if zone_id is not None and not ctx.at_least("Exchange2010"):
         start = item.props.get("Start")
-        timezones.meeting_time_zone(node, zone_id, parse_utc(start) if start else None)
+        out.built(lambda holder: timezones.meeting_time_zone(holder, zone_id, parse_utc(start) if start else None))
 
 
-def _associated(node: etree._Element, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:
+def _associated(out: Writer, step: _Step, item: Item, mailbox: Mailbox, *_: Any) -> None:
     """A meeting message's calendar item (kept as its row id, as the id names the mailbox)."""
     row = item.props.get("_AssociatedCalendarItem")
     if row is not None:
-        etree.SubElement(node, step.tag, {"Id": ids.item_id(mailbox.guid, row)})
+        out.leaf(step.tag, None, {"Id": ids.item_id(mailbox.guid, row)})
 
 
 _ANSWERS = ("ReplyToItem", "ReplyAllToItem", "ForwardItem")
 _RESPONDING = ("AcceptItem", "TentativelyAcceptItem", "DeclineItem")
 
 
-def _response_objects(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
+def _response_objects(out: Writer, step: _Step, item: Item, *_: Any) -> None:
     """What a client may answer a meeting item with (only meetings list them here)."""
     c, props = item.item_class, item.props
     if c.startswith("IPM.Schedule.Meeting.Request"):  # the principal's copy for information: no answers
@@ -436,9 +463,10 @@ def _response_objects(node: etree._Element, step: _Step, item: Item, *_: Any) ->
             ("RemoveItem",) if props.get("IsCancelled") else _RESPONDING + _ANSWERS)
     else:
         return
-    holder = etree.SubElement(node, step.tag)
+    out.start(step.tag)
     for name in found:
-        etree.SubElement(holder, t(name))
+        out.leaf(f"t:{name}")
+    out.end()
 
 
 # CompleteNameType's parts and the contact properties they come from.
@@ -447,14 +475,15 @@ _COMPLETE_NAME = (("FirstName", "GivenName"), ("MiddleName", "MiddleName"), ("La
                   ("Nickname", "Nickname"))
 
 
-def _complete_name(node: etree._Element, step: _Step, item: Item, *_: Any) -> None:
+def _complete_name(out: Writer, step: _Step, item: Item, *_: Any) -> None:
     """A contact's CompleteName, made of its name properties as Exchange does (none: no element)."""
     parts = [(part, item.props.get(source)) for part, source in _COMPLETE_NAME]
     if any(value for _, value in parts):
-        complete = etree.SubElement(node, step.tag)
+        out.start(step.tag)
         for part, value in parts:
             if value:
-                _text(complete, t(part), value)
+                out.leaf(f"t:{part}", value)
+        out.end()
 
 
 _SPECIAL: dict[str, Callable[..., None]] = {
@@ -476,36 +505,36 @@ _SPECIAL: dict[str, Callable[..., None]] = {
 }
 
 
-def _render_value(node: etree._Element, step: _Step, value: Any, shape: Shape) -> None:
+def _render_value(out: Writer, step: _Step, value: Any, shape: Shape) -> None:
     element = step.element
     if element.kind == "list":
-        holder = etree.SubElement(node, step.tag)
+        out.start(step.tag)
         for text in value:
-            etree.SubElement(holder, _STRING).text = text
+            out.leaf("t:String", text)
+        out.end()
     elif not element.simple:
-        fragment = parse_fragment(value)
         if shape.indexed and element.name not in shape.fields and any(i.element == element.name
                                                                       for i in shape.indexed):
+            fragment = parse_fragment(value)
             keys = {i.index for i in shape.indexed if i.element == element.name}
             for entry in list(fragment):
                 if entry.get("Key") not in keys and entry.get("HeaderName") not in keys:
                     fragment.remove(entry)
-        node.append(fragment)
+            out.element(fragment)
+        else:
+            out.parts.append(written_fragment(value))
     elif isinstance(value, bool):
-        _text(node, step.tag, "true" if value else "false")
+        out.parts.append(step.open + ("true" if value else "false") + step.close)
     elif isinstance(value, float) and value.is_integer() and element.kind == "int":
-        _text(node, step.tag, str(int(value)))
+        out.leaf(step.tag, str(int(value)))
     else:
-        _text(node, step.tag, str(value))
+        out.leaf(step.tag, str(value))
 
 
-_STRING = t("String")
-
-
-def _render_body(node: etree._Element, key: str, item: Item, shape: Shape) -> None:
+def _render_body(out: Writer, key: str, item: Item, shape: Shape) -> None:
     if item.body is None:
         if key == "Body":
-            sub(node, t("Body"), "", BodyType="Text")
+            out.leaf("t:Body", None, {"BodyType": "Text"})
         return
     stored = item.body
     want = shape.body_type
@@ -519,7 +548,7 @@ def _render_body(node: etree._Element, key: str, item: Item, shape: Shape) -> No
         body_type, text = "Text", bodies.html_to_text(stored.text)
     else:
         body_type, text = "HTML", bodies.text_to_html(stored.text)
-    sub(node, t(key), text, BodyType=body_type, IsTruncated="false")
+    out.parts.append(f'<t:{key} BodyType="{escape_attribute(body_type)}" IsTruncated="false">{escape(text)}</t:{key}>')
 
 
 def item_id_attrs(mailbox: Mailbox, item: Item) -> dict[str, str]:

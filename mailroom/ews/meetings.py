@@ -36,10 +36,8 @@ from .xml import local, sub, t
 if TYPE_CHECKING:
     from .service import Operation
 
-RESPONSES = {"AcceptItem": ("Accept", "Accepted", "IPM.Schedule.Meeting.Resp.Pos"),
-             "TentativelyAcceptItem": ("Tentative", "Tentative", "IPM.Schedule.Meeting.Resp.Tent"),
-             "DeclineItem": ("Decline", "Declined", "IPM.Schedule.Meeting.Resp.Neg")}
-HANDLED = frozenset({*RESPONSES, "CancelCalendarItem", "RemoveItem"})
+_RESPONSE_OF = {"AcceptItem": "Accept", "TentativelyAcceptItem": "Tentative", "DeclineItem": "Decline"}
+HANDLED = frozenset({*_RESPONSE_OF, "CancelCalendarItem", "RemoveItem"})
 _SAVING = ("SendToAllAndSaveCopy", "SendToChangedAndSaveCopy")
 _ADDRESSED = (("ToRecipients", ("RequiredAttendees", "Resources")), ("CcRecipients", ("OptionalAttendees",)))
 _TO_CHANGED = ("SendOnlyToChanged", "SendToChangedAndSaveCopy")
@@ -115,18 +113,17 @@ def invite(op: Operation, mailbox: Mailbox, item: Item, mode: str, previous: Ite
     """Send the meeting request (to everyone, or to the attendees an update added) and a
     cancellation to the attendees an update removed."""
     attendees = read_attendees(item.props)
-    before = {(a.address.email or "").lower() for a in read_attendees(previous.props)} if previous else set()
-    now = {(a.address.email or "").lower() for a in attendees}
+    earlier = read_attendees(previous.props) if previous else []
+    before, now = {a.key for a in earlier}, {a.key for a in attendees}
     targets = attendees
     if previous is not None and mode in _TO_CHANGED:
-        targets = [a for a in attendees if (a.address.email or "").lower() not in before]
+        targets = [a for a in attendees if a.key not in before]
     save_copy = mode in _SAVING
     if targets:
         props = {"ItemClass": "IPM.Schedule.Meeting.Request", "Subject": item.props.get("Subject") or "",
                  **_to(targets)}
         _send(op, mailbox, _meeting(item, "REQUEST", attendees), props, item.body, save_copy, saved_el)
-    removed = [a for a in read_attendees(previous.props) if (a.address.email or "").lower() not in now] \
-        if previous else []
+    removed = [a for a in earlier if a.key not in now]
     if removed:
         props = {"ItemClass": "IPM.Schedule.Meeting.Canceled",
                  "Subject": f"Canceled: {item.props.get('Subject') or ''}", **_to(removed)}
@@ -212,7 +209,8 @@ def respond(op: Operation, node: etree._Element, disposition: str, saved_el: etr
     time proposed). A decline moves the meeting (and the request) to Deleted Items, as Exchange
     does."""
     kind = local(node.tag)
-    response, verb, item_class = RESPONSES[kind]
+    response = _RESPONSE_OF[kind]
+    verb, item_class = meetings.RESPONSES[response]
     reference, body = _read(node)
     proposal = _proposal(op, node, response)
     mailbox, item, message, holder = _meeting_of(op, reference, Access.EDIT)
@@ -229,7 +227,7 @@ def respond(op: Operation, node: etree._Element, disposition: str, saved_el: etr
         props = {"ItemClass": item_class, "Subject": f"{verb}: {item.props.get('Subject') or ''}",
                  "ToRecipients": recipients.build("ToRecipients", organizer[:1]),
                  "From": recipients.build("From", [me], single=True)}  # a delegate's: on behalf of the principal
-        mine = next((a for a in read_attendees(item.props) if (a.address.email or "").lower() == mailbox.address),
+        mine = next((a for a in read_attendees(item.props) if a.key == mailbox.address),
                     Attendee(me))
         sent_by = holder.address if holder.id != mailbox.id else None  # a delegate answering for its principal
         meeting = _meeting(item, "REPLY", [Attendee(me, mine.role, response, sent_by=sent_by)])

@@ -111,13 +111,17 @@ def parse_paging(request: etree._Element) -> Paging:
 
 
 def set_paging_attributes(node: etree._Element, paging: Paging, returned: int, total: int) -> None:
+    node.attrib.update(paging_attributes(paging, returned, total))
+
+
+def paging_attributes(paging: Paging, returned: int, total: int) -> dict[str, str]:
     """IndexedPagingOffset is where the next page starts (counted from the end when paging from
     the end); fractional views get NumeratorOffset/AbsoluteDenominator instead."""
     end = paging.start + returned
     if paging.kind == "fractional":
-        node.set("NumeratorOffset", str(end))
-        node.set("AbsoluteDenominator", str(total))
+        found = {"NumeratorOffset": str(end), "AbsoluteDenominator": str(total)}
     else:
-        node.set("IndexedPagingOffset", str(paging.offset + returned if paging.from_end else end))
-    node.set("TotalItemsInView", str(total))
-    node.set("IncludesLastItemInRange", bool_text(paging.start == 0 if paging.from_end else end >= total))
+        found = {"IndexedPagingOffset": str(paging.offset + returned if paging.from_end else end)}
+    found["TotalItemsInView"] = str(total)
+    found["IncludesLastItemInRange"] = bool_text(paging.start == 0 if paging.from_end else end >= total)
+    return found

@@ -4,6 +4,7 @@ error wrapping, and resolving the ids a request names to objects of the caller's
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 from lxml import etree
@@ -20,7 +21,7 @@ from .context import Context
 from .errors import EWSError, SOAPFault
 from .schema import schema
 from .wsdl import error_fill
-from .xml import M, T, local, m, sub, t
+from .xml import M, T, Writer, local, m, sub, t
 
 X = TypeVar("X")
 
@@ -33,6 +34,7 @@ class Operation:
 
     name: ClassVar[str] = ""
     min_version: ClassVar[str] = "Exchange2007"
+    writes: ClassVar[bool] = False  # answers with ``written()`` rather than a tree in ``parent``
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -54,6 +56,15 @@ class Operation:
         else:
             root = etree.Element(m(f"{self.name}Response"), nsmap={"m": M, "t": T})
         return root, sub(root, m("ResponseMessages"))
+
+    def written(self) -> Written:
+        """The ``m:<Name>Response`` with its ``m:ResponseMessages`` open, written as it is built
+        (``xml.Writer``): for the operations that answer with items, where building a tree would
+        cost most of the request. Such an operation sets ``writes``."""
+        out = Written()
+        out.start(f"m:{self.name}Response")
+        out.start("m:ResponseMessages")
+        return out
 
     def success(self, messages: etree._Element, message_name: str | None = None) -> etree._Element:
         msg = sub(messages, m(message_name or f"{self.name}ResponseMessage"), ResponseClass="Success")
@@ -91,6 +102,28 @@ class Operation:
             except store_errors.StoreError as exc:
                 messages.remove(msg)
                 self.error(messages, store_error(exc), message_name)
+
+    def each_written(self, out: Written, things: Iterable[X], handle: Callable[[X, Written], None],
+                     message_name: str | None = None) -> None:
+        """``each`` for a written response: ``handle`` writes a Success message's content; what it
+        wrote is dropped when it raises, and the Error message written instead."""
+        tag = f"m:{message_name or f'{self.name}ResponseMessage'}"
+        for thing in things:
+            if self.ctx.ticket is not None:
+                self.ctx.ticket.per_item()
+            mark = out.mark()
+            out.start(tag, _SUCCESS)
+            out.leaf("m:ResponseCode", "NoError")
+            try:
+                handle(thing, out)
+            except (EWSError, store_errors.StoreError) as exc:
+                out.rollback(mark)
+                err = exc if isinstance(exc, EWSError) else store_error(exc)
+                out.built(partial(self.error, err=err, message_name=message_name))
+                out.codes.append(err.code)
+            else:
+                out.end()
+                out.codes.append("NoError")
 
     # -- ids and access ---------------------------------------------------------------------------
     # Every folder and item a request names is resolved here and checked here, against what the
@@ -247,6 +280,20 @@ class Operation:
                    ChangeKey=ids.change_key(ids.CHANGEKEY_FOLDER, mailbox.database_guid, folder.change_number))
 
 
+class Written(Writer):
+    """A response written as it is built, with the ResponseCode of each of its messages (for the
+    audit trail, which records the first error)."""
+
+    __slots__ = ("codes",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.codes: list[str] = []
+
+
+_SUCCESS = {"ResponseClass": "Success"}
+
+
 def is_private(item: Item) -> bool:
     return item.props.get("Sensitivity") == "Private"
 
@@ -272,8 +319,9 @@ def store_error(exc: store_errors.StoreError) -> EWSError:
 
 
 def require(parent: etree._Element, tag: str) -> etree._Element:
-    """A child the schema requires; its absence is a schema validation error, as Exchange says."""
-    node = parent.find(tag)
+    """A child the schema requires; its absence is a schema validation error, as Exchange says.
+    (``iterchildren``: ``find`` would go through lxml's ElementPath machinery for one tag.)"""
+    node = next(parent.iterchildren(tag), None)
     if node is None:
         raise SOAPFault("ErrorSchemaValidation", f"The request is missing the required element {local(tag)}.")
     return node

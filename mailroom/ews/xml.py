@@ -1,9 +1,13 @@
-"""Namespaces, a hardened parser and small element builders. All XML is built as trees and
-serialised by lxml, never by string formatting."""
+"""Namespaces, a hardened parser, small element builders and the streaming writer. XML is never
+made by string formatting: requests and most responses are lxml trees serialised by lxml; item
+responses (GetItem, FindItem, SyncFolderItems) are written by ``Writer``, which escapes every text
+and attribute value and takes tag and attribute names only from the code's constants."""
 
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lxml import etree
@@ -14,6 +18,7 @@ M = "http://schemas.microsoft.com/exchange/services/2006/messages"
 T = "http://schemas.microsoft.com/exchange/services/2006/types"
 E = "http://schemas.microsoft.com/exchange/services/2006/errors"
 NSMAP = {"s": SOAP, "m": M, "t": T}
+_PREFIXES = {M: "m", T: "t"}  # what the response envelope declares (besides s) and Writer writes
 
 _PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False,
@@ -129,3 +134,156 @@ def xml_bool(value: str | None, default: bool = False) -> bool:
 
 def bool_text(value: bool) -> str:
     return "true" if value else "false"
+
+
+# -- the streaming writer -----------------------------------------------------------------------
+# Characters XML 1.0 does not allow (lxml refuses them in text and attributes as well); printable
+# text (str.isprintable, the quicker test) has none of them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_NOT_XML_ASCII = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")  # the same for ASCII text, in fewer steps
+
+
+def escape(text: str) -> str:
+    """Text content as lxml writes it (``&``, ``<``, ``>`` and carriage returns escaped); a
+    character XML cannot carry is refused with ValueError, as lxml refuses it. Most values have
+    nothing to escape and are returned as they are."""
+    if text.isprintable():  # (a carriage return is not printable)
+        if "&" not in text and "<" not in text and ">" not in text:
+            return text
+    elif (_NOT_XML_ASCII if text.isascii() else _NOT_XML).search(text) is not None:
+        raise ValueError("All strings must be XML compatible: Unicode or ASCII, no NULL bytes or control characters")
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+
+
+def escape_attribute(value: str) -> str:
+    """An attribute value as lxml writes it between double quotes."""
+    if value.isprintable() and "&" not in value and "<" not in value and ">" not in value and '"' not in value:
+        return value
+    return escape(value).replace('"', "&quot;").replace("\n", "&#10;").replace("\t", "&#9;")
+
+
+def attributes(attrs: Mapping[str, str | None]) -> str:
+    """`` name="value"`` for each attribute that has a value; the names are the code's constants
+    (or a parsed tree's, which the parser has checked)."""
+    return "".join([f' {name}="{escape_attribute(value)}"' for name, value in attrs.items() if value is not None])
+
+
+class Writer:
+    """XML written as it is produced, for responses where building an lxml tree would cost more
+    than everything else (an item is about 25 elements, each ``SubElement`` validating its tag and
+    namespace). Tags are prefixed names from constants (``t:Subject``; the prefixes the envelope
+    declares); every text and attribute value goes through ``escape``; trees (stored XML values,
+    parts still built with lxml) are written by ``element``, which escapes theirs the same way.
+    ``parts`` is open to the hot rendering loop, which appends escaped pieces directly."""
+
+    __slots__ = ("parts", "_open")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self._open: list[str] = []
+
+    def start(self, tag: str, attrs: Mapping[str, str | None] | None = None) -> None:
+        self.parts.append(f"<{tag}{attributes(attrs)}>" if attrs else f"<{tag}>")
+        self._open.append(tag)
+
+    def end(self) -> None:
+        self.parts.append(f"</{self._open.pop()}>")
+
+    def leaf(self, tag: str, text: str | None = None, attrs: Mapping[str, str | None] | None = None) -> None:
+        """An element without children: ``<tag attrs>text</tag>``, or ``<tag attrs/>`` without text."""
+        head = f"<{tag}{attributes(attrs)}" if attrs else f"<{tag}"
+        self.parts.append(f"{head}>{escape(text)}</{tag}>" if text else f"{head}/>")
+
+    def element(self, el: etree._Element) -> None:
+        """An lxml element and everything in it (not its tail)."""
+        _write_tree(el, self.parts)
+
+    def built(self, build: Callable[[etree._Element], object]) -> None:
+        """What an lxml builder shared with tree-built responses (error messages, time zones,
+        attachments ...) appends to a parent, written."""
+        holder = etree.Element(_HOLDER, nsmap=_HOLDER_NSMAP)
+        build(holder)
+        for child in holder:
+            _write_tree(child, self.parts)
+
+    def mark(self) -> tuple[int, int]:
+        return len(self.parts), len(self._open)
+
+    def rollback(self, mark: tuple[int, int]) -> None:
+        """Forget everything written since ``mark``."""
+        del self.parts[mark[0]:]
+        del self._open[mark[1]:]
+
+    def finish(self) -> str:
+        """The text, with every element still open closed."""
+        while self._open:
+            self.end()
+        return "".join(self.parts)
+
+
+_HOLDER, _HOLDER_NSMAP = f"{{{M}}}Holder", {"m": M, "t": T}
+
+
+def _write_tree(el: etree._Element, out: list[str]) -> None:
+    tag = _prefixed(el.tag)
+    attrib = el.attrib
+    if tag is None or any(name[0] == "{" for name in attrib):  # a namespace the envelope does not declare
+        out.append(etree.tostring(el, encoding="unicode", with_tail=False))
+        return
+    head = f"<{tag}{attributes(attrib)}" if attrib else f"<{tag}"
+    if len(el) == 0:
+        out.append(f"{head}>{escape(el.text)}</{tag}>" if el.text else f"{head}/>")
+        return
+    out.append(f"{head}>{escape(el.text)}" if el.text else f"{head}>")
+    for child in el:
+        _write_tree(child, out)
+        if child.tail:
+            out.append(escape(child.tail))
+    out.append(f"</{tag}>")
+
+
+def _prefixed(tag: object) -> str | None:
+    """``t:Name`` for ``{types}Name`` (and m: for messages); None for anything else."""
+    found = _TAGS.get(tag)
+    if found is None and isinstance(tag, str) and tag[:1] == "{":
+        ns, _, name = tag[1:].partition("}")
+        prefix = _PREFIXES.get(ns)
+        if prefix is None:
+            return None
+        found = f"{prefix}:{name}"
+        if len(_TAGS) < 4096:  # the schema's names; a bound against anything else
+            _TAGS[tag] = found
+    return found
+
+
+_TAGS: dict[object, str] = {}
+
+
+def written_fragment(text: str) -> str:
+    """A stored XML value (From, recipients ...; always produced by this server) as ``Writer``
+    writes it. The same values recur (a sender, the owner as the only recipient), so the written
+    form of a small value is kept (at most 1,024 of them)."""
+    found = _WRITTEN.get(text)
+    if found is None:
+        out: list[str] = []
+        _write_tree(etree.fromstring(text.encode(), _PARSER), out)
+        found = "".join(out)
+        if len(text) <= _KEPT_CHARS:
+            _bounded_put(_WRITTEN, text, found)
+    return found
+
+
+_WRITTEN: dict[str, str] = {}
+# For this server's own written XML: no limit on a text node's size (an attached item's MimeContent
+# may pass libxml2's default of 10 MB); still nothing external and no entities.
+_WRITTEN_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True,
+                                  collect_ids=False)
+
+
+def append_written(parent: etree._Element, written: str) -> etree._Element:
+    """Append what a Writer wrote (one element) to a tree that is still built with lxml, and return it."""
+    holder = etree.fromstring(f'<m:Written xmlns:m="{M}" xmlns:t="{T}">{written}</m:Written>'.encode(),
+                              _WRITTEN_PARSER)
+    node = holder[0]
+    parent.append(node)
+    return node

@@ -32,7 +32,7 @@ class Store:
         self.folders = Folders(engine)
         self.items = Items(engine, self.folders)
         self.journal = Journal(engine)
-        self.permissions = Permissions(engine, self.folders)
+        self.permissions = Permissions(engine, self.folders, self.directory)
         self.audit = AuditLog(engine)
         self.throttling = ThrottlingPolicies(engine, self.directory)
         self.calendar_processing = CalendarProcessingSettings(engine, self.directory)

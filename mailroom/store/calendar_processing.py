@@ -8,15 +8,15 @@ calendar attendant places requests tentatively; the owner answers them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+import contextlib
+from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, select
 
 from . import tables as t
 from .directory import Directory
 from .engine import reading, writing
-from .errors import NotFound
 from .model import Mailbox
 
 AUTOMATE = ("None", "AutoUpdate", "AutoAccept")
@@ -74,12 +74,18 @@ def defaults(mailbox: Mailbox) -> CalendarProcessing:
     return CalendarProcessing() if mailbox.kind != "user" else CalendarProcessing(automate_processing="AutoUpdate")
 
 
-def parse_value(name: str, text: str) -> Any:  # noqa: ANN401 - the parameter's own type
-    """A value of the parameter ``name`` (Exchange's) as an admin writes it (``$true``, ``180``,
-    ``autoaccept``), checked; ValueError if wrong."""
+def _parameter(name: str) -> Field:
+    """The parameter Exchange calls ``name``; ValueError for one it does not know."""
     param = PARAMETERS.get(name)
     if param is None:
         raise ValueError(f"unknown calendar processing parameter {name!r} (known: {', '.join(PARAMETERS)})")
+    return param
+
+
+def parse_value(name: str, text: str) -> Any:  # noqa: ANN401 - the parameter's own type
+    """A value of the parameter ``name`` (Exchange's) as an admin writes it (``$true``, ``180``,
+    ``autoaccept``), checked; ValueError if wrong."""
+    param = _parameter(name)
     value: Any = text
     if isinstance(param.default, bool):
         if text.strip().lower() not in (*_TRUE, *_FALSE):
@@ -90,13 +96,12 @@ def parse_value(name: str, text: str) -> Any:  # noqa: ANN401 - the parameter's 
             value = int(text.strip())
         except ValueError as exc:
             raise ValueError(f"{exchange_name(param.name)}: {text!r} is not a whole number") from exc
-    return check(param.name, value)
+    return check(param, value)
 
 
-def check(name: str, value: Any) -> Any:  # noqa: ANN401 - the parameter's own type
-    """``value`` for the parameter (field) ``name``, canonical; ValueError when it cannot hold it."""
-    param = next(f for f in fields(CalendarProcessing) if f.name == name)
-    label = exchange_name(name)
+def check(param: Field, value: Any) -> Any:  # noqa: ANN401 - the parameter's own type
+    """``value`` for the parameter ``param``, canonical; ValueError when it cannot hold it."""
+    label = exchange_name(param.name)
     if type(value) is not type(param.default):
         raise ValueError(f"{label}: {value!r} is not a {type(param.default).__name__}")
     choices = param.metadata.get("choices")
@@ -123,30 +128,20 @@ class CalendarProcessingSettings:
         c = t.calendar_processing.c
         with reading(self.engine) as conn:
             stored = conn.scalar(select(c.settings).where(c.mailbox_id == mailbox.id)) or {}
-        settings = defaults(mailbox)
+        values = {}
         for name, value in stored.items():
             param = PARAMETERS.get(name)
-            try:
-                settings = replace(settings, **{param.name: check(param.name, value)}) if param else settings
-            except ValueError:
-                continue
-        return settings
+            if param is not None:
+                with contextlib.suppress(ValueError):
+                    values[param.name] = check(param, value)
+        return replace(defaults(mailbox), **values)
 
     def set(self, address: str, values: dict[str, Any]) -> CalendarProcessing:
         """Set parameters (by Exchange's name, values already of their type) and return the result."""
-        mailbox = self.directory.mailbox_by_address(address)
-        if mailbox is None:
-            raise NotFound(f"no mailbox {address}")
-        checked = {}
-        for name, value in values.items():
-            param = PARAMETERS.get(name)
-            if param is None:
-                raise ValueError(f"unknown calendar processing parameter {name!r}")
-            checked[name] = check(param.name, value)
+        mailbox = self.directory.require(address)
+        checked = {name: check(_parameter(name), value) for name, value in values.items()}
         c = t.calendar_processing.c
         with writing(self.engine) as w:
             stored = w.conn.scalar(select(c.settings).where(c.mailbox_id == mailbox.id)) or {}
-            w.conn.execute(delete(t.calendar_processing).where(c.mailbox_id == mailbox.id))
-            w.conn.execute(insert(t.calendar_processing).values(mailbox_id=mailbox.id,
-                                                                settings={**stored, **checked}))
+            w.replace_row(t.calendar_processing, mailbox.id, settings={**stored, **checked})
         return self.get(mailbox)

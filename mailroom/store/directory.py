@@ -10,7 +10,7 @@ from sqlalchemy import Engine, Row, delete, exists, func, insert, or_, select, u
 from sqlalchemy.exc import IntegrityError
 
 from . import tables as t
-from .cache import shared
+from .cache import SharedCache, shared
 from .default_folders import DEFAULT_FOLDERS
 from .engine import Writer, reading, writing
 from .errors import AlreadyExists, InvalidOperation, NotFound
@@ -83,8 +83,16 @@ FLOW_CACHE_SECONDS = 10.0
 class Directory:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._domains = shared("directory.domains", engine, FLOW_CACHE_SECONDS)
-        self._recipients = shared("directory.recipients", engine, FLOW_CACHE_SECONDS)
+        self._flow_caches: list[SharedCache] = []
+        self._domains = self.flow_cache("domains")
+        self._recipients = self.flow_cache("recipients")
+
+    def flow_cache(self, name: str) -> SharedCache:
+        """A mail-flow cache of answers that hold mailboxes (``name`` unique per database): every
+        directory change drops them, as it drops the directory's own."""
+        cache = shared(f"directory.{name}", self.engine, FLOW_CACHE_SECONDS)
+        self._flow_caches.append(cache)
+        return cache
 
     @contextmanager
     def _writing(self) -> Iterator[Writer]:
@@ -94,8 +102,8 @@ class Directory:
             with writing(self.engine) as w:
                 yield w
         finally:
-            self._domains.forget()
-            self._recipients.forget()
+            for cache in self._flow_caches:
+                cache.forget()
 
     # -- mail flow (cached) ------------------------------------------------------------------
     def accepts(self, domain: str) -> bool:
@@ -153,6 +161,10 @@ class Directory:
             groups = w.conn.scalar(select(func.count()).where(t.groups.c.domain_id == domain_id))
             if groups:
                 raise InvalidOperation(f"domain {name} still has {groups} group(s)")
+            aliases = w.conn.scalar(select(func.count()).where(
+                t.aliases.c.address.like("%@" + _like_escape(name.lower()), escape="\\")))
+            if aliases:  # mail flow finds mailboxes, aliases and groups in the accepted domains only
+                raise InvalidOperation(f"domain {name} still has {aliases} alias(es)")
             w.conn.execute(delete(t.domains).where(t.domains.c.id == domain_id))
 
     # -- databases ---------------------------------------------------------------------------
@@ -283,7 +295,7 @@ class Directory:
         self._update_mailbox(address, display_name=display_name)
 
     def _update_mailbox(self, address: str, **values: str) -> None:
-        mailbox = self._require(address)
+        mailbox = self.require(address)
         with self._writing() as w:
             w.conn.execute(update(t.mailboxes).where(t.mailboxes.c.id == mailbox.id).values(**values))
 
@@ -304,36 +316,34 @@ class Directory:
                        manager: str | None = None) -> DirectoryEntry:
         """Change directory attributes (``values`` by ATTRIBUTES name, ``phones`` by PHONE_KEYS
         key, ``manager`` an address; an empty value removes one) and return the result."""
-        mailbox = self._require(address)
+        mailbox = self.require(address)
         unknown = [k for k in values if k not in ATTRIBUTES] + [k for k in phones or {} if k not in PHONE_KEYS]
         if unknown:
             raise ValueError(f"not a directory attribute: {', '.join(unknown)}")
         manager_id: int | None = None
         if manager:
-            boss = self._require(manager)
+            boss = self.require(manager)
             if boss.id == mailbox.id:
                 raise InvalidOperation(f"{mailbox.address} cannot be its own manager")
             manager_id = boss.id
         current = self.entry(mailbox)
         attributes = _merged(current.attributes, values)
         attributes["PhoneNumbers"] = _merged(current.phones, phones or {})
-        d = t.directory_attributes.c
         if manager is None:
             manager_id = current.manager.id if current.manager else None
         with writing(self.engine) as w:
-            w.conn.execute(delete(t.directory_attributes).where(d.mailbox_id == mailbox.id))
-            w.conn.execute(insert(t.directory_attributes).values(mailbox_id=mailbox.id, manager_id=manager_id,
-                                                                 attributes=attributes))
+            w.replace_row(t.directory_attributes, mailbox.id, manager_id=manager_id, attributes=attributes)
         return self.entry(mailbox)
 
-    def _require(self, address: str) -> Mailbox:
+    def require(self, address: str) -> Mailbox:
+        """``mailbox_by_address``, NotFound when there is no such mailbox."""
         mailbox = self.mailbox_by_address(address)
         if mailbox is None:
             raise NotFound(f"no mailbox {address}")
         return mailbox
 
     def add_alias(self, address: str, alias: str) -> None:
-        mailbox = self._require(address)
+        mailbox = self.require(address)
         alias = normalize_address(alias)
         with self._writing() as w:
             domain = alias.split("@", 1)[1]
@@ -349,14 +359,14 @@ class Directory:
                 raise NotFound(f"no alias {alias}")
 
     def remove_mailbox(self, address: str) -> None:
-        mailbox = self._require(address)
+        mailbox = self.require(address)
         with self._writing() as w:
             w.conn.execute(delete(t.mailboxes).where(t.mailboxes.c.id == mailbox.id))
 
     # -- impersonation -----------------------------------------------------------------------
     def grant_impersonation(self, account: str, scope: str) -> Grant:
         """Give ``account`` the ApplicationImpersonation role over ``scope`` (syntax: store/scopes.py)."""
-        holder = self._require(account)
+        holder = self.require(account)
         parsed = self._checked_scope(parse_scope(scope))
         created = utcnow()
         try:
@@ -373,12 +383,12 @@ class Directory:
             raise NotFound(f"domain {scope.value} is not an accepted domain here")
         if scope.kind == "mailboxes":
             for address in scope.value.split(","):
-                self._require(address)
+                self.require(address)
         return scope
 
     def revoke_impersonation(self, account: str, scope: str | None = None) -> int:
         """Take back one grant of ``account``, or every grant without ``scope``; returns how many went."""
-        holder = self._require(account)
+        holder = self.require(account)
         g = t.impersonation_grants.c
         where = g.account_id == holder.id
         if scope is not None:

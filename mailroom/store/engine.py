@@ -22,8 +22,10 @@ from sqlalchemy import (
     Dialect,
     Engine,
     Select,
+    Table,
     bindparam,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -114,7 +116,9 @@ class DriverReads:
             event.listen(engine, "engine_disposed", self._close_all)
 
     @contextmanager
-    def cursor(self) -> Iterator[Any]:
+    def cursor(self, transaction: bool = True) -> Iterator[Any]:
+        """A cursor for one read: in a transaction of its own, or (``transaction`` False, for a read
+        of one statement, which SQLite runs on one snapshot anyway) without BEGIN and COMMIT."""
         if self._path is None:
             with self._pooled() as cursor:
                 yield cursor
@@ -122,9 +126,11 @@ class DriverReads:
         conn = self._own()
         cursor = conn.cursor()
         try:
-            cursor.execute("BEGIN")  # the connection is in autocommit mode, as the engine's are
+            if transaction:
+                cursor.execute("BEGIN")  # the connection is in autocommit mode, as the engine's are
             yield cursor
-            conn.commit()
+            if transaction:
+                conn.commit()
         except BaseException:
             conn.rollback()
             raise
@@ -296,6 +302,11 @@ class Writer:
         """Write the journal row for a change whose number was taken with ``next_change``."""
         self.record_many([Change(seq, database_id, mailbox_id, kind, object_id, action, folder_id, old_folder_id,
                                  old_object_id)])
+
+    def replace_row(self, table: Table, mailbox_id: int, **values: object) -> None:
+        """Make ``values`` the mailbox's one row of a per-mailbox settings table (keyed by mailbox_id)."""
+        self.conn.execute(delete(table).where(table.c.mailbox_id == mailbox_id))
+        self.conn.execute(insert(table).values(mailbox_id=mailbox_id, **values))
 
     def record_many(self, changes: list[Change]) -> None:
         """Write the journal rows of several changes with one statement."""

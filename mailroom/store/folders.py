@@ -42,6 +42,14 @@ def adjust_counts(conn: Connection, folder_id: int, total: int = 0, unread: int 
                                       "d_associated": associated})
 
 
+def adjust_counts_many(conn: Connection, counts: dict[int, list[int]]) -> None:
+    """``adjust_counts`` for several folders with one statement: folder -> [total, unread, associated]."""
+    changes = [{"folder": folder_id, "d_total": total, "d_unread": unread, "d_associated": associated}
+               for folder_id, (total, unread, associated) in counts.items() if total or unread or associated]
+    if changes:
+        conn.execute(_ADJUST_COUNTS, changes)
+
+
 class Folders:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

@@ -116,7 +116,7 @@ class Groups:
             if nested.id == group.id:
                 raise InvalidOperation(f"{group.address} cannot be a member of itself")
             return {"member_group_id": nested.id}
-        if address.split("@", 1)[1] in {d.name for d in self.directory.domains()}:
+        if self.directory.accepts(address.split("@", 1)[1]):
             raise NotFound(f"no mailbox or group {address}")
         return {"address": address}
 

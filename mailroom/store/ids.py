@@ -23,6 +23,7 @@ KIND_ATTACHMENT = ord("A")
 KIND_OCCURRENCE = ord("O")
 _WITH_SUFFIX = (KIND_ATTACHMENT, KIND_OCCURRENCE)  # kinds whose ids carry a second 8-byte number
 _HEAD = struct.Struct(">BB16sQ")
+_SUFFIX = struct.Struct(">Q")  # the second number of the kinds _WITH_SUFFIX
 
 CHANGEKEY_FOLDER = 1
 CHANGEKEY_MESSAGE = 9
@@ -51,10 +52,7 @@ class ObjectId:
     attachment_id: int = 0  # the attachment row id, or an occurrence's instance index
 
     def encode(self) -> str:
-        raw = _HEAD.pack(VERSION, self.kind, _guid_bytes(self.mailbox_guid), self.row_id)
-        if self.kind in _WITH_SUFFIX:
-            raw += struct.pack(">Q", self.attachment_id)
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+        return _encode(self.kind, self.mailbox_guid, self.row_id, self.attachment_id)
 
     @property
     def entry_id(self) -> bytes:
@@ -76,29 +74,37 @@ def from_entry_id(raw: bytes, kind: int | None = None) -> ObjectId:
     if len(raw) < _HEAD.size:
         raise MalformedId(raw.hex())
     version, found_kind, guid, row_id = _HEAD.unpack_from(raw)
-    expected = _HEAD.size + (8 if found_kind in _WITH_SUFFIX else 0)
+    expected = _HEAD.size + (_SUFFIX.size if found_kind in _WITH_SUFFIX else 0)
     if version != VERSION or found_kind not in (KIND_FOLDER, KIND_ITEM, *_WITH_SUFFIX) or len(raw) != expected:
         raise MalformedId(raw.hex())
     if kind is not None and found_kind != kind:
         raise MalformedId(raw.hex())
-    attachment_id = struct.unpack_from(">Q", raw, _HEAD.size)[0] if found_kind in _WITH_SUFFIX else 0
+    attachment_id = _SUFFIX.unpack_from(raw, _HEAD.size)[0] if found_kind in _WITH_SUFFIX else 0
     return ObjectId(found_kind, _guid_text(guid), row_id, attachment_id)
 
 
+def _encode(kind: int, mailbox_guid: str, row_id: int, attachment_id: int = 0) -> str:
+    """An id's text (without making an ObjectId: this runs for every id a response carries)."""
+    raw = _HEAD.pack(VERSION, kind, _guid_bytes(mailbox_guid), row_id)
+    if kind in _WITH_SUFFIX:
+        raw += _SUFFIX.pack(attachment_id)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
 def folder_id(mailbox_guid: str, row_id: int) -> str:
-    return ObjectId(KIND_FOLDER, mailbox_guid, row_id).encode()
+    return _encode(KIND_FOLDER, mailbox_guid, row_id)
 
 
 def item_id(mailbox_guid: str, row_id: int) -> str:
-    return ObjectId(KIND_ITEM, mailbox_guid, row_id).encode()
+    return _encode(KIND_ITEM, mailbox_guid, row_id)
 
 
 def attachment_id(mailbox_guid: str, item_row_id: int, attachment_row_id: int) -> str:
-    return ObjectId(KIND_ATTACHMENT, mailbox_guid, item_row_id, attachment_row_id).encode()
+    return _encode(KIND_ATTACHMENT, mailbox_guid, item_row_id, attachment_row_id)
 
 
 def occurrence_id(mailbox_guid: str, master_row_id: int, instance_index: int) -> str:
-    return ObjectId(KIND_OCCURRENCE, mailbox_guid, master_row_id, instance_index).encode()
+    return _encode(KIND_OCCURRENCE, mailbox_guid, master_row_id, instance_index)
 
 
 def change_key(kind: int, database_guid: str, change_number: int) -> str:

@@ -11,13 +11,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, Dialect, Engine, Row, bindparam, delete, exists, func, insert, select, update
 
 from . import extended
 from . import tables as t
 from .engine import Change, DriverReads, Prepared, Writer, reading, writing
 from .errors import Conflict, NotFound
-from .folders import Folders, adjust_counts
+from .folders import Folders, adjust_counts, adjust_counts_many
 from .model import Attachment, Body, Delivery, ExtendedValue, Item, ItemChanges, Mailbox, NewItem, utcnow
 from .query import Filter, Page, Prop, Sort
 from .sqlquery import ITEM_COLUMNS, ITEMS, NOT_PRIVATE, PRIVATE
@@ -77,10 +77,12 @@ _ATTACHMENTS_OF = Prepared(select(*[c for c in t.attachments.c if c.key != "cont
                            .where(t.attachments.c.item_id == bindparam("id")).order_by(t.attachments.c.id))
 
 
-_TARGET = select(t.folders.c.id).where(t.folders.c.mailbox_id == bindparam("mailbox"),
-                                      t.folders.c.distinguished_id == bindparam("folder"))
-_HOLDS_MESSAGE = select(t.items.c.props).where(t.items.c.mailbox_id == bindparam("mailbox"),
-                                              t.items.c.message_id == bindparam("message_id"))
+_TARGETS = select(t.folders.c.mailbox_id, t.folders.c.distinguished_id, t.folders.c.id).where(
+    t.folders.c.mailbox_id.in_(bindparam("mailboxes", expanding=True)),
+    t.folders.c.distinguished_id.in_(bindparam("folders", expanding=True)))
+_HELD = select(t.items.c.mailbox_id, t.items.c.message_id, t.items.c.props).where(
+    t.items.c.mailbox_id.in_(bindparam("mailboxes", expanding=True)),
+    t.items.c.message_id.in_(bindparam("message_ids", expanding=True)))
 _DELIVERY_KEY = "_DeliveryKey"  # the stored Delivery.key of a delivered item (internal: no EWS property)
 _INSERT_ITEM, _INSERT_MIME = insert(t.items), insert(t.item_mime)  # values as parameters: compiled once
 DELIVERED, DUPLICATE, GONE = "delivered", "duplicate", "gone"
@@ -119,21 +121,34 @@ class Items:
 
     def _get_one(self, mailbox: Mailbox, item_id: int, body: bool, mime: bool, attachments: bool,
                  with_extended: bool) -> Item | None:
-        """``get_many`` of one id, the hot read path: straight on the driver, same result."""
+        """``get_many`` of one id, the hot read path: straight on the driver, same result. The item
+        row alone is one statement, needing no transaction of its own; when there is more to read
+        (extended properties, MIME, attachments) the row and the rest are read in one transaction."""
         dialect = self.engine.dialect
-        with self._driver.cursor() as cursor:
-            rows = _GET_ONE[body].rows(cursor, dialect, id=item_id, mailbox=mailbox.id)
+        if not (with_extended or mime):
+            with self._driver.cursor(transaction=False) as cursor:
+                rows = _GET_ONE[body].rows(cursor, dialect, id=item_id, mailbox=mailbox.id)
             if not rows:
                 return None
-            item = _item_from(rows[0])
-            if with_extended:
-                item.extended = [ExtendedValue(m["prop_key"], m["prop_type"], m["value"])
-                                 for m in _EXTENDED_OF.rows(cursor, dialect, id=item_id)]
-            if mime:
-                item.mime = next((bytes(m["mime"]) for m in _MIME_OF.rows(cursor, dialect, id=item_id)), None)
-            if attachments and rows[0]["any_attachment"]:
-                item.attachments = [_attachment_from(m) for m in _ATTACHMENTS_OF.rows(cursor, dialect, id=item_id)]
-            return item
+            if not (attachments and rows[0]["any_attachment"]):
+                return _item_from(rows[0])
+        with self._driver.cursor() as cursor:
+            rows = _GET_ONE[body].rows(cursor, dialect, id=item_id, mailbox=mailbox.id)
+            return self._details(cursor, dialect, rows[0], item_id, mime, attachments, with_extended) if rows else None
+
+    @staticmethod
+    def _details(cursor: Any, dialect: Dialect, row: dict[str, Any], item_id: int, mime: bool, attachments: bool,
+                 with_extended: bool) -> Item:
+        """The item of ``row`` with what else was asked for, read on the same cursor."""
+        item = _item_from(row)
+        if with_extended:
+            item.extended = [ExtendedValue(m["prop_key"], m["prop_type"], m["value"])
+                             for m in _EXTENDED_OF.rows(cursor, dialect, id=item_id)]
+        if mime:
+            item.mime = next((bytes(m["mime"]) for m in _MIME_OF.rows(cursor, dialect, id=item_id)), None)
+        if attachments and row["any_attachment"]:
+            item.attachments = [_attachment_from(m) for m in _ATTACHMENTS_OF.rows(cursor, dialect, id=item_id)]
+        return item
 
     def _get_many(self, conn: Connection, mailbox: Mailbox, item_ids: list[int], body: bool, mime: bool,
                   attachments: bool, with_extended: bool) -> list[Item | None]:
@@ -225,14 +240,14 @@ class Items:
     def create(self, mailbox: Mailbox, folder_id: int, new: NewItem) -> Item:
         with writing(self.engine, mailbox.database_id) as w:
             self.folders._get(w.conn, mailbox, folder_id, with_extended=False)
-            item_id = self._insert(w, mailbox, folder_id, new, "created")
+            [item_id] = self._insert_many(w, [(mailbox, folder_id, new)])
             return self._fresh(w.conn, mailbox, item_id)
 
     def create_many(self, mailbox: Mailbox, folder_id: int, news: list[NewItem]) -> list[int]:
         """Create several items in one transaction (bulk import); returns their ids."""
         with writing(self.engine, mailbox.database_id) as w:
             self.folders._get(w.conn, mailbox, folder_id, with_extended=False)
-            return [self._insert(w, mailbox, folder_id, new, "created") for new in news]
+            return self._insert_many(w, [(mailbox, folder_id, new) for new in news])
 
     def deliver(self, deliveries: list[Delivery]) -> list[str]:
         """Put each message in its mailbox's Inbox (or ``Delivery.folder``), all in one transaction (one commit, so one
@@ -241,17 +256,15 @@ class Items:
         of the batch included); GONE when the mailbox no longer exists."""
         outcomes = []
         with writing(self.engine, {d.mailbox.database_id for d in deliveries}) as w:
-            inboxes: dict[tuple[int, str], int | None] = {}  # (mailbox, distinguished folder) -> folder
-            taken: set[tuple[int, str, str | None]] = set()  # (mailbox, Message-ID, key) delivered earlier in the batch
+            targets = _targets(w.conn, deliveries)
+            # (mailbox, Message-ID, key) held already or delivered earlier in the batch
+            taken = _held(w.conn, deliveries)
             entries: list[tuple[Mailbox, int, NewItem]] = []
             for d in deliveries:
-                target = (d.mailbox.id, d.folder)
-                if target not in inboxes:
-                    inboxes[target] = w.conn.scalar(_TARGET, {"mailbox": d.mailbox.id, "folder": d.folder})
-                inbox = inboxes[target]
+                inbox = targets.get((d.mailbox.id, d.folder))
                 if inbox is None:
                     outcomes.append(GONE)
-                elif d.message_id and ((d.mailbox.id, d.message_id, d.key) in taken or _holds(w.conn, d)):
+                elif d.message_id and (d.mailbox.id, d.message_id, d.key) in taken:
                     outcomes.append(DUPLICATE)
                 else:
                     if d.message_id:
@@ -260,14 +273,11 @@ class Items:
                         d.item.props[_DELIVERY_KEY] = d.key
                     entries.append((d.mailbox, inbox, d.item))
                     outcomes.append(DELIVERED)
-            self._insert_many(w, entries, "created")
+            self._insert_many(w, entries)
         return outcomes
 
-    def _insert(self, w: Writer, mailbox: Mailbox, folder_id: int, new: NewItem, action: str) -> int:
-        return self._insert_many(w, [(mailbox, folder_id, new)], action)[0]
-
-    def _insert_many(self, w: Writer, entries: list[tuple[Mailbox, int, NewItem]], action: str) -> list[int]:
-        """Insert items (mailbox, folder, item), in order: their change numbers taken with one
+    def _insert_many(self, w: Writer, entries: list[tuple[Mailbox, int, NewItem]]) -> list[int]:
+        """Create items (mailbox, folder, item), in order: their change numbers taken with one
         statement per mailbox database, their MIME and journal rows written together, each
         folder's counts adjusted once."""
         now = utcnow()
@@ -294,8 +304,6 @@ class Items:
                 body_type=new.body.body_type if new.body else None, body=new.body.text if new.body else None,
                 props=rest, created_by=new.created_by,
             )
-            if action in ("moved", "copied"):
-                columns["date_created"] = new.props.get("DateTimeCreated") or now
             item_id = int(w.conn.execute(_INSERT_ITEM, columns).inserted_primary_key[0])
             ids.append(item_id)
             if new.mime is not None:
@@ -308,11 +316,10 @@ class Items:
             folder[0] += 0 if associated else 1
             folder[1] += 0 if is_read or associated else 1
             folder[2] += 1 if associated else 0
-            changes.append(Change(seq, mailbox.database_id, mailbox.id, "item", item_id, action, folder_id))
+            changes.append(Change(seq, mailbox.database_id, mailbox.id, "item", item_id, "created", folder_id))
         if mimes:
             w.conn.execute(_INSERT_MIME, mimes)
-        for folder_id, (total, unread, associated) in counts.items():
-            adjust_counts(w.conn, folder_id, total=total, unread=unread, associated=associated)
+        adjust_counts_many(w.conn, counts)
         w.record_many(changes)
         return ids
 
@@ -563,11 +570,23 @@ class Items:
             self._touch(w, mailbox, row.id, "modified", row.folder_id)
 
 
-def _holds(conn: Connection, d: Delivery) -> bool:
-    """Whether ``d.mailbox`` holds ``d`` already: an item of its Message-ID and key (the index on
-    Message-ID finds the few candidates)."""
-    found = conn.scalars(_HOLDS_MESSAGE, {"mailbox": d.mailbox.id, "message_id": d.message_id})
-    return any((props or {}).get(_DELIVERY_KEY) == d.key for props in found)
+def _targets(conn: Connection, deliveries: list[Delivery]) -> dict[tuple[int, str], int]:
+    """The folder each delivery goes to, by (mailbox, distinguished folder), with one statement;
+    a mailbox removed meanwhile has none."""
+    rows = conn.execute(_TARGETS, {"mailboxes": sorted({d.mailbox.id for d in deliveries}),
+                                   "folders": sorted({d.folder for d in deliveries})})
+    return {(mailbox, folder): folder_id for mailbox, folder, folder_id in rows}
+
+
+def _held(conn: Connection, deliveries: list[Delivery]) -> set[tuple[int, str, str | None]]:
+    """(mailbox, Message-ID, key) of the items the deliveries' mailboxes hold already under their
+    Message-IDs, with one statement (the index on mailbox and Message-ID finds the few candidates)."""
+    with_id = [d for d in deliveries if d.message_id]
+    if not with_id:
+        return set()
+    rows = conn.execute(_HELD, {"mailboxes": sorted({d.mailbox.id for d in with_id}),
+                                "message_ids": sorted({d.message_id for d in with_id})})
+    return {(mailbox, message_id, (props or {}).get(_DELIVERY_KEY)) for mailbox, message_id, props in rows}
 
 
 def _with_picture(props: dict[str, Any], picture: bool) -> dict[str, Any]:

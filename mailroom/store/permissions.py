@@ -7,6 +7,8 @@ takes them away."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,7 +17,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, 
 from mailroom.access.permissions import DEFAULT_RIGHTS, Permission, Principal, Right
 
 from . import tables as t
-from .directory import _mailbox, _mailbox_query
+from .directory import Directory, _mailbox, _mailbox_query
 from .engine import Writer, reading, writing
 from .errors import AlreadyExists, NotFound
 from .model import Mailbox, utcnow
@@ -100,15 +102,26 @@ class Delegate:
 
 
 class Permissions:
-    def __init__(self, engine: Engine, folders: Folders) -> None:
+    def __init__(self, engine: Engine, folders: Folders, directory: Directory) -> None:
         self.engine = engine
         self.folders = folders
+        self._meeting_copies = directory.flow_cache("meeting_copies")  # by owner id; delegate changes drop it
 
     def rights(self, folder_id: int, user: Mailbox) -> Right:
         with reading(self.engine) as conn:
             return rights_of(conn, folder_id, user.id)
 
     # -- delegates ---------------------------------------------------------------------------
+    @contextmanager
+    def _changing(self, owner: Mailbox, database_id: int | None = None) -> Iterator[Writer]:
+        """A transaction changing the owner's delegates or their settings: its cached meeting
+        copies are dropped once it ends."""
+        try:
+            with writing(self.engine, database_id) as w:
+                yield w
+        finally:
+            self._meeting_copies.forget(owner.id)
+
     def delegates(self, owner: Mailbox, folders: dict[str, int]) -> list[Delegate]:
         """The owner's delegates with their rights on ``folders`` (distinguished name -> folder id)."""
         d, p = t.delegates.c, t.folder_permissions.c
@@ -130,7 +143,7 @@ class Permissions:
     def add_delegate(self, owner: Mailbox, delegate: Mailbox, folders: dict[int, Right],
                      receive_copies: bool, view_private: bool) -> None:
         """Make ``delegate`` a delegate of ``owner`` with these rights (folder id -> rights)."""
-        with writing(self.engine, owner.database_id) as w:
+        with self._changing(owner, owner.database_id) as w:
             if self._is_delegate(w.conn, owner, delegate):
                 raise AlreadyExists(f"{delegate.address} is already a delegate of {owner.address}")
             w.conn.execute(insert(t.delegates).values(owner_id=owner.id, delegate_id=delegate.id,
@@ -141,7 +154,7 @@ class Permissions:
     def update_delegate(self, owner: Mailbox, delegate: Mailbox, folders: dict[int, Right],
                         receive_copies: bool | None, view_private: bool | None) -> None:
         """Change what the request names; folders not in ``folders`` keep their entries."""
-        with writing(self.engine, owner.database_id) as w:
+        with self._changing(owner, owner.database_id) as w:
             if not self._is_delegate(w.conn, owner, delegate):
                 raise NotFound(f"{delegate.address} is not a delegate of {owner.address}")
             values = {k: v for k, v in (("receive_copies", receive_copies), ("view_private", view_private))
@@ -154,22 +167,28 @@ class Permissions:
 
     def remove_delegate(self, owner: Mailbox, delegate: Mailbox, folder_ids: list[int]) -> None:
         """Remove the delegate and its entries on the owner's delegate folders."""
-        with writing(self.engine, owner.database_id) as w:
+        with self._changing(owner, owner.database_id) as w:
             if not self._is_delegate(w.conn, owner, delegate):
                 raise NotFound(f"{delegate.address} is not a delegate of {owner.address}")
             d = t.delegates.c
             w.conn.execute(delete(t.delegates).where(d.owner_id == owner.id, d.delegate_id == delegate.id))
             self._set_folders(w, owner, delegate, dict.fromkeys(folder_ids, Right.NONE))
 
-    def meeting_copies(self, owner: Mailbox) -> tuple[str, list[Mailbox]]:
+    def meeting_copies(self, owner: Mailbox) -> tuple[str, tuple[Mailbox, ...]]:
         """The owner's DeliverMeetingRequests and the delegates that receive copies of its
-        meeting messages (ReceiveCopiesOfMeetingMessages)."""
+        meeting messages (ReceiveCopiesOfMeetingMessages); asked at every meeting message
+        delivered, so cached as the directory's mail-flow answers are (store/cache.py)."""
+        found = self._meeting_copies.get(owner.id, lambda: self._load_meeting_copies(owner))
+        assert found is not None  # the load always answers
+        return found
+
+    def _load_meeting_copies(self, owner: Mailbox) -> tuple[str, tuple[Mailbox, ...]]:
         d = t.delegates.c
         with reading(self.engine) as conn:
             rows = conn.execute(_mailbox_query().join(t.delegates, d.delegate_id == t.mailboxes.c.id)
                                 .where(d.owner_id == owner.id, d.receive_copies.is_(True))
                                 .order_by(d.created, d.delegate_id)).all()
-            return _deliver_setting(conn, owner), [_mailbox(r) for r in rows]
+            return _deliver_setting(conn, owner), tuple(_mailbox(r) for r in rows)
 
     def sees_private(self, owner: Mailbox, user: Mailbox) -> bool:
         """Whether ``user`` is a delegate of ``owner`` allowed to see its private items."""
@@ -196,7 +215,5 @@ class Permissions:
             return _deliver_setting(conn, owner)
 
     def set_deliver_meeting_requests(self, owner: Mailbox, value: str) -> None:
-        s = t.delegate_settings.c
-        with writing(self.engine) as w:
-            w.conn.execute(delete(t.delegate_settings).where(s.mailbox_id == owner.id))
-            w.conn.execute(insert(t.delegate_settings).values(mailbox_id=owner.id, deliver_meeting_requests=value))
+        with self._changing(owner) as w:
+            w.replace_row(t.delegate_settings, owner.id, deliver_meeting_requests=value)

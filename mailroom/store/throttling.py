@@ -81,20 +81,18 @@ class ThrottlingPolicies:
         return [(_policy(r.name, r.params, r.is_default) or Policy(r.name, {}, r.is_default), r[3]) for r in rows]
 
     def assign(self, address: str, name: str) -> None:
-        mailbox = self._mailbox(address)
+        mailbox_id = self.directory.require(address).id
         with writing(self.engine) as w:
             policy_id = w.conn.scalar(select(_P.id).where(_P.name == name))
             if policy_id is None:
                 raise NotFound(f"no throttling policy {name}")
-            a = t.throttling_assignments
-            w.conn.execute(delete(a).where(a.c.mailbox_id == mailbox))
-            w.conn.execute(insert(a).values(mailbox_id=mailbox, policy_id=policy_id))
+            w.replace_row(t.throttling_assignments, mailbox_id, policy_id=policy_id)
 
     def unassign(self, address: str) -> None:
-        mailbox = self._mailbox(address)
+        mailbox_id = self.directory.require(address).id
         a = t.throttling_assignments
         with writing(self.engine) as w:
-            if not w.conn.execute(delete(a).where(a.c.mailbox_id == mailbox)).rowcount:
+            if not w.conn.execute(delete(a).where(a.c.mailbox_id == mailbox_id)).rowcount:
                 raise NotFound(f"{address} has no throttling policy of its own")
 
     def chain(self, mailbox_id: int) -> list[Policy]:
@@ -108,12 +106,6 @@ class ThrottlingPolicies:
         rows.sort(key=lambda r: r.id != own)
         found = (_policy(r.name, r.params, r.is_default) for r in rows)
         return [p for p in found if p is not None]
-
-    def _mailbox(self, address: str) -> int:
-        mailbox = self.directory.mailbox_by_address(address)
-        if mailbox is None:
-            raise NotFound(f"no mailbox {address}")
-        return mailbox.id
 
     @staticmethod
     def _clear_default(w: Writer) -> None:

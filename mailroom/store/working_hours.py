@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, select
 
 from . import tables as t
 from .directory import Directory
 from .engine import reading, writing
-from .errors import NotFound
 from .model import Mailbox
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -53,12 +52,7 @@ class WorkingHoursSettings:
                             row.time_zone)
 
     def set(self, address: str, hours: WorkingHours) -> None:
-        mailbox = self.directory.mailbox_by_address(address)
-        if mailbox is None:
-            raise NotFound(f"no mailbox {address}")
-        c = t.working_hours.c
+        mailbox = self.directory.require(address)
         with writing(self.engine) as w:
-            w.conn.execute(delete(t.working_hours).where(c.mailbox_id == mailbox.id))
-            w.conn.execute(insert(t.working_hours).values(mailbox_id=mailbox.id, work_days=hours.day_names,
-                                                          start_minutes=hours.start, end_minutes=hours.end,
-                                                          time_zone=hours.zone))
+            w.replace_row(t.working_hours, mailbox.id, work_days=hours.day_names, start_minutes=hours.start,
+                          end_minutes=hours.end, time_zone=hours.zone)

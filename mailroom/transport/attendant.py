@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mailroom.content import recipients
-from mailroom.content.meetings import Attendee, Meeting, attendee_props, read_attendees
+from mailroom.content.meetings import RESPONSES, Attendee, Meeting, attendee_props, read_attendees
 from mailroom.content.recipients import Address
 from mailroom.ews import calendar, timezones
 from mailroom.store import Store
@@ -29,17 +29,16 @@ from mailroom.store.query import Compare, Prop
 from . import resource_booking
 
 _TEXT = "%Y-%m-%dT%H:%M:%SZ"
-_REPLY_CLASS = {"Accept": "IPM.Schedule.Meeting.Resp.Pos", "Tentative": "IPM.Schedule.Meeting.Resp.Tent",
-                "Decline": "IPM.Schedule.Meeting.Resp.Neg"}
 STATE_MEETING, STATE_RECEIVED, STATE_CANCELLED = 1, 2, 4  # AppointmentState flags
 log = logging.getLogger(__name__)
 _BODY_TAG = re.compile(r"<body[^>]*>", re.IGNORECASE)
 
 
-def calendar_item(store: Store, mailbox: Mailbox, uid: str) -> Item | None:
-    """The meeting with this UID in the mailbox's Calendar, if there is one."""
-    folder = store.folders.distinguished(mailbox, "calendar")
-    found, _ = store.items.find(mailbox, folder.id, where=Compare(Prop("UID"), "eq", uid))
+def calendar_item(store: Store, mailbox: Mailbox, uid: str, calendar_id: int | None = None) -> Item | None:
+    """The meeting with this UID in the mailbox's Calendar (``calendar_id``, when known), if there is one."""
+    if calendar_id is None:
+        calendar_id = store.folders.distinguished(mailbox, "calendar").id
+    found, _ = store.items.find(mailbox, calendar_id, where=Compare(Prop("UID"), "eq", uid))
     return found[0] if found else None
 
 
@@ -81,17 +80,21 @@ def _request(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, 
                  IsOrganizer=_is_me(mailbox, meeting.organizer), ResponseType="NoResponseReceived",
                  MyResponseType="NoResponseReceived", AppointmentState=STATE_MEETING | STATE_RECEIVED,
                  CalendarItemType="RecurringMaster" if meeting.recurrence else "Single")
-    if props["IsOrganizer"] or not resource_booking.places(store, mailbox):
-        return  # the organizer's own copy (its calendar already holds the meeting), or left to the owner
-    existing = calendar_item(store, mailbox, meeting.uid)
+    if props["IsOrganizer"]:
+        return  # the organizer's own copy: its calendar already holds the meeting
+    settings = store.calendar_processing.get(mailbox)
+    if not resource_booking.places(settings):
+        return  # left to the owner
+    calendar_id = store.folders.distinguished(mailbox, "calendar").id
+    existing = calendar_item(store, mailbox, meeting.uid, calendar_id)
     occurrence = _occurrence(existing, meeting)
     if occurrence is not None:
         booking = _request_occurrence(store, mailbox, existing, occurrence, meeting, props, body)
-        resource_booking.decide(store, mailbox, meeting, booking, props)
+        resource_booking.decide(store, mailbox, settings, meeting, booking, props)
         return
     if existing is None:
         props["MeetingRequestType"] = "NewMeetingRequest"
-        item = _tentative(store, mailbox, meeting, shared, body)
+        item = _tentative(store, mailbox, calendar_id, meeting, shared, body)
     elif int(existing.props.get("AppointmentSequenceNumber") or 0) > meeting.sequence:
         props.update(MeetingRequestType="Outdated", IsOutOfDate=True)
         item = existing
@@ -102,7 +105,7 @@ def _request(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, 
     props["MyResponseType"] = item.props.get("MyResponseType", "NoResponseReceived")
     props["_AssociatedCalendarItem"] = item.id
     _with_exceptions(store, mailbox, item, meeting)
-    resource_booking.decide(store, mailbox, meeting, item, props)
+    resource_booking.decide(store, mailbox, settings, meeting, item, props)
 
 
 def _calendar_props(mailbox: Mailbox, meeting: Meeting, shared: dict[str, Any], creating: bool) -> dict[str, Any]:
@@ -114,13 +117,13 @@ def _calendar_props(mailbox: Mailbox, meeting: Meeting, shared: dict[str, Any], 
     return props
 
 
-def _tentative(store: Store, mailbox: Mailbox, meeting: Meeting, shared: dict[str, Any], body: Body | None) -> Item:
+def _tentative(store: Store, mailbox: Mailbox, calendar_id: int, meeting: Meeting, shared: dict[str, Any],
+               body: Body | None) -> Item:
     """The tentative meeting the attendant puts in the Calendar until the attendee responds."""
     props = _calendar_props(mailbox, meeting, shared, creating=True)
     props.update(LegacyFreeBusyStatus="Tentative", MyResponseType="NoResponseReceived", IsRead=True,
                  DateTimeReceived=utcnow())
-    folder = store.folders.distinguished(mailbox, "calendar")
-    created = store.items.create(mailbox, folder.id, NewItem(props=props, body=_noted(mailbox, meeting, body)))
+    created = store.items.create(mailbox, calendar_id, NewItem(props=props, body=_noted(mailbox, meeting, body)))
     return _without(store, mailbox, created, meeting.excluded)
 
 
@@ -139,39 +142,40 @@ def _update_tentative(store: Store, mailbox: Mailbox, existing: Item, meeting: M
     return _without(store, mailbox, store.items.update(mailbox, existing.id, changes), meeting.excluded)
 
 
-def _reply(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, Any], body: Body | None) -> None:
+def _reply(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, Any],
+           body: Body | None) -> Item | None:
+    """Record the response on the organizer's meeting; returns that meeting as it was found, if any."""
     responder = meeting.attendees[0] if meeting.attendees else None
     response = responder.response if responder else "NoResponseReceived"
     props.update({k: v for k, v in meeting_props(meeting).items() if k in ("Start", "End", "Location", "UID")},
-                 ItemClass=_REPLY_CLASS.get(response, "IPM.Schedule.Meeting.Resp.Tent"),
-                 ResponseType=response if response in _REPLY_CLASS else "Unknown", IsOrganizer=True)
+                 ItemClass=RESPONSES.get(response, RESPONSES["Tentative"])[1],
+                 ResponseType=response if response in RESPONSES else "Unknown", IsOrganizer=True)
     existing = calendar_item(store, mailbox, meeting.uid)
     if existing is None or responder is None:
-        return
+        return existing
     props["_AssociatedCalendarItem"] = existing.id
     occurrence = _occurrence(existing, meeting)
     if occurrence is not None:  # a response to one occurrence is recorded on it (not if deleted here)
-        if calendar.is_deleted(existing, occurrence):
-            return
-        store.items.update(mailbox, existing.id, calendar.exception_changes(existing, occurrence, ItemChanges(
-            set_props={k: v for k, v in _responded(occurrence, responder, props["ResponseType"]).items() if v})))
-        return
+        if not calendar.is_deleted(existing, occurrence):
+            store.items.update(mailbox, existing.id, calendar.exception_changes(existing, occurrence, ItemChanges(
+                set_props={k: v for k, v in _responded(occurrence, responder, props["ResponseType"]).items() if v})))
+        return existing
     if existing.props.get("Recurrence"):
         props["Recurrence"] = existing.props["Recurrence"]
     roles = _responded(existing, responder, props["ResponseType"])
     store.items.update(mailbox, existing.id, ItemChanges(
         set_props={k: v for k, v in roles.items() if v}, keep_mime=True,
         delete_props=[k for k, v in roles.items() if not v and k in existing.props]))
+    return existing
 
 
 def _responded(item: Item, responder: Attendee, response: str) -> dict[str, str | None]:
     """The meeting's attendee properties with ``responder``'s response recorded."""
     attendees = read_attendees(item.props)
-    key = (responder.address.email or "").lower()
-    if not any((a.address.email or "").lower() == key for a in attendees):
+    if not any(a.key == responder.key for a in attendees):
         attendees.append(Attendee(responder.address, "OptionalAttendees"))  # someone the meeting was forwarded to
     for attendee in attendees:
-        if (attendee.address.email or "").lower() == key:
+        if attendee.key == responder.key:
             attendee.response, attendee.responded, attendee.proposed = response, utcnow(), responder.proposed
     return attendee_props(attendees)
 
@@ -183,9 +187,8 @@ def _counter(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, 
     proposed = (meeting.start.strftime(_TEXT), meeting.end.strftime(_TEXT))
     for attendee in meeting.attendees[:1]:
         attendee.proposed = proposed
-    _reply(store, mailbox, meeting, props, body)
+    existing = _reply(store, mailbox, meeting, props, body)  # the meeting as found: its times are not changed
     props.update(ProposedStart=proposed[0], ProposedEnd=proposed[1])
-    existing = calendar_item(store, mailbox, meeting.uid)
     shown = _occurrence(existing, meeting) or existing
     if shown is not None:
         props.update(Start=shown.props["Start"], End=shown.props["End"])

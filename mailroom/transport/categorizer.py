@@ -18,7 +18,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from mailroom.store import Store
-from mailroom.store.model import Mailbox
+from mailroom.store.model import Group, Mailbox
 
 from .queue import EXPANDED, READY, UNREACHABLE, QueuedMessage, QueuedRecipient, now, select_recipients
 
@@ -51,10 +51,7 @@ class GroupExpansion:
 def expand(store: Store, addresses: list[str]) -> list[GroupExpansion]:
     """The expansion of every recipient address that names a public group, in order. A member
     that is already a recipient (or another group's member) is a duplicate, not a second copy."""
-    # A mailbox's address is never a group's (addresses are unique), so the cached mailbox lookup
-    # spares the group read for the usual recipient.
-    groups = [(address, None if store.directory.lookup(address) else store.groups.by_address(address))
-              for address in addresses]
+    groups = [(address, _group(store, address)) for address in addresses]
     taken = {a.lower() for a, group in groups if group is None}
     expansions: list[GroupExpansion] = []
     for address, group in groups:
@@ -66,6 +63,16 @@ def expand(store: Store, addresses: list[str]) -> list[GroupExpansion]:
         taken.update(members)
         expansions.append(GroupExpansion(address, tuple(members), tuple(duplicates)))
     return expansions
+
+
+def _group(store: Store, address: str) -> Group | None:
+    """The public group ``address`` names. A group's address is in an accepted domain and is
+    never a mailbox's (addresses are unique), so a remote recipient or a cached mailbox is not
+    looked up."""
+    domain = address.rpartition("@")[2].lower()
+    if not domain or not store.directory.accepts(domain) or store.directory.lookup(address):
+        return None
+    return store.groups.by_address(address)
 
 
 def record_expansion(conn: sqlite3.Connection, message: QueuedMessage, due: list[QueuedRecipient],
@@ -116,12 +123,10 @@ def _route(store: Store, address: str, smart_host: str, remote: bool) -> Route:
     local_part, at, domain = address.strip().rpartition("@")
     if not at or not local_part or not domain:
         return Route(address, failure="550 5.1.3 Bad destination mailbox address syntax")
-    mailbox = store.directory.lookup(address)
-    if mailbox is not None:
-        return _local(mailbox)
     domain = domain.lower()
-    if store.directory.accepts(domain):
-        return Route(address, failure="550 5.1.1 User unknown")
+    if store.directory.accepts(domain):  # mailboxes and aliases are all in accepted domains
+        mailbox = store.directory.lookup(address)
+        return _local(mailbox) if mailbox is not None else Route(address, failure="550 5.1.1 User unknown")
     if not remote:
         return Route(address, UNREACHABLE, UNREACHABLE_DELIVERY)
     if smart_host:

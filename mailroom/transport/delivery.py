@@ -1,9 +1,13 @@
 """Local delivery in group commits: the messages that became due while the store was busy with
-the previous batch are delivered together, in one store transaction (one commit, one fsync),
-by one thread of their own. Under load this turns one fsync and one wait for the store's write
-lock per message into one per batch; a lone message goes at once, without waiting for others.
-The thread is the transport's own, so EWS requests and SMTP recipient checks never queue in the
-worker pool behind deliveries.
+the previous batch, or within ``WINDOW`` (10 ms) before a batch is written, are delivered
+together, in one store transaction (one commit, one fsync), by one thread of their own. This
+turns one fsync and one wait for the store's write lock per message into one per batch. The
+window matters when mail arrives one message at a time (one SMTP client): without it each
+message was a transaction of its own, about twice the CPU of a batched one on the 2-core
+machine (the fsync alone about 0.6 ms); with it a message reaches its mailbox up to 10 ms later.
+The SMTP 250 does not wait for delivery (it follows the queue's commit), so it does not see the
+window. The thread is the transport's own, so EWS requests and SMTP recipient checks never queue
+in the worker pool behind deliveries.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from .local import DeliveryResult, LocalMessage, deliver_batch
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 64  # messages per transaction
+WINDOW = 0.010  # seconds a batch waits for company before it is written (unless already full)
 
 
 class LocalDeliveries:
@@ -48,6 +53,8 @@ class LocalDeliveries:
     async def _write(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
+            if len(self._pending) < self.max_batch:
+                await asyncio.sleep(WINDOW)
             taken, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
             batch = [(message, future) for message, future in taken if not future.done()]  # not cancelled
             if not batch:

@@ -131,21 +131,22 @@ class PickupDirectory:
             raise BadPickupFile("the Sender: field must hold one address")
         if not sender and len(authors) != 1:
             raise BadPickupFile("a From: address is required (several need a Sender:)")
-        recipients = list(dict.fromkeys(a for name in ("To", "Cc", "Bcc") for a in headers.addresses(name)))
+        named = {name: headers.addresses(name) for name in ("To", "Cc", "Bcc")}
+        recipients = list(dict.fromkeys(a for addresses in named.values() for a in addresses))
         if not recipients:
             raise BadPickupFile("there is no To:, Cc: or Bcc: recipient")
         if len(recipients) > self.max_recipients:
             raise BadPickupFile(f"more than {self.max_recipients} recipients")
-        added = [f"Received: from localhost by {self.hostname} (mailroom Pickup); "
-                 f"{email.utils.formatdate(localtime=False)}"]
+        added = [("Received", f"from localhost by {self.hostname} (mailroom Pickup); "
+                              f"{email.utils.formatdate(localtime=False)}")]
         if not headers.message_id:
-            added.append(f"Message-ID: {email.utils.make_msgid(domain=self.hostname)}")
+            added.append(("Message-ID", email.utils.make_msgid(domain=self.hostname)))
         if not headers.get("Date"):
-            added.append(f"Date: {email.utils.formatdate(localtime=False)}")
-        if not headers.addresses("To") and not headers.addresses("Cc"):
-            added.append("To: undisclosed-recipients:;")
+            added.append(("Date", email.utils.formatdate(localtime=False)))
+        if not named["To"] and not named["Cc"]:
+            added.append(("To", "undisclosed-recipients:;"))
         kept = [field for field in _fields(head) if not _stripped(field)]
-        final = "".join(f"{line}\r\n" for line in added).encode() + b"".join(kept) + b"\r\n" + body
+        final = "".join(f"{name}: {value}\r\n" for name, value in added).encode() + b"".join(kept) + b"\r\n" + body
         final_headers = read_headers(final)
         return Submission(mail_from=final_headers.sender, recipients=tuple(Recipient(a) for a in recipients),
                           raw=final, source="PICKUP", connector=CONNECTOR, client_hostname="localhost",
@@ -182,6 +183,7 @@ def _fields(head: bytes) -> list[bytes]:
 
 
 def _stripped(field: bytes) -> bool:
+    """Whether ``field`` is taken out of a pickup file."""
     match = _FIELD.match(field)
     name = match.group(1).decode().lower() if match else ""
     return name in _STRIPPED or name.startswith("resent-")

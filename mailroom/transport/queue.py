@@ -191,16 +191,18 @@ class NewMessage:
     id: int | None = None  # one taken by ``reserve_ids``; None: the next one
     status: str = ACTIVE  # SUSPENDED: quarantined by a transport agent
     last_error: str = ""
+    crash_count: int = 0  # 1 with a lease: stored already taken for processing
+    lease_until: float = 0
 
 
 def insert_message(conn: sqlite3.Connection, new: NewMessage) -> int:
     cursor = conn.execute(
         "INSERT INTO messages (id, internet_id, mail_from, size, subject, source, connector, client_ip,"
-        " client_hostname, submitter, envid, ret, received, expires, status, last_error, body)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " client_hostname, submitter, envid, ret, received, expires, status, last_error, crash_count, lease_until,"
+        " body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (new.id, new.internet_id, new.mail_from, len(new.body), new.subject, new.source, new.connector, new.client_ip,
          new.client_hostname, new.submitter, new.envid, new.ret, new.received, new.expires, new.status,
-         new.last_error, new.body))
+         new.last_error, new.crash_count, new.lease_until, new.body))
     message_id = int(cursor.lastrowid or 0)
     conn.executemany(
         "INSERT INTO recipients (message_id, address, original, status, due, notify, orcpt) VALUES (?,?,?,?,?,?,?)",

@@ -39,22 +39,21 @@ from . import local
 
 log = logging.getLogger(__name__)
 
-_REPLY = {"Accept": ("Accepted", "IPM.Schedule.Meeting.Resp.Pos"),
-          "Decline": ("Declined", "IPM.Schedule.Meeting.Resp.Neg")}
 ACCEPTED = "Your request was accepted."
 DECLINED = "Your request was declined."
 
 
-def places(store: Store, mailbox: Mailbox) -> bool:
+def places(settings: CalendarProcessing) -> bool:
     """Whether requests to the mailbox go into its Calendar at all (not with AutomateProcessing None)."""
-    return store.calendar_processing.get(mailbox).automate_processing != "None"
+    return settings.automate_processing != "None"
 
 
-def decide(store: Store, mailbox: Mailbox, meeting: Meeting, item: Item, props: dict[str, Any]) -> None:
+def decide(store: Store, mailbox: Mailbox, settings: CalendarProcessing, meeting: Meeting, item: Item,
+           props: dict[str, Any]) -> None:
     """Book or decline a request the calendar attendant has just placed as ``item`` when the
-    mailbox auto-accepts: a meeting, or the occurrence of a booked series that a request with a
-    RECURRENCE-ID changed, judged on its own (``props``: the request message being delivered)."""
-    settings = store.calendar_processing.get(mailbox)
+    mailbox (with these ``settings``) auto-accepts: a meeting, or the occurrence of a booked
+    series that a request with a RECURRENCE-ID changed, judged on its own (``props``: the request
+    message being delivered)."""
     if settings.automate_processing != "AutoAccept" or props.get("IsOutOfDate"):
         return
     reasons, dropped = _judge(store, mailbox, settings, meeting, item)
@@ -164,7 +163,7 @@ def _answer(store: Store, mailbox: Mailbox, settings: CalendarProcessing, meetin
     if settings.add_additional_response and settings.additional_response:
         lines = [*lines, "", settings.additional_response]
     me = Address(mailbox.display_name, mailbox.address)
-    verb, item_class = _REPLY[response]
+    verb, item_class = meetings.RESPONSES[response]
     reply = replace(meeting, method="REPLY", attendees=[Attendee(me, "Resources", response)], recurrence=None,
                     stamp=datetime.now(UTC))
     props = {"ItemClass": item_class, "Subject": f"{verb}: {meeting.subject}", "DateTimeSent": utcnow(),

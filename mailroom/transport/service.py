@@ -8,11 +8,12 @@ mailboxes in the worker pool, remote ones handed to ``RemoteDelivery``. Transien
 notification timeout, expiry and (on NOTIFY=SUCCESS) success produce DSNs, which are queued
 in the same commit as the recipient states they report.
 
-Crash safety: before a message is processed its crash count is incremented durably, and it
-is cleared when the processing's results are committed. A message found with
-``poison_threshold`` crashes is moved to the poison queue (suspended) instead of being tried
-again. Whatever was delivered before a crash is recognised on redelivery (local delivery is
-idempotent by Message-ID; a Message-ID is added at submission if the message had none).
+Crash safety: before a message is processed its crash count is incremented (a new message is
+stored with it, in the commit that makes it durable), and it is cleared when the processing's
+results are committed. A message found with ``poison_threshold`` crashes is moved to the poison
+queue (suspended) instead of being tried again. Whatever was delivered before a crash is
+recognised on redelivery (local delivery is idempotent by Message-ID; a Message-ID is added at
+submission if the message had none).
 
 Transport agents (``agents``, when configured) run in the worker pool: ``on_submitted`` before a
 message is stored (from every entry point, DSNs included: what the agents leave is what is
@@ -284,10 +285,12 @@ class TransportService:
         if not submission.recipients:
             raise SubmissionRefused("554 5.5.1 No valid recipients")
         new = replace(self._new_message(submission), id=message_id)
-        message_id = await self._run(partial(insert_message, new=new))
         if new.status == SUSPENDED:
+            message_id = await self._run(partial(insert_message, new=new))
             self._quarantined(message_id, new)
             return str(message_id)
+        work = await self._run(partial(_insert_taken, new=new, at=now()))
+        message_id = work.message.id
         self._awaiting_categorization.add(message_id)
         if submission.source == "STOREDRIVER":
             self.tracking.record(TrackingEvent(
@@ -297,7 +300,7 @@ class TransportService:
                 sender_address=submission.submitter or submission.mail_from, return_path=submission.mail_from or "<>",
                 connector_id=submission.connector, client_ip=submission.client_ip,
                 source_context=f"ClientType:{submission.connector}"))
-        self._start(message_id)
+        self._start(message_id, work)
         return str(message_id)
 
     def _quarantined(self, message_id: int, new: NewMessage) -> None:
@@ -347,20 +350,23 @@ class TransportService:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
 
-    def _start(self, message_id: int) -> None:
+    def _start(self, message_id: int, work: _Work | None = None) -> None:
+        """Process ``message_id``: ``work`` when it was taken as it was stored, else take it first."""
         if message_id in self._inflight or self._stopping:
+            if work is not None and self.db is not None:  # taken but not processed: not a crash
+                self.db.run(partial(_release, message_id=message_id))
             return
-        task = asyncio.create_task(self._process(message_id), name=f"message {message_id}")
+        task = asyncio.create_task(self._process(message_id, work), name=f"message {message_id}")
         self._inflight[message_id] = task
         task.add_done_callback(lambda _t: self._inflight.pop(message_id, None))
 
     # -- processing --------------------------------------------------------------------------------
-    async def _process(self, message_id: int) -> None:
-        async with self._limit:
-            started = False
-            try:
-                work = await self._run(partial(_begin, message_id=message_id, at=now(),
-                                               threshold=self.settings.poison_threshold), durable=False)
+    async def _process(self, message_id: int, taken: _Work | None) -> None:
+        started = taken is not None
+        try:
+            async with self._limit:
+                work = taken or await self._run(partial(_begin, message_id=message_id, at=now(),
+                                                        threshold=self.settings.poison_threshold), durable=False)
                 if isinstance(work, _Poisoned):
                     self._poisoned(work.message)
                     return
@@ -383,14 +389,14 @@ class TransportService:
                         self._start(dsn_id)
                 if any(r.status == RETRY for r in results):
                     self.wake()
-            except asyncio.CancelledError:
-                if started and self.db is not None:  # shutdown, not a crash: give the crash count back
-                    self.db.run(partial(_release, message_id=message_id))
-                raise
-            except Exception:
-                log.exception("processing queued message %s failed", message_id)
-            finally:
-                self._awaiting_categorization.discard(message_id)
+        except asyncio.CancelledError:
+            if started and self.db is not None:  # shutdown, not a crash: give the crash count back
+                self.db.run(partial(_release, message_id=message_id))
+            raise
+        except Exception:
+            log.exception("processing queued message %s failed", message_id)
+        finally:
+            self._awaiting_categorization.discard(message_id)
 
     async def _deliver(self, work: _Work) -> list[_Result]:
         message = work.message
@@ -686,6 +692,16 @@ def _due_work(conn: sqlite3.Connection, at: float) -> tuple[list[int], float | N
         " WHERE r.status IN (?, ?) AND r.due > ? AND m.status = ? AND m.poison = 0", (READY, RETRY, at, ACTIVE)
     ).fetchone()[0]
     return due, next_due
+
+
+def _insert_taken(conn: sqlite3.Connection, new: NewMessage, at: float) -> _Work:
+    """Store a new message already taken for processing, as ``_begin`` takes one (crash count 1,
+    leased), in the commit that makes it durable: one queue operation and commit per message
+    fewer, and its body not read back."""
+    message_id = insert_message(conn, replace(new, crash_count=1, lease_until=at + LEASE_SECONDS))
+    message = select_message(conn, message_id)
+    assert message is not None
+    return _Work(message, select_recipients(conn, message_id), new.body)
 
 
 def _begin(conn: sqlite3.Connection, message_id: int, at: float, threshold: int) -> _Work | _Poisoned | None:

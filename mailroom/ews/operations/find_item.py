@@ -18,44 +18,49 @@ from ..context import Context
 from ..dates import parse_utc, to_utc_text
 from ..errors import EWSError, SOAPFault
 from ..items import render
-from ..paging import Paging, budgeted, parse_paging, set_paging_attributes
+from ..paging import Paging, budgeted, paging_attributes, parse_paging
 from ..paths import Shape
 from ..restrictions import parse_query_string, parse_restriction, parse_sort
-from ..service import Operation, require
-from ..xml import local, m, sub, t
+from ..service import Operation, Written, require
+from ..xml import first_children, local, m
 
 _MAX_VIEW = timedelta(days=2 * 366)  # Exchange's limit on a CalendarView's window
+_ITEM_SHAPE, _GROUP_BY, _DISTINGUISHED_GROUP_BY = m("ItemShape"), m("GroupBy"), m("DistinguishedGroupBy")
+_QUERY_STRING, _CALENDAR_VIEW, _PARENT_FOLDER_IDS = m("QueryString"), m("CalendarView"), m("ParentFolderIds")
+_RESTRICTION, _SORT_ORDER = m("Restriction"), m("SortOrder")
 
 
 class FindItem(Operation):
     name = "FindItem"
+    writes = True
 
-    def execute(self, request: etree._Element) -> etree._Element:
+    def execute(self, request: etree._Element) -> Written:
         traversal = request.get("Traversal") or "Shallow"
         if traversal not in ("Shallow", "Deep", "SoftDeleted", "Associated"):
             raise SOAPFault("ErrorSchemaValidation", f"Traversal {traversal!r} is not valid.")
         if traversal == "Deep":
             raise EWSError("ErrorInvalidOperation", "Deep traversal is only valid for search folders.")
-        shape = Shape.parse(request.find(m("ItemShape")))
-        if request.find(m("GroupBy")) is not None or request.find(m("DistinguishedGroupBy")) is not None:
+        children = first_children(request)  # one pass rather than a find per element
+        shape = Shape.parse(children.get(_ITEM_SHAPE))
+        if _GROUP_BY in children or _DISTINGUISHED_GROUP_BY in children:
             raise EWSError("ErrorInvalidOperation", "Grouped FindItem is not supported.")
-        query = request.find(m("QueryString"))
+        query = children.get(_QUERY_STRING)
         if query is not None and not self.ctx.at_least("Exchange2010"):
             raise SOAPFault("ErrorSchemaValidation", "QueryString is not part of the requested schema version.")
         failure: EWSError | None = None
         view: _CalendarView | None = None
         try:
-            paging, where, sort = self._view(request, query)
-            calendar_el = request.find(m("CalendarView"))
+            paging, where, sort = self._view(request, children, query)
+            calendar_el = children.get(_CALENDAR_VIEW)
             if calendar_el is not None:
                 if where is not None:
                     raise EWSError("ErrorInvalidRestriction", "CalendarView cannot be combined with a Restriction.")
                 view = _CalendarView(calendar_el, self.ctx)
         except EWSError as err:  # reported for each folder, as Exchange does
             failure, paging, where, sort = err, Paging(), None, []
-        root, messages = self.response()
+        out = self.written()
 
-        def one(parent_el: etree._Element, msg: etree._Element) -> None:
+        def one(parent_el: etree._Element, out: Written) -> None:
             mailbox, folder = self.folder_from(parent_el, Access.READ)
             if failure is not None:
                 raise failure
@@ -67,22 +72,24 @@ class FindItem(Operation):
                     mailbox, folder.id, where=where, sort=sort, page=budgeted(paging, self.ctx),
                     associated=traversal == "Associated", with_extended=bool(shape.extended),
                     hide_private=self.ctx.hides_private(mailbox))
-            container = sub(msg, m("RootFolder"))
-            set_paging_attributes(container, paging, len(found), total)
-            items = sub(container, t("Items"))
+            out.start("m:RootFolder", paging_attributes(paging, len(found), total))
+            out.start("t:Items")
             for item in found:
-                render(items, mailbox, item, shape, self.ctx, find=True)
+                render(out, mailbox, item, shape, self.ctx, find=True)
+            out.end()
+            out.end()
 
-        self.each(messages, list(require(request, m("ParentFolderIds"))), one)
-        return root
+        self.each_written(out, list(require(request, _PARENT_FOLDER_IDS)), one)
+        return out
 
-    def _view(self, request: etree._Element, query: etree._Element | None) -> tuple[Paging, Filter | None, list[Sort]]:
+    def _view(self, request: etree._Element, children: dict[object, etree._Element],
+              query: etree._Element | None) -> tuple[Paging, Filter | None, list[Sort]]:
         """The page, filter and order the request asks for."""
-        where = parse_restriction(request.find(m("Restriction")), self.ctx)
+        where = parse_restriction(children.get(_RESTRICTION), self.ctx)
         text = parse_query_string(query.text or "", self.ctx) if query is not None else None
         if text is not None:
             where = text if where is None else And((where, text))
-        sort = parse_sort(request.find(m("SortOrder")))
+        sort = parse_sort(children.get(_SORT_ORDER))
         if any(local(c.tag) in ("SeekToConditionPageItemView", "ContactsView") for c in request):
             raise EWSError("ErrorInvalidOperation", "This paged view is not supported.")
         return parse_paging(request), where, sort

@@ -33,6 +33,7 @@ class GetUserAvailability(Operation):
 
     def execute(self, request: etree._Element) -> etree._Element:
         self.zone = availability.request_zone(request.find(t("TimeZone")), self.ctx.tz)
+        self._hours: dict[int, WorkingHours] = {}  # by mailbox id: free/busy and suggestions both use them
         entries = list(require(request, m("MailboxDataArray")))
         root = (etree.SubElement(self.parent, m("GetUserAvailabilityResponse")) if self.parent is not None
                 else etree.Element(m("GetUserAvailabilityResponse"), nsmap={"m": M, "t": T}))
@@ -51,6 +52,12 @@ class GetUserAvailability(Operation):
         """The local mailbox an entry names, or its address when the server holds none."""
         address = (text_of(entry, f"{t('Email')}/{t('Address')}", "") or "").strip()
         return self.ctx.store.directory.mailbox_by_address(address) or address
+
+    def _hours_of(self, mailbox: Mailbox) -> WorkingHours:
+        """The mailbox's working hours, read once per request."""
+        if mailbox.id not in self._hours:
+            self._hours[mailbox.id] = self.ctx.store.working_hours.get(mailbox)
+        return self._hours[mailbox.id]
 
     def _window(self, node: etree._Element | None, limit: timedelta) -> tuple[datetime, datetime]:
         if node is None:
@@ -112,7 +119,7 @@ class GetUserAvailability(Operation):
             detailed = view.startswith("Detailed") and self.ctx.identity.may_open(mailbox)
             for event in found:
                 self._event(events, event, detailed)
-        self._working_hours(sub(node, t("WorkingHours")), self.ctx.store.working_hours.get(mailbox))
+        self._working_hours(sub(node, t("WorkingHours")), self._hours_of(mailbox))
 
     def _event(self, parent: etree._Element, event: Event, detailed: bool) -> None:
         node = sub(parent, t("CalendarEvent"))
@@ -156,7 +163,7 @@ class GetUserAvailability(Operation):
                 raise SOAPFault("ErrorSchemaValidation", f"{minimum!r} is not a suggestion quality.")
             calendars = [None if isinstance(mb, str) else availability.events(self.ctx.store, mb, start, end)
                          for mb in mailboxes]
-            hours = [self.ctx.store.working_hours.get(mb) for mb in mailboxes if not isinstance(mb, str)]
+            hours = [self._hours_of(mb) for mb in mailboxes if not isinstance(mb, str)]
             days = sub(holder, m("SuggestionDayResultArray"))
             day = start.astimezone(self.zone).date()
             while datetime.combine(day, datetime.min.time(), self.zone) < end:

@@ -9,7 +9,7 @@ from mailroom.store.model import Folder, Item, Mailbox
 
 from ..errors import EWSError
 from ..folders import target_folder
-from ..items import render
+from ..items import render_element
 from ..paths import Shape
 from ..service import Operation, boolean, require
 from ..xml import local, m, sub, t
@@ -40,7 +40,7 @@ class MoveOrCopy(Operation):
             new = self.transfer(mailbox, row_id, folder)
             items = sub(msg, m("Items"))
             if want_ids:
-                render(items, mailbox, new, Shape(base="IdOnly"), self.ctx)
+                render_element(items, mailbox, new, Shape(base="IdOnly"), self.ctx)
 
         self.each(messages, list(require(request, m("ItemIds"))), one)
         return root

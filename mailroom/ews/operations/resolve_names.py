@@ -17,7 +17,7 @@ from mailroom.store.model import DirectoryEntry, Folder, Group, Item, Mailbox
 from mailroom.store.query import And, Contains, Filter, Or, Page, Prop, Sort
 
 from ..errors import EWSError, SOAPFault
-from ..items import item_id_attrs, render
+from ..items import item_id_attrs, render_element
 from ..paging import Paging, set_paging_attributes
 from ..paths import Shape
 from ..service import Operation, boolean, choice, require
@@ -142,7 +142,7 @@ class ResolveNames(Operation):
         sub(mailbox, t("MailboxType"), "PrivateDL" if private_list else "Contact")
         etree.SubElement(mailbox, t("ItemId"), item_id_attrs(hit.owner, hit.item))
         if full and not private_list:
-            render(resolution, hit.owner, hit.item, shape, self.ctx, find=True)
+            render_element(resolution, hit.owner, hit.item, shape, self.ctx, find=True)
 
     def _directory_contact(self, resolution: etree._Element, name: str, address: str, aliases: tuple[str, ...],
                            entry: DirectoryEntry | None = None) -> None:

@@ -20,9 +20,9 @@ from .. import syncstate
 from ..errors import SOAPFault
 from ..items import item_id_attrs, mime_of, render
 from ..paths import Shape
-from ..service import Operation, is_private, require
+from ..service import Operation, Written, is_private, require
 from ..syncstate import SyncState
-from ..xml import bool_text, m, sub, t
+from ..xml import Writer, bool_text, m
 
 _CHUNK = 1000  # journal entries read at a time
 _MAX_SCAN = 20_000  # journal entries one call reads at most before answering with what it has
@@ -40,8 +40,9 @@ class _Track:
 
 class SyncFolderItems(Operation):
     name = "SyncFolderItems"
+    writes = True
 
-    def execute(self, request: etree._Element) -> etree._Element:
+    def execute(self, request: etree._Element) -> Written:
         shape = Shape.parse(require(request, m("ItemShape")))
         target = require(request, m("SyncFolderId"))
         if len(target) != 1:
@@ -51,9 +52,9 @@ class SyncFolderItems(Operation):
         if scope not in ("NormalItems", "NormalAndAssociatedItems"):
             raise SOAPFault("ErrorSchemaValidation", f"SyncScope {scope!r} is not valid.")
         ignore_el = request.find(m("Ignore"))
-        root, messages = self.response()
+        out = self.written()
 
-        def one(folder_el: etree._Element, msg: etree._Element) -> None:
+        def one(folder_el: etree._Element, out: Written) -> None:
             mailbox, folder = self.folder_from(folder_el, Access.READ)
             ignored = {self.decode_id(i.get("Id") or "", ids.KIND_ITEM)[1] for i in
                        (ignore_el if ignore_el is not None else [])}
@@ -62,12 +63,14 @@ class SyncFolderItems(Operation):
                      else self._start(mailbox, folder))
             sync = _Sync(self, mailbox, folder, limit, scope == "NormalAndAssociatedItems", ignored)
             state, done = sync.run(state)
-            sub(msg, m("SyncState"), syncstate.encode(state, mailbox))
-            sub(msg, m("IncludesLastItemInRange"), bool_text(done))
-            sync.render(sub(msg, m("Changes")), shape)
+            out.leaf("m:SyncState", syncstate.encode(state, mailbox))
+            out.leaf("m:IncludesLastItemInRange", bool_text(done))
+            out.start("m:Changes")
+            sync.render(out, shape)
+            out.end()
 
-        self.each(messages, [target[0]], one)
-        return root
+        self.each_written(out, [target[0]], one)
+        return out
 
     def _start(self, mailbox: Mailbox, folder: Folder) -> SyncState:
         seq, newest = self.ctx.store.journal.snapshot(mailbox, folder.id)
@@ -136,7 +139,7 @@ class _Sync:
         track.read |= event == "read"
 
     # -- rendering ---------------------------------------------------------------------------------
-    def render(self, changes: etree._Element, shape: Shape) -> None:
+    def render(self, out: Writer, shape: Shape) -> None:
         plan: list[tuple[str, int]] = [("Create", i) for i in self.created]
         walked = set(self.created)  # already sent as they are now
         for item_id, track in self.tracks.items():
@@ -155,20 +158,31 @@ class _Sync:
         for kind, item_id in plan:
             item = loaded.get(item_id)
             if kind == "Delete":
-                sub(sub(changes, t("Delete")), t("ItemId"), Id=ids.item_id(self.mailbox.guid, item_id))
+                self._delete(out, item_id)
             elif item is None or item.folder_id != self.folder.id or (
                     item.props.get("IsAssociated") and not self.associated):
                 continue  # gone again since the journal was read; the next sync says so
             elif self.hide_private and is_private(item):  # as if absent: gone, if the client had it
                 if kind != "Create":
-                    sub(sub(changes, t("Delete")), t("ItemId"), Id=ids.item_id(self.mailbox.guid, item_id))
+                    self._delete(out, item_id)
             elif kind == "ReadFlagChange":
-                change = sub(changes, t("ReadFlagChange"))
-                sub(change, t("ItemId"), **item_id_attrs(self.mailbox, item))
-                sub(change, t("IsRead"), bool_text(bool(item.props.get("IsRead"))))
+                out.start("t:ReadFlagChange")
+                out.leaf("t:ItemId", None, item_id_attrs(self.mailbox, item))
+                out.leaf("t:IsRead", bool_text(bool(item.props.get("IsRead"))))
+                out.end()
             else:
                 mime = mime_of(self.op.ctx, self.mailbox, item) if want_mime else None
-                render(sub(changes, t(kind)), self.mailbox, item, shape, self.op.ctx, mime=mime)
+                out.start(_CHANGE_TAGS[kind])
+                render(out, self.mailbox, item, shape, self.op.ctx, mime=mime)
+                out.end()
+
+    def _delete(self, out: Writer, item_id: int) -> None:
+        out.start("t:Delete")
+        out.leaf("t:ItemId", None, {"Id": ids.item_id(self.mailbox.guid, item_id)})
+        out.end()
+
+
+_CHANGE_TAGS = {"Create": "t:Create", "Update": "t:Update"}
 
 
 def _max_changes(text: str | None) -> int:

@@ -22,7 +22,7 @@ from .. import calendar, mapi, meetings, recurrence, tasks
 from ..dates import parse_utc
 from ..errors import EWSError
 from ..extended import PROPERTY_SETS, ExtendedField, parse_property
-from ..items import READ_ONLY, convert, element_for_class, parse_body, render
+from ..items import READ_ONLY, convert, element_for_class, parse_body, render_element
 from ..paths import FieldPath, IndexedPath, Path, Shape, first_path
 from ..schema import ITEM_ELEMENTS, Element, schema
 from ..sending import saved_copy_folder, send_existing
@@ -136,7 +136,7 @@ class UpdateItem(Operation):
         if sending:
             send_existing(self.ctx, mailbox, updated, saved)  # a sent message is not returned, as on Exchange
         else:
-            render(items, mailbox, updated, Shape(base="IdOnly"), self.ctx)
+            render_element(items, mailbox, updated, Shape(base="IdOnly"), self.ctx)
         sub(sub(msg, m("ConflictResults")), t("Count"), "0")
 
     def _update_occurrence(self, mailbox: Mailbox, occurrence: Item, changes: ItemChanges,
