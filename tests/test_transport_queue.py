@@ -279,6 +279,39 @@ def test_a_message_that_crashed_twice_goes_to_the_poison_queue(store, people, tm
     assert delivered["Subject"] == "Poison"
 
 
+def test_the_queue_viewer_reads_one_moment_of_the_queue(tmp_path):
+    """A processing pass that ends while the viewer reads (the message gone, its DSN queued) shows
+    as before or after, never as an empty queue: the viewer's two reads are one transaction."""
+    def new(internet_id: str, recipient: str) -> NewMessage:
+        return NewMessage(internet_id=internet_id, mail_from="a@test.example", subject="s", source="SMTP",
+                          connector="test", client_ip="", client_hostname="", submitter=None, envid=None,
+                          ret=None, received=time.time(), expires=time.time() + 3600, body=b"Subject: s\r\n\r\nx\r\n",
+                          recipients=((recipient, (), None),))
+
+    path = tmp_path / "queue" / "mail.que"
+    with closing(connect(path)) as conn:
+        original = insert_message(conn, new("<original@test.example>", "b@remote.example"))
+        conn.execute("UPDATE messages SET categorized = 1 WHERE id = ?", (original,))  # retrying
+    admin = QueueAdmin(tmp_path)
+    writer = connect(path)
+
+    def finish_the_pass_between_the_reads(statement: str) -> None:
+        if "FROM recipients" in statement:
+            admin.conn.set_trace_callback(None)
+            writer.execute("BEGIN IMMEDIATE")
+            insert_message(writer, new("<dsn@test.example>", "a@test.example"))
+            writer.execute("DELETE FROM messages WHERE id = ?", (original,))
+            writer.execute("COMMIT")
+
+    admin.conn.set_trace_callback(finish_the_pass_between_the_reads)
+    try:
+        assert [i.message.id for i in admin.messages()] == [original]
+        assert [i.message.internet_id for i in admin.messages()] == ["<dsn@test.example>"]
+    finally:
+        admin.close()
+        writer.close()
+
+
 def test_refusals(store, people, tmp_path):
     alice, _bob = people
 

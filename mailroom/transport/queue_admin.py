@@ -81,7 +81,13 @@ class QueueAdmin:
 
     # -- viewing ----------------------------------------------------------------------------------
     def messages(self, queue: str | None = None) -> list[MessageInfo]:
-        """Every queued message in each queue it is in (or in ``queue`` only)."""
+        """Every queued message in each queue it is in (or in ``queue`` only), as of one moment."""
+        with self._transaction(write=False):
+            return self._messages(queue)
+
+    def _messages(self, queue: str | None) -> list[MessageInfo]:
+        """Messages and recipients must be read in one transaction: read apart, a pass that
+        finishes between the two reads makes a message and the DSN it produced both vanish."""
         found = []
         at = now()
         rows = self.conn.execute("SELECT * FROM messages ORDER BY id").fetchall()
@@ -120,9 +126,9 @@ class QueueAdmin:
         through the categorizer (needed for the Unreachable queue). Returns the messages touched."""
         if queue.lower() == POISON.lower():
             raise QueueError("the poison queue cannot be retried as a whole; resume its messages one by one")
-        infos = [i for i in self.messages(queue) if i.message.status == ACTIVE]
         at = now()
         with self._transaction():
+            infos = [i for i in self._messages(queue) if i.message.status == ACTIVE]
             for info in infos:
                 ids = [(at, r.id) for r in info.recipients]
                 if resubmit:
@@ -137,16 +143,15 @@ class QueueAdmin:
         return len(infos)
 
     def suspend(self, message_id: int) -> None:
-        message = self._message(message_id)
-        if message.poison:
-            raise QueueError("a message in the poison queue is suspended already")
         with self._transaction():
+            if self._message(message_id).poison:
+                raise QueueError("a message in the poison queue is suspended already")
             self.conn.execute("UPDATE messages SET status = ? WHERE id = ?", (SUSPENDED, message_id))
 
     def resume(self, message_id: int) -> None:
         """Resume a suspended message; one from the poison queue goes back for processing."""
-        message = self._message(message_id)
         with self._transaction():
+            message = self._message(message_id)
             self.conn.execute("UPDATE messages SET status = ?, poison = 0, crash_count = 0 WHERE id = ?",
                               (ACTIVE, message_id))
         if message.poison:
@@ -155,14 +160,14 @@ class QueueAdmin:
     def remove(self, message_id: int, ndr: bool = True) -> None:
         """Remove-Message: with ``ndr`` (the default, as Exchange), the sender gets a non-delivery
         report for the recipients not yet delivered."""
-        message = self._message(message_id)
-        if not message.categorized and not message.poison and message.status != SUSPENDED:
-            raise QueueError("a message in the Submission queue cannot be removed; try again in a moment")
-        pending = [r for r in select_recipients(self.conn, message_id) if r.status not in FINAL]
-        body = body_of(self.conn, message_id) or b""
-        report = [dsn.DsnRecipient(r.address, "failed", "4.3.2", REMOVED_REPLY, r.orcpt) for r in pending
-                  if dsn.wanted(r.notify, "failed")]
         with self._transaction():
+            message = self._message(message_id)
+            if not message.categorized and not message.poison and message.status != SUSPENDED:
+                raise QueueError("a message in the Submission queue cannot be removed; try again in a moment")
+            pending = [r for r in select_recipients(self.conn, message_id) if r.status not in FINAL]
+            body = body_of(self.conn, message_id) or b""
+            report = [dsn.DsnRecipient(r.address, "failed", "4.3.2", REMOVED_REPLY, r.orcpt) for r in pending
+                      if dsn.wanted(r.notify, "failed")]
             self.conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
             if ndr and report and message.mail_from:
                 insert_message(self.conn, dsn.queued(action="failed", hostname=self.hostname, message=message,
@@ -171,10 +176,10 @@ class QueueAdmin:
 
     def export(self, message_id: int) -> bytes:
         """Export-Message: the content of a suspended message."""
-        message = self._message(message_id)
-        if message.status != SUSPENDED:
-            raise QueueError("only a suspended message can be exported (mailroom message suspend first)")
-        return body_of(self.conn, message_id) or b""
+        with self._transaction(write=False):
+            if self._message(message_id).status != SUSPENDED:
+                raise QueueError("only a suspended message can be exported (mailroom message suspend first)")
+            return body_of(self.conn, message_id) or b""
 
     # -- helpers -------------------------------------------------------------------------------------
     def _message(self, message_id: int) -> QueuedMessage:
@@ -183,8 +188,8 @@ class QueueAdmin:
             raise QueueError(f"there is no message {message_id} in the queue")
         return message
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self.conn)
+    def _transaction(self, write: bool = True) -> _Transaction:
+        return _Transaction(self.conn, write)
 
     def _track(self, event_id: str, message: QueuedMessage, addresses: list[str], info: str = "") -> None:
         if self.tracking is not None:
@@ -195,13 +200,15 @@ class QueueAdmin:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK) on the queue connection."""
+    """BEGIN IMMEDIATE (or, to read one snapshot, BEGIN) ... COMMIT (or ROLLBACK) on the queue
+    connection: what an admin action reads is what it changes."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, write: bool) -> None:
         self.conn = conn
+        self.write = write
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute("BEGIN IMMEDIATE" if self.write else "BEGIN")
         return self.conn
 
     def __exit__(self, exc_type: object, *_: object) -> None:
