@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import email.utils
+import os
 import sqlite3
+import threading
 from contextlib import closing
 from email.message import EmailMessage
 
@@ -94,6 +96,40 @@ def test_the_batching_writer_delivers_concurrent_messages_exactly_once(store, pe
     assert _inbox_subjects(store, alice) == sorted([f"m{i:02}" for i in range(0, 30, 3)] + ["repeated"])
     assert _inbox_subjects(store, bob) == [f"m{i:02}" for i in range(1, 30, 3)]
     assert _inbox_subjects(store, carol) == [f"m{i:02}" for i in range(2, 30, 3)]
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="thread priorities are Linux's")
+def test_delivery_yields_while_it_keeps_up_and_not_when_it_falls_behind(store, people):
+    """A batch that took everything waiting is written at a lower priority (nice 10 more than the
+    process); one that left messages waiting, or with the transport busy with many more, at the
+    process's own."""
+    alice, _bob, _carol = people
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+
+    class Recording(LocalDeliveries):
+        priorities: list[tuple[int, int]] = []
+
+        def _deliver(self, messages: list[LocalMessage]) -> list:
+            self.priorities.append((len(messages), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+            return super()._deliver(messages)
+
+    in_transport = [0]
+
+    async def scenario() -> None:
+        deliveries = Recording(store, max_batch=4, waiting=lambda: in_transport[0])
+        try:
+            await deliveries.deliver(_raw("x@remote.example", "many", "alone"), [alice.address])
+            await asyncio.gather(*(deliveries.deliver(_raw("x@remote.example", "many", f"m{i}"), [alice.address])
+                                   for i in range(6)))
+            in_transport[0] = 50
+            await deliveries.deliver(_raw("x@remote.example", "many", "busy"), [alice.address])
+        finally:
+            await deliveries.close()
+
+    asyncio.run(scenario())
+    lower = min(own + 10, 19)
+    assert Recording.priorities == [(1, lower), (4, own), (2, lower), (1, own)]
+    assert len(_inbox_subjects(store, alice)) == 8
 
 
 def test_an_oof_change_made_through_another_handle_applies_to_the_next_delivery(store, store_url, people):

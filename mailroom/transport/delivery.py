@@ -1,19 +1,31 @@
 """Local delivery in group commits: the messages that became due while the store was busy with
 the previous batch, or within ``WINDOW`` (10 ms) before a batch is written, are delivered
-together, in one store transaction (one commit, one fsync), by one thread of their own. This
+together, in one store transaction (one commit, one fsync), by a delivery thread. This
 turns one fsync and one wait for the store's write lock per message into one per batch. The
 window matters when mail arrives one message at a time (one SMTP client): without it each
 message was a transaction of its own, about twice the CPU of a batched one on the 2-core
 machine (the fsync alone about 0.6 ms); with it a message reaches its mailbox up to 10 ms later.
 The SMTP 250 does not wait for delivery (it follows the queue's commit), so it does not see the
-window. The thread is the transport's own, so EWS requests and SMTP recipient checks never queue
+window. The threads are the transport's own, so EWS requests and SMTP recipient checks never queue
 in the worker pool behind deliveries.
+
+Delivery yields to the protocols while it keeps up: a batch that took everything waiting, did
+not fill up and leaves no more than a few messages in the transport behind it (``waiting``) is
+written by a thread at a lower scheduling priority (nice 10), so a client waiting for an SMTP
+reply or an EWS answer gets the CPU first; any other batch is written by a thread at the
+process's own priority, so delivery does not fall behind for want of CPU. Two threads rather
+than one that changes its priority: going back up needs a privilege a server need not have.
+Only one batch is written at a time either way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from mailroom.store import Store
@@ -24,15 +36,27 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 64  # messages per transaction
 WINDOW = 0.010  # seconds a batch waits for company before it is written (unless already full)
+BACKGROUND_NICE = 10  # the priority of batches written while delivery keeps up
+KEEPING_UP = 4  # at most this many messages in the transport besides a batch: delivery keeps up
+
+
+def _lower_priority() -> None:
+    """Lower this thread's priority (Linux schedules threads alone; elsewhere nothing changes)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) +
+                       BACKGROUND_NICE)
 
 
 class LocalDeliveries:
     """``deliver`` from the event loop; batches are formed and written in the delivery thread."""
 
-    def __init__(self, store: Store, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, store: Store, max_batch: int = MAX_BATCH, waiting: Callable[[], int] = lambda: 0) -> None:
         self.store = store
         self.max_batch = max_batch
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery")
+        self.waiting = waiting  # messages the transport is working on, these deliveries' included
+        self._keeping_up = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery-background",
+                                              initializer=_lower_priority)
+        self._behind = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery")
         self._pending: list[tuple[LocalMessage, asyncio.Future[DeliveryResult]]] = []
         self._writer: asyncio.Task | None = None
 
@@ -48,7 +72,8 @@ class LocalDeliveries:
         """Wait for the batch being written, then stop the thread."""
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
-        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
+        for executor in (self._keeping_up, self._behind):
+            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
 
     async def _write(self) -> None:
         loop = asyncio.get_running_loop()
@@ -59,8 +84,11 @@ class LocalDeliveries:
             batch = [(message, future) for message, future in taken if not future.done()]  # not cancelled
             if not batch:
                 continue
+            keeping_up = (not self._pending and len(taken) < self.max_batch
+                          and self.waiting() <= len(taken) + KEEPING_UP)
+            executor = self._keeping_up if keeping_up else self._behind
             try:
-                results = await loop.run_in_executor(self._executor, self._deliver, [m for m, _ in batch])
+                results = await loop.run_in_executor(executor, self._deliver, [m for m, _ in batch])
             except Exception as exc:  # the thread is gone (shutting down): answer rather than leave them waiting
                 results = [exc] * len(batch)
             for (_message, future), result in zip(batch, results, strict=True):
