@@ -21,14 +21,13 @@ from email import headerregistry
 from email.message import EmailMessage, Message
 from typing import Any
 
-from lxml import etree
-
 from mailroom.store.model import Attachment, Body, NewItem
 
 from . import recipients, snapshot
 from .body import html_to_text
 from .recipients import Address
 from .snapshot import clean
+from .xmltext import escape, escape_attribute
 
 T = recipients.T
 _PRIORITY = {"1": "High", "2": "High", "3": "Normal", "4": "Low", "5": "Low"}
@@ -210,11 +209,16 @@ def _date(text: str | None) -> str | None:
 
 
 def _headers_xml(msg: Message) -> str:
-    """InternetMessageHeaders: every header with its value as it arrived (unfolded)."""
-    root = etree.Element(f"{{{T}}}InternetMessageHeaders", nsmap={"t": T})
+    """InternetMessageHeaders: every header with its value as it arrived (unfolded), as lxml
+    would serialise the element (written as text: it is made for every delivered message)."""
+    parts = [f'<t:InternetMessageHeaders xmlns:t="{T}">']
     for name, value in msg.raw_items():
-        etree.SubElement(root, f"{{{T}}}InternetMessageHeader", HeaderName=_text(name)).text = _text(value).strip()
-    return etree.tostring(root, encoding="unicode")
+        parts.append(f'<t:InternetMessageHeader HeaderName="{escape_attribute(_text(name))}">'
+                     f"{escape(_text(value).strip())}</t:InternetMessageHeader>")
+    if len(parts) == 1:
+        return f'<t:InternetMessageHeaders xmlns:t="{T}"/>'
+    parts.append("</t:InternetMessageHeaders>")
+    return "".join(parts)
 
 
 def _body_part(msg: Message) -> Message | None:

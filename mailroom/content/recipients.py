@@ -9,6 +9,8 @@ from lxml import etree
 
 from mailroom.store.query import Contains, Filter, Or, Prop
 
+from .xmltext import escape
+
 T = "http://schemas.microsoft.com/exchange/services/2006/types"
 
 
@@ -27,33 +29,42 @@ def _t(name: str) -> str:
     return f"{{{T}}}{name}"
 
 
+_MAILBOX, _NAME, _EMAIL, _ROUTING_TYPE, _MAILBOX_TYPE = (
+    _t(name) for name in ("Mailbox", "Name", "EmailAddress", "RoutingType", "MailboxType"))
+
+
 def parse(value: str | None) -> list[Address]:
     """The mailboxes in a stored recipient value (a list for To/Cc/Bcc/ReplyTo, one for From/Sender)."""
     if not value:
         return []
-    root = etree.fromstring(value.encode())
     found = []
-    for mailbox in root.iter(_t("Mailbox")):
-        found.append(Address(
-            name=mailbox.findtext(_t("Name")), email=mailbox.findtext(_t("EmailAddress")),
-            routing_type=mailbox.findtext(_t("RoutingType")) or "SMTP",
-            mailbox_type=mailbox.findtext(_t("MailboxType"))))
+    for mailbox in etree.fromstring(value.encode()).iter(_MAILBOX):
+        fields: dict[object, str] = {}
+        for child in mailbox:  # each field's first occurrence, its text "" when empty (as findtext)
+            fields.setdefault(child.tag, child.text or "")
+        found.append(Address(name=fields.get(_NAME), email=fields.get(_EMAIL),
+                             routing_type=fields.get(_ROUTING_TYPE) or "SMTP", mailbox_type=fields.get(_MAILBOX_TYPE)))
     return found
 
 
 def build(element: str, addresses: list[Address], single: bool = False) -> str:
-    """Serialise addresses as the stored value of ``element`` (``ToRecipients``, ``From`` ...)."""
-    root = etree.Element(_t(element), nsmap={"t": T})
+    """Serialise addresses as the stored value of ``element`` (``ToRecipients``, ``From`` ...),
+    as lxml would serialise the element (written as text: it is made for every delivered message)."""
+    parts = [f'<t:{element} xmlns:t="{T}">']
     for address in addresses[:1] if single else addresses:
-        mailbox = etree.SubElement(root, _t("Mailbox"))
+        parts.append("<t:Mailbox>")
         if address.name:
-            etree.SubElement(mailbox, _t("Name")).text = address.name
+            parts.append(f"<t:Name>{escape(address.name)}</t:Name>")
         if address.email:
-            etree.SubElement(mailbox, _t("EmailAddress")).text = address.email
-        etree.SubElement(mailbox, _t("RoutingType")).text = address.routing_type or "SMTP"
+            parts.append(f"<t:EmailAddress>{escape(address.email)}</t:EmailAddress>")
+        parts.append(f"<t:RoutingType>{escape(address.routing_type or 'SMTP')}</t:RoutingType>")
         if address.mailbox_type:
-            etree.SubElement(mailbox, _t("MailboxType")).text = address.mailbox_type
-    return etree.tostring(root, encoding="unicode")
+            parts.append(f"<t:MailboxType>{escape(address.mailbox_type)}</t:MailboxType>")
+        parts.append("</t:Mailbox>")
+    if len(parts) == 1:
+        return f'<t:{element} xmlns:t="{T}"/>'
+    parts.append(f"</t:{element}>")
+    return "".join(parts)
 
 
 def display_list(value: str | None) -> str:
