@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -137,6 +138,14 @@ def settle_queue(data_dir: Path, timeout: float = 30) -> None:
     raise TimeoutError(f"the queue in {data_dir} did not settle in {timeout} s")
 
 
+def _metric(url: str, name: str) -> float:
+    """A metric without labels, read from a server's /metrics page."""
+    found = re.search(rf"^{name} (\S+)$", requests.get(url, timeout=30).text, re.MULTILINE)
+    if found is None:
+        raise AssertionError(f"{url} has no {name}")
+    return float(found.group(1))
+
+
 def settle_all(timeout: float = 30) -> None:
     """``settle`` every server running in this process (for helpers that do not hold the server)."""
     for running in list(RunningServer.live):
@@ -209,8 +218,14 @@ class RunningServer:
         return next(url for url in self.urls if url.endswith("/metrics"))
     def settle(self, timeout: float = 30) -> None:
         """Wait (bounded) until the transport has processed everything queued: no recipient is
-        waiting for its first attempt and no message is in flight (retries may stay)."""
+        waiting for its first attempt, no message is in flight (retries may stay), and the last
+        pass has written its tracking records (they follow its commit)."""
         settle_queue(self.config.data_dir, timeout)
+        deadline = time.monotonic() + timeout
+        while _metric(self.metrics_url, "mailroom_messages_processing") != 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the transport of {self.config.data_dir} was still processing after {timeout} s")
+            time.sleep(0.02)
 
     def stop(self) -> None:
         if self._loop and self._stop:

@@ -61,12 +61,13 @@ async def running(store: Store, data: Path, remote: ScriptedRemote | None = None
         tracking.close()
 
 
-async def drained(data: Path, timeout: float = 30) -> None:
-    """Wait until the queue is empty (every recipient final, every DSN delivered)."""
+async def drained(data: Path, service: TransportService, timeout: float = 30) -> None:
+    """Wait until the queue is empty (every recipient final, every DSN delivered) and the last
+    pass has written its tracking records (they follow its commit)."""
     admin = QueueAdmin(data)
     try:
         for _ in range(int(timeout / 0.05)):
-            if not admin.messages():
+            if not admin.messages() and not service.processing():
                 return
             await asyncio.sleep(0.05)
         raise TimeoutError(f"queue not empty: {admin.messages()}")
@@ -121,7 +122,7 @@ def test_submit_is_durable_when_it_returns_and_commits_are_shared(store, people,
                                          for n in range(50)))
             assert len(set(ids)) == 50
             assert service.db.commits - before < 50  # group commit: concurrent submitters shared commits
-            await drained(tmp_path)
+            await drained(tmp_path, service)
 
     asyncio.run(scenario())
     assert len(_inbox(store, bob)) == 51
@@ -136,7 +137,7 @@ def test_aliases_resolve_and_unknown_local_recipients_get_a_failure_dsn(store, p
         async with running(store, tmp_path) as service:
             await service.submit(_submission(alice.address, f"ROBERT@{domain}", Recipient(
                 f"nobody@{domain}", orcpt=f"rfc822;nobody@{domain}"), envid="ENV-42", ret="HDRS"))
-            await drained(tmp_path)
+            await drained(tmp_path, service)
             resolved = service.tracking.search(TrackingQuery(event_id="RESOLVE"))
             assert [(e.recipient_address, e.related_recipient_address) for e in resolved] == [
                 ([bob.address], f"ROBERT@{domain}")]
@@ -170,7 +171,7 @@ def test_permanent_remote_failure_with_ret_full_returns_the_whole_message(store,
     async def scenario() -> None:
         async with running(store, tmp_path, remote) as service:
             await service.submit(_submission(alice.address, "carol@remote.example", ret="FULL"))
-            await drained(tmp_path)
+            await drained(tmp_path, service)
 
     asyncio.run(scenario())
     [(domain, mail_from, rcpts, _raw_sent)] = remote.calls
@@ -198,7 +199,7 @@ def test_notify_success_never_and_the_null_sender(store, people, tmp_path):
                                                                       notify=("NEVER",))))
             await service.submit(_submission("", f"ghost@{alice.address.split('@')[1]}"))  # from <>: no DSN
             await service.submit(_submission("<>", f"ghost@{alice.address.split('@')[1]}"))  # as SMTP gives it
-            await drained(tmp_path)
+            await drained(tmp_path, service)
 
     asyncio.run(scenario())
     reports = {msg["Subject"]: (cls, msg) for cls, msg in _inbox(store, alice)}
@@ -227,7 +228,7 @@ def test_transient_failures_retry_then_a_delay_dsn_then_expiry(store, people, tm
             assert (queue.delivery_type, queue.message_count) == ("DnsConnectorDelivery", 1)
             assert "4.4.1" in queue.last_error
             admin.close()
-            await drained(tmp_path)
+            await drained(tmp_path, service)
             events = [e.event_id for e in service.tracking.search(TrackingQuery(recipients=("carol@remote.example",)))]
             assert events.count("DEFER") >= 2 and events.count("DSN") == 2  # the delay DSN and the failure DSN
             assert [e for e in events if e != "DSN"][-1] == "FAIL"
@@ -272,7 +273,7 @@ def test_a_message_that_crashed_twice_goes_to_the_poison_queue(store, people, tm
             admin.resume(message_id)
             admin.close()
             service.wake()
-            await drained(tmp_path)
+            await drained(tmp_path, service)
 
     asyncio.run(scenario())
     [(_cls, delivered)] = _inbox(store, bob)
@@ -334,7 +335,7 @@ def test_the_same_message_queued_twice_at_once_is_delivered_once(store, people, 
     async def scenario() -> None:
         async with running(store, tmp_path) as service:
             await asyncio.gather(*(service.submit(submission) for _ in range(5)))
-            await drained(tmp_path)
+            await drained(tmp_path, service)
             events = [e.event_id for e in service.tracking.search(TrackingQuery(recipients=(bob.address,)))]
             assert sorted(events) == ["DELIVER"] + ["DUPLICATEDELIVER"] * 4
 

@@ -294,6 +294,7 @@ async def _start_transport(config: Config, server: EWSServer, stack: AsyncExitSt
     admin = QueueAdmin(data_dir)
     stack.callback(admin.close)
     metrics.register_queue_lengths(lambda: {q.identity: q.message_count for q in admin.queues()})
+    metrics.messages_processing.set_function(submitter.processing)
     pressure = BackPressure(standard_resources(data_dir, _thresholds(config), submitter.submission_queue_length,
                                                submitter.pending_commits),
                             metrics, config["backpressure.interval_seconds"])

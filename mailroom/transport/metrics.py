@@ -2,7 +2,8 @@
 
 Every server owns its own ``CollectorRegistry`` (tests run several servers in one process). The
 edge (SMTP receive, pickup, back pressure) updates the metrics below directly; the queue plugs
-in its readings with ``register_queue_lengths`` and counts deliveries with ``count_delivery``.
+in its readings with ``register_queue_lengths`` and ``messages_processing`` and counts deliveries
+with ``count_delivery``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class TransportMetrics:
         self.pickup_polls = Counter(
             "mailroom_pickup_polls", "Polls of the pickup directory (scanned, or skipped under back pressure).",
             ["outcome"], registry=self.registry)
+        self.messages_processing = Gauge(
+            "mailroom_messages_processing", "Messages in a processing pass now (categorizing, delivering, "
+                                            "recording the outcome).", registry=self.registry)
         self.deliveries = Counter(
             "mailroom_deliveries", "Delivery outcomes per recipient (destination local|remote; outcome "
                                    "delivered|deferred|failed).", ["destination", "outcome"], registry=self.registry)

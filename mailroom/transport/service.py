@@ -234,6 +234,11 @@ class TransportService:
         """Queue database operations waiting for (or in) a commit."""
         return self.db.pending() if self.db is not None else 0
 
+    def processing(self) -> int:
+        """Messages in a processing pass now. A pass's tracking records are written after its
+        commit, so an empty queue with nothing processing is a queue whose history is complete."""
+        return len(self._inflight)
+
     # -- submission --------------------------------------------------------------------------------
     async def submit(self, submission: Submission) -> str:
         """Queue ``submission``; returns its internal message id after the commit that holds it."""
