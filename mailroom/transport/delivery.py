@@ -48,7 +48,7 @@ def _lower_priority() -> None:
 
 
 class LocalDeliveries:
-    """``deliver`` from the event loop; batches are formed and written in the delivery thread."""
+    """``deliver`` from the event loop; batches are formed here and written in the delivery threads."""
 
     def __init__(self, store: Store, max_batch: int = MAX_BATCH, waiting: Callable[[], int] = lambda: 0) -> None:
         self.store = store
@@ -69,7 +69,7 @@ class LocalDeliveries:
         return await future
 
     async def close(self) -> None:
-        """Wait for the batch being written, then stop the thread."""
+        """Wait for the batch being written, then stop the threads."""
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
         for executor in (self._keeping_up, self._behind):
