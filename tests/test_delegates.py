@@ -163,6 +163,7 @@ def test_a_delegate_sends_on_behalf_of_the_owner(server, server_store, people):
     Message(account=as_dan, folder=as_dan.sent, subject="for Olive", body="hello",
             author=EwsMailbox(email_address=owner.address),
             to_recipients=[EwsMailbox(email_address=friend.address)]).send_and_save()
+    server.settle()  # sent mail is delivered by the transport, after the send returns
     received = make_account(server, friend.address).inbox.get(subject="for Olive")
     assert received.author.email_address == owner.address
     assert received.sender.email_address == dan.address
@@ -171,6 +172,7 @@ def test_a_delegate_sends_on_behalf_of_the_owner(server, server_store, people):
     with pytest.raises(Exception, match="ErrorSendAsDenied|may not send on behalf"):
         Message(account=as_sam, subject="forged", body="x", author=EwsMailbox(email_address=owner.address),
                 to_recipients=[EwsMailbox(email_address=friend.address)]).send()
+    server.settle()
     assert make_account(server, friend.address).inbox.filter(subject="forged").count() == 0
 
 
