@@ -52,6 +52,16 @@ def _item_from(m: Mapping[str, Any]) -> Item:
                 props=props, body=body, created_by=m["created_by"])
 
 
+def _insert_items(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """The rows in one statement; their ids, in order. A column one row sets and another does not
+    is NULL in the other, as it is when left out: every column with a default other than NULL is
+    set on each row (``_insert_many``)."""
+    if not rows:
+        return []
+    keys = set().union(*rows)
+    return [int(i) for i in conn.execute(_INSERT_ITEMS, [{k: row.get(k) for k in keys} for row in rows]).scalars()]
+
+
 def _size(props: dict[str, Any], body: Body | None, mime: bytes | None, attachments: Iterable[Attachment]) -> int:
     if mime:
         return len(mime)
@@ -84,7 +94,9 @@ _HELD = select(t.items.c.mailbox_id, t.items.c.message_id, t.items.c.props).wher
     t.items.c.mailbox_id.in_(bindparam("mailboxes", expanding=True)),
     t.items.c.message_id.in_(bindparam("message_ids", expanding=True)))
 _DELIVERY_KEY = "_DeliveryKey"  # the stored Delivery.key of a delivered item (internal: no EWS property)
-_INSERT_ITEM, _INSERT_MIME = insert(t.items), insert(t.item_mime)  # values as parameters: compiled once
+_INSERT_MIME = insert(t.item_mime)  # values as parameters: compiled once
+# Several rows in one statement, their ids returned in the rows' order.
+_INSERT_ITEMS = insert(t.items).returning(t.items.c.id, sort_by_parameter_order=True)
 DELIVERED, DUPLICATE, GONE = "delivered", "duplicate", "gone"
 
 
@@ -284,8 +296,8 @@ class Items:
         seqs: dict[int, Iterator[int]] = {}
         for database_id, count in Counter(m.database_id for m, _f, _n in entries).items():
             seqs[database_id] = iter(w.next_changes(database_id, count))
-        ids, mimes, changes = [], [], []
-        counts: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # folder: total, unread, associated
+        rows: list[dict[str, Any]] = []
+        written: list[tuple[Mailbox, int, NewItem, int, dict[str, Any]]] = []
         for mailbox, folder_id, new in entries:
             props = {k: v for k, v in new.props.items() if k not in _SERVER_PROPS and v is not None}
             props.setdefault("ItemClass", "IPM.Note")
@@ -304,8 +316,12 @@ class Items:
                 body_type=new.body.body_type if new.body else None, body=new.body.text if new.body else None,
                 props=rest, created_by=new.created_by,
             )
-            item_id = int(w.conn.execute(_INSERT_ITEM, columns).inserted_primary_key[0])
-            ids.append(item_id)
+            rows.append(columns)
+            written.append((mailbox, folder_id, new, seq, props))
+        ids = _insert_items(w.conn, rows)
+        mimes, changes = [], []
+        counts: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # folder: total, unread, associated
+        for item_id, (mailbox, folder_id, new, seq, props) in zip(ids, written, strict=True):
             if new.mime is not None:
                 mimes.append({"item_id": item_id, "mime": new.mime})
             extended.save(w.conn, "item", item_id, new.extended)
