@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shutil
 import sqlite3
 import threading
@@ -26,6 +25,7 @@ from argon2 import PasswordHasher, profiles
 from exchangelib import DELEGATE, IMPERSONATION, Account, Configuration, Credentials
 from exchangelib.protocol import BaseProtocol
 from exchangelib.transport import BASIC
+from prometheus_client.parser import text_string_to_metric_families
 
 from mailroom.server import config as configuration
 from mailroom.server.app import serve
@@ -138,14 +138,6 @@ def settle_queue(data_dir: Path, timeout: float = 30) -> None:
     raise TimeoutError(f"the queue in {data_dir} did not settle in {timeout} s")
 
 
-def _metric(url: str, name: str) -> float:
-    """A metric without labels, read from a server's /metrics page."""
-    found = re.search(rf"^{name} (\S+)$", requests.get(url, timeout=30).text, re.MULTILINE)
-    if found is None:
-        raise AssertionError(f"{url} has no {name}")
-    return float(found.group(1))
-
-
 def settle_all(timeout: float = 30) -> None:
     """``settle`` every server running in this process (for helpers that do not hold the server)."""
     for running in list(RunningServer.live):
@@ -216,13 +208,19 @@ class RunningServer:
     @property
     def metrics_url(self) -> str:
         return next(url for url in self.urls if url.endswith("/metrics"))
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """The /metrics page's samples: (name, sorted labels) to value."""
+        text = requests.get(self.metrics_url, timeout=30).text
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
     def settle(self, timeout: float = 30) -> None:
         """Wait (bounded) until the transport has processed everything queued: no recipient is
         waiting for its first attempt, no message is in flight (retries may stay), and the last
         pass has written its tracking records (they follow its commit)."""
         settle_queue(self.config.data_dir, timeout)
         deadline = time.monotonic() + timeout
-        while _metric(self.metrics_url, "mailroom_messages_processing") != 0:
+        while self.metrics()[("mailroom_messages_processing", ())] != 0:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the transport of {self.config.data_dir} was still processing after {timeout} s")
             time.sleep(0.02)

@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from mailroom.transport.backpressure import (
     BackPressure,
@@ -56,9 +54,8 @@ def test_thresholds_must_be_ordered() -> None:
 
 
 def _levels(server: RunningServer) -> dict[str, float]:
-    text = requests.get(server.metrics_url, timeout=30).text
-    (family,) = [f for f in text_string_to_metric_families(text) if f.name == "mailroom_backpressure_level"]
-    return {sample.labels["resource"]: sample.value for sample in family.samples}
+    return {dict(labels)["resource"]: value for (name, labels), value in server.metrics().items()
+            if name == "mailroom_backpressure_level"}
 
 
 @pytest.fixture
@@ -111,9 +108,7 @@ def test_high_refuses_all_submission(server, server_store, mailbox, tmp_path):
 def test_metrics_count_sessions_and_messages(server, mailbox):
     with _inbound_client(server) as inbound:
         inbound.sendmail("s@elsewhere.example", [mailbox.address], _message(mailbox.address).as_bytes())
-    text = requests.get(server.metrics_url, timeout=30).text
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(text) for s in family.samples}
+    samples = server.metrics()
     assert samples[("mailroom_messages_received_total", (("listener", "inbound"),))] == 1
     assert samples[("mailroom_smtp_sessions_total", (("listener", "inbound"),))] == 1
     assert samples[("mailroom_backpressure_level", (("resource", "overall"),))] == Level.NORMAL

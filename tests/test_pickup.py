@@ -8,8 +8,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from mailroom.store import Store
 from mailroom.store.model import Mailbox
@@ -118,9 +116,7 @@ def test_a_leftover_tmp_file_is_taken_on_start(server, tmp_path):
 
 
 def _polls_under_pressure(server: RunningServer) -> float:
-    text = requests.get(server.metrics_url, timeout=30).text
-    return next((s.value for f in text_string_to_metric_families(text) for s in f.samples
-                 if s.name == "mailroom_pickup_polls_total" and s.labels == {"outcome": "backpressure"}), 0.0)
+    return server.metrics().get(("mailroom_pickup_polls_total", (("outcome", "backpressure"),)), 0.0)
 
 
 @pytest.mark.parametrize("server", [{"backpressure.database_used_space": [0, 100, 100, 0]}], indirect=True)

@@ -27,7 +27,7 @@ from . import recipients, snapshot
 from .body import html_to_text
 from .recipients import Address
 from .snapshot import clean
-from .xmltext import escape, escape_attribute
+from .xmltext import escape, escape_attribute, root
 
 T = recipients.T
 _PRIORITY = {"1": "High", "2": "High", "3": "Normal", "4": "Low", "5": "Low"}
@@ -211,14 +211,9 @@ def _date(text: str | None) -> str | None:
 def _headers_xml(msg: Message) -> str:
     """InternetMessageHeaders: every header with its value as it arrived (unfolded), as lxml
     would serialise the element (written as text: it is made for every delivered message)."""
-    parts = [f'<t:InternetMessageHeaders xmlns:t="{T}">']
-    for name, value in msg.raw_items():
-        parts.append(f'<t:InternetMessageHeader HeaderName="{escape_attribute(_text(name))}">'
-                     f"{escape(_text(value).strip())}</t:InternetMessageHeader>")
-    if len(parts) == 1:
-        return f'<t:InternetMessageHeaders xmlns:t="{T}"/>'
-    parts.append("</t:InternetMessageHeaders>")
-    return "".join(parts)
+    return root("InternetMessageHeaders", "t", T, [
+        f'<t:InternetMessageHeader HeaderName="{escape_attribute(_text(name))}">{escape(_text(value).strip())}'
+        "</t:InternetMessageHeader>" for name, value in msg.raw_items()])
 
 
 def _body_part(msg: Message) -> Message | None:

@@ -9,7 +9,7 @@ from lxml import etree
 
 from mailroom.store.query import Contains, Filter, Or, Prop
 
-from .xmltext import escape
+from .xmltext import escape, root
 
 T = "http://schemas.microsoft.com/exchange/services/2006/types"
 
@@ -50,7 +50,7 @@ def parse(value: str | None) -> list[Address]:
 def build(element: str, addresses: list[Address], single: bool = False) -> str:
     """Serialise addresses as the stored value of ``element`` (``ToRecipients``, ``From`` ...),
     as lxml would serialise the element (written as text: it is made for every delivered message)."""
-    parts = [f'<t:{element} xmlns:t="{T}">']
+    parts = []
     for address in addresses[:1] if single else addresses:
         parts.append("<t:Mailbox>")
         if address.name:
@@ -61,10 +61,7 @@ def build(element: str, addresses: list[Address], single: bool = False) -> str:
         if address.mailbox_type:
             parts.append(f"<t:MailboxType>{escape(address.mailbox_type)}</t:MailboxType>")
         parts.append("</t:Mailbox>")
-    if len(parts) == 1:
-        return f'<t:{element} xmlns:t="{T}"/>'
-    parts.append(f"</t:{element}>")
-    return "".join(parts)
+    return root(element, "t", T, parts)
 
 
 def display_list(value: str | None) -> str:

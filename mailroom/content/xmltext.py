@@ -37,3 +37,10 @@ def attributes(attrs: Mapping[str, str | None]) -> str:
     """`` name="value"`` for each attribute that has a value; the names are the code's constants
     (or a parsed tree's, which the parser has checked)."""
     return "".join([f' {name}="{escape_attribute(value)}"' for name, value in attrs.items() if value is not None])
+
+
+def root(tag: str, prefix: str, namespace: str, content: list[str]) -> str:
+    """A root element declaring its namespace prefix, holding ``content`` (written pieces), as
+    lxml serialises one: ``<p:Tag xmlns:p="ns">...</p:Tag>``, or ``<p:Tag xmlns:p="ns"/>`` empty."""
+    head = f'<{prefix}:{tag} xmlns:{prefix}="{namespace}"'
+    return f"{head}>{''.join(content)}</{prefix}:{tag}>" if content else f"{head}/>"

@@ -179,7 +179,7 @@ class TransportService:
         self.tracking = tracking
         self.executor = executor
         self.remote = remote
-        self.local = LocalDeliveries(store, waiting=lambda: len(self._inflight))  # group-committed, own threads
+        self.local = LocalDeliveries(store, waiting=self.processing)  # group-committed, in threads of its own
         self.path = data_dir / "queue" / "mail.que"
         self.db: QueueDatabase | None = None
         self._lock_file: int | None = None
