@@ -4,6 +4,8 @@ GetItem MimeContent through the server on both back ends."""
 import base64
 import email
 import email.policy
+import email.utils
+import random
 
 import pytest
 from exchangelib import FileAttachment, HTMLBody, ItemAttachment, Message
@@ -186,3 +188,82 @@ def test_garbage_mime_is_stored_and_bad_base64_refused(server, account, mailbox)
     fetched = account.drafts.get(id=item_id)
     assert fetched.mime_content == garbage
     assert "this is no mail" in fetched.body
+
+
+def _feed_parsed(raw: bytes) -> email.message.Message:
+    return email.message_from_bytes(raw, policy=mime._READING)
+
+
+_ONE_PART_SAMPLES = [
+    b"From: a@example.org\r\nSubject: plain\r\n\r\nbody line 1\r\nbody line 2\r\n",
+    b"From: a@example.org\nSubject: bare line feeds\n\nbody\nmore\n",
+    b"Subject: no body\r\n\r\n",
+    b"Subject: headers only, no empty line\r\n",
+    b"From sender@example.org Sat Nov 21 12:00:00 2026\r\nSubject: unix from line\r\n\r\nbody",
+    b"Subject: folded\r\n  over two lines\r\nTo: x@example.org\r\n\r\nbody",
+    b"Subject: a line that is no header ends the block early\r\nnot a header\r\n\r\nbody",
+    b"Subject: bare CR\r\rearly\r\n\r\nbody",
+    b"Subject: line feeds first\n\nbody\r\n\r\nmore",
+    b"Subject: eight bit\r\nContent-Type: text/plain; charset=utf-8\r\n\r\ncaf\xc3\xa9 \xff\xfe\r\n",
+    b"Subject: html\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>caf=C3=A9</p>",
+    b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n",
+    b"Content-Type: bogus\r\n\r\nbody",
+    b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\npart\r\n--x--\r\n",
+    b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body",
+    b"Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n\r\nFinal-Recipient: rfc822; a@b\r\n",
+    b"",
+    b"\r\n\r\nbody without headers",
+]
+
+
+@pytest.mark.parametrize("raw", _ONE_PART_SAMPLES)
+def test_messages_are_read_as_the_feed_parser_reads_them(raw):
+    """``_read`` takes a one-part message's body in one piece; what it makes must be what the
+    email package's parser makes of the whole message, line by line."""
+    fast, full = mime._read(raw), _feed_parsed(raw)
+    assert list(fast.raw_items()) == list(full.raw_items())
+    assert fast.get_unixfrom() == full.get_unixfrom()
+    assert fast.is_multipart() == full.is_multipart()
+    assert [type(d) for d in fast.defects] == [type(d) for d in full.defects]
+    if not full.is_multipart():
+        assert fast.get_payload() == full.get_payload()
+        assert fast.get_payload(decode=True) == full.get_payload(decode=True)
+    assert fast.as_bytes(policy=email.policy.SMTP) == full.as_bytes(policy=email.policy.SMTP)
+
+
+def test_plain_address_lists_are_split_as_getaddresses_splits_them():
+    """Address fields of plain mailboxes are split by ``mime._addresses`` itself; over generated
+    lists (names of atoms, spaces and tabs anywhere allowed) it must give what the email package gives."""
+    rnd = random.Random(7)
+    atoms = ["Ann", "o'Neil", "x", "A1", "#!$%&*+/=?^_`{|}~-", "Z"]
+
+    def space() -> str:
+        return rnd.choice(["", " ", "  ", "\t", " \t "])
+
+    def mailbox() -> str:
+        local, domain = rnd.choices(atoms, k=rnd.randint(1, 2)), rnd.choices(atoms, k=rnd.randint(1, 3))
+        address = ".".join(local) + "@" + ".".join(domain)
+        if rnd.random() < 0.3:
+            return space() + address + space()
+        name = "".join(rnd.choice(atoms) + rnd.choice([" ", "  ", "\t"]) for _ in range(rnd.randint(0, 3)))
+        return space() + name + rnd.choice(atoms + [""]) + space() + "<" + address + ">" + space()
+
+    taken = 0
+    for _ in range(3000):
+        text = ",".join(mailbox() for _ in range(rnd.randint(1, 4)))
+        taken += bool(mime._ADDRESS_LIST.fullmatch(text))
+        expected = [Address(name or None, addr or None)
+                    for name, addr in email.utils.getaddresses([text]) if name or addr]
+        assert mime._addresses(text) == expected, text
+    assert taken > 2500  # the generated lists do take the plain path
+
+
+def test_clean_removes_exactly_the_characters_no_store_can_hold():
+    """``snapshot.clean`` skips its pattern for printable text; over generated strings of the
+    awkward characters it must remove exactly what the pattern removes."""
+    rnd = random.Random(3)
+    awkward = [chr(c) for c in [*range(0x00, 0x21), *range(0x7e, 0xa1), 0x2028, 0x200b, 0xd7ff, 0xd800, 0xdfff,
+                                0xe000, 0xfeff, 0xfffd, 0xfffe, 0xffff, 0x10000, 0x10ffff]] + ["a", "é", "€"]
+    for _ in range(20000):
+        text = "".join(rnd.choices(awkward, k=rnd.randint(0, 8)))
+        assert snapshot.clean(text) == snapshot._UNSTORABLE.sub("", text), repr(text)

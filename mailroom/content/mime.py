@@ -51,6 +51,11 @@ _ADDR_SPEC = rf"{ATOM}(?:\.{ATOM})*@{ATOM}(?:\.{ATOM})*"
 _MSG_ID = re.compile(rf"<{_ADDR_SPEC}>")
 _MAILBOX = rf"[ \t]*(?:(?:{ATOM}[ \t]+)*(?:{ATOM}[ \t]*)?<{_ADDR_SPEC}>|{_ADDR_SPEC})[ \t]*"
 _ADDRESS_LIST = re.compile(rf"{_MAILBOX}(?:,{_MAILBOX})*")
+# One mailbox of such a list: its display name's words (group 1) and address (2), or a bare address (3).
+_LISTED_MAILBOX = re.compile(
+    rf"[ \t]*(?:((?:{ATOM}[ \t]+)*(?:{ATOM}[ \t]*)?)<({_ADDR_SPEC})>|({_ADDR_SPEC}))[ \t]*(?:,|$)")
+_WHITESPACE = re.compile(r"[ \t]+")
+_NOT_ONE_PART = ("multipart", "message")  # content types the feed parser takes apart
 _ADDRESS_HEADERS = (("From", "From", True), ("Sender", "Sender", True), ("To", "ToRecipients", False),
                     ("Cc", "CcRecipients", False), ("Bcc", "BccRecipients", False), ("Reply-To", "ReplyTo", False))
 
@@ -84,6 +89,7 @@ class _HeaderClasses(headerregistry.HeaderRegistry):
 
 
 _READING = email.policy.default.clone(header_factory=_HeaderClasses())  # policy.default, faster
+_PARSER = email.parser.BytesParser(policy=_READING)
 _REMEMBERED_HEADERS = 2000
 
 
@@ -121,15 +127,30 @@ def parse_message(raw: bytes, depth: int = 0) -> ParsedMessage:
     """Properties, body and attachments of a MIME message. Never raises on odd input: what cannot
     be read is left out, as a mail store must accept whatever arrives."""
     try:
-        msg = email.message_from_bytes(raw, policy=_READING)
+        msg = _read(raw)
         body_part = _body_part(msg)
         return ParsedMessage(_props(msg), _body(body_part), _attachments(msg, body_part, depth), msg)
     except (RecursionError, *_UNREADABLE):  # a structure the email package cannot take apart
         try:
-            headers = email.parser.BytesParser(policy=_READING).parsebytes(raw, headersonly=True)
+            headers = _PARSER.parsebytes(raw, headersonly=True)
             return ParsedMessage(_props(headers), message=headers)
         except (RecursionError, *_UNREADABLE):
             return ParsedMessage({"ItemClass": "IPM.Note"})
+
+
+def _read(raw: bytes) -> Message:
+    """What the email package makes of ``raw``. A message of one part has its header block parsed
+    and its body set as one piece, which is what the feed parser makes of it line by line (most
+    mail is one text part; this is about half the parse). The full parse whenever the header block
+    did not end where the first empty line is (a line that is no header ends it earlier)."""
+    end = raw.find(b"\r\n\r\n")
+    end = end + 4 if end >= 0 else raw.find(b"\n\n") + 2
+    if end > 1:
+        msg = _PARSER.parsebytes(raw[:end], headersonly=True)
+        if not msg.defects and msg.get_payload() == "" and msg.get_content_maintype() not in _NOT_ONE_PART:
+            msg.set_payload(raw[end:].decode("ascii", "surrogateescape"))  # as BytesParser decodes
+            return msg
+    return email.message_from_bytes(raw, policy=_READING)
 
 
 def _fields(msg: Message) -> dict[str, str]:
@@ -159,8 +180,13 @@ def _text(value: str) -> str:
 
 
 def _addresses(text: str | None) -> list[Address]:
+    """The mailboxes of an address field's value: a plain list (``_ADDRESS_LIST``: display names
+    of atoms, no comments, quotes or groups) split here as ``getaddresses`` would, anything else by it."""
     if not text:
         return []
+    if _ADDRESS_LIST.fullmatch(text):
+        return [Address(" ".join(_WHITESPACE.split(name.strip())) or None, addr) if addr else Address(None, bare)
+                for name, addr, bare in _LISTED_MAILBOX.findall(text)]
     return [Address(name or None, addr or None) for name, addr in email.utils.getaddresses([text]) if name or addr]
 
 

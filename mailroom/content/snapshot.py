@@ -28,7 +28,11 @@ class Corrupt(ValueError):
 
 
 def clean(text: str) -> str:
-    """``text`` without the characters no response or database could hold."""
+    """``text`` without the characters no response or database could hold. Text whose characters
+    are all printable but for tabs and line breaks has none of them (scanned in C, many times
+    faster than the pattern on a message body)."""
+    if text.replace("\r", "").replace("\n", "").replace("\t", "").isprintable():
+        return text
     return _UNSTORABLE.sub("", text)
 
 
