@@ -12,7 +12,7 @@ from importlib import resources
 
 import pytest
 from lxml import etree
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from mailroom.store import Store
 from mailroom.store import tables as t
@@ -445,3 +445,38 @@ def test_parallel_writers_get_unique_gap_free_change_numbers(store):
     assert seqs == list(range(start_seq + 1, start_seq + 1 + len(seqs)))
     assert set(seen) <= set(seqs)
     assert len(seqs) == 2 * threads * rounds
+
+
+# -- statements on the driver ----------------------------------------------------------------
+def test_prepared_statements_write_and_read_as_sqlalchemy_does(store):
+    """``Prepared`` runs statements on the driver cursor with SQLAlchemy's own value conversions:
+    a row it writes reads back through SQLAlchemy as SQLAlchemy would have written it, the rows a
+    RETURNING gives come in order, and what it cannot do the same way it refuses."""
+    from mailroom.store.engine import Prepared, writing  # noqa: PLC0415 (internals under test)
+
+    mailbox = mailbox_of(store)
+    inbox = store.folders.distinguished(mailbox, "inbox")
+    insert_items = Prepared(t.items.insert().returning(t.items.c.id, t.items.c.props, t.items.c.is_read,
+                                                       sort_by_parameter_order=True))
+    base = {"mailbox_id": mailbox.id, "folder_id": inbox.id, "item_class": "IPM.Note", "is_associated": False,
+            "importance": "Normal", "size": 1, "has_attachments": False, "date_created": "2026-11-22T00:00:00Z",
+            "last_modified": "2026-11-22T00:00:00Z"}
+    values = [{**base, "change_number": n, "is_read": n % 2 == 0, "props": {"Categories": ["é", str(n)], "n": n}}
+              for n in range(1, 6)]
+    with writing(store.engine) as w:
+        returned = insert_items.inserted(w.conn, values)
+        counts = Prepared(t.folders.update().where(t.folders.c.id == bindparam("folder"))
+                          .values(unread_count=t.folders.c.unread_count + bindparam("d")))
+        counts.run_many(w.conn, [{"folder": inbox.id, "d": 2}, {"folder": inbox.id, "d": 3}])
+    assert [r["props"]["n"] for r in returned] == [1, 2, 3, 4, 5]
+    assert [r["is_read"] for r in returned] == [False, True, False, True, False]
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(t.items.c.id, t.items.c.props, t.items.c.is_read)
+                              .where(t.items.c.id.in_([r["id"] for r in returned])).order_by(t.items.c.id)).all()
+        unread = conn.scalar(select(t.folders.c.unread_count).where(t.folders.c.id == inbox.id))
+    assert [tuple(row) for row in stored] == [(r["id"], r["props"], r["is_read"]) for r in returned]
+    assert unread == inbox.unread_count + 5
+    with pytest.raises(ValueError, match="give every column a value"), writing(store.engine) as w:
+        Prepared(t.items.insert()).run_many(w.conn, [{k: v for k, v in values[0].items() if k != "is_read"}])
+    with store.engine.connect() as conn, pytest.raises(RuntimeError, match="inside a transaction"):
+        counts.run(conn, folder=inbox.id, d=1)

@@ -11,7 +11,7 @@ from mailroom.access.permissions import Permission
 
 from . import extended, permissions
 from . import tables as t
-from .engine import Writer, reading, writing
+from .engine import Prepared, Writer, reading, writing
 from .errors import AlreadyExists, Conflict, InvalidOperation, NotFound
 from .model import ExtendedValue, Folder, Mailbox, utcnow
 from .query import Filter, Page, Sort
@@ -30,16 +30,15 @@ def folder_from_row(row: Row) -> Folder:
 
 
 # Built once, with its values as parameters: SQLAlchemy then reuses its compiled form as is.
-_ADJUST_COUNTS = update(t.folders).where(t.folders.c.id == bindparam("folder")).values(
+_ADJUST_COUNTS = Prepared(update(t.folders).where(t.folders.c.id == bindparam("folder")).values(
     total_count=t.folders.c.total_count + bindparam("d_total"),
     unread_count=t.folders.c.unread_count + bindparam("d_unread"),
-    associated_count=t.folders.c.associated_count + bindparam("d_associated"))
+    associated_count=t.folders.c.associated_count + bindparam("d_associated")))
 
 
 def adjust_counts(conn: Connection, folder_id: int, total: int = 0, unread: int = 0, associated: int = 0) -> None:
     if total or unread or associated:
-        conn.execute(_ADJUST_COUNTS, {"folder": folder_id, "d_total": total, "d_unread": unread,
-                                      "d_associated": associated})
+        _ADJUST_COUNTS.run(conn, folder=folder_id, d_total=total, d_unread=unread, d_associated=associated)
 
 
 def adjust_counts_many(conn: Connection, counts: dict[int, list[int]]) -> None:
@@ -47,7 +46,7 @@ def adjust_counts_many(conn: Connection, counts: dict[int, list[int]]) -> None:
     changes = [{"folder": folder_id, "d_total": total, "d_unread": unread, "d_associated": associated}
                for folder_id, (total, unread, associated) in counts.items() if total or unread or associated]
     if changes:
-        conn.execute(_ADJUST_COUNTS, changes)
+        _ADJUST_COUNTS.run_many(conn, changes)
 
 
 class Folders:

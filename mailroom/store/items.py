@@ -59,7 +59,7 @@ def _insert_items(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     if not rows:
         return []
     keys = set().union(*rows)
-    return [int(i) for i in conn.execute(_INSERT_ITEMS, [{k: row.get(k) for k in keys} for row in rows]).scalars()]
+    return [int(found["id"]) for found in _INSERT_ITEMS.inserted(conn, [{k: row.get(k) for k in keys} for row in rows])]
 
 
 def _size(props: dict[str, Any], body: Body | None, mime: bytes | None, attachments: Iterable[Attachment]) -> int:
@@ -94,9 +94,9 @@ _HELD = select(t.items.c.mailbox_id, t.items.c.message_id, t.items.c.props).wher
     t.items.c.mailbox_id.in_(bindparam("mailboxes", expanding=True)),
     t.items.c.message_id.in_(bindparam("message_ids", expanding=True)))
 _DELIVERY_KEY = "_DeliveryKey"  # the stored Delivery.key of a delivered item (internal: no EWS property)
-_INSERT_MIME = insert(t.item_mime)  # values as parameters: compiled once
-# Several rows in one statement, their ids returned in the rows' order.
-_INSERT_ITEMS = insert(t.items).returning(t.items.c.id, sort_by_parameter_order=True)
+_INSERT_MIME = Prepared(insert(t.item_mime))
+# Several rows in one statement (see ``Prepared.inserted``), their ids returned in the rows' order.
+_INSERT_ITEMS = Prepared(insert(t.items).returning(t.items.c.id, sort_by_parameter_order=True))
 DELIVERED, DUPLICATE, GONE = "delivered", "duplicate", "gone"
 
 
@@ -334,7 +334,7 @@ class Items:
             folder[2] += 1 if associated else 0
             changes.append(Change(seq, mailbox.database_id, mailbox.id, "item", item_id, "created", folder_id))
         if mimes:
-            w.conn.execute(_INSERT_MIME, mimes)
+            _INSERT_MIME.run_many(w.conn, mimes)
         adjust_counts_many(w.conn, counts)
         w.record_many(changes)
         return ids
