@@ -451,7 +451,7 @@ def test_parallel_writers_get_unique_gap_free_change_numbers(store):
 def test_prepared_statements_write_and_read_as_sqlalchemy_does(store):
     """``Prepared`` runs statements on the driver cursor with SQLAlchemy's own value conversions:
     a row it writes reads back through SQLAlchemy as SQLAlchemy would have written it, the rows a
-    RETURNING gives come in order, and what it cannot do the same way it refuses."""
+    RETURNING gives come in order, IN lists expand, and what it cannot do the same way it refuses."""
     from mailroom.store.engine import Prepared, writing  # noqa: PLC0415 (internals under test)
 
     mailbox = mailbox_of(store)
@@ -476,6 +476,13 @@ def test_prepared_statements_write_and_read_as_sqlalchemy_does(store):
         unread = conn.scalar(select(t.folders.c.unread_count).where(t.folders.c.id == inbox.id))
     assert [tuple(row) for row in stored] == [(r["id"], r["props"], r["is_read"]) for r in returned]
     assert unread == inbox.unread_count + 5
+    by_ids = Prepared(select(t.items.c.id, t.items.c.is_read).where(
+        t.items.c.id.in_(bindparam("ids", expanding=True)), t.items.c.is_read.in_(bindparam("read", expanding=True))))
+    ids = [r["id"] for r in returned]
+    with writing(store.engine) as w:  # IN lists of several lengths, each expanded as SQLAlchemy expands it
+        assert by_ids.run(w.conn, ids=ids[:3], read=[True]) == [{"id": ids[1], "is_read": True}]
+        assert sorted(r["id"] for r in by_ids.run(w.conn, ids=ids, read=[False, True])) == ids
+        assert by_ids.run(w.conn, ids=[], read=[True]) == []
     with pytest.raises(ValueError, match="give every column a value"), writing(store.engine) as w:
         Prepared(t.items.insert()).run_many(w.conn, [{k: v for k, v in values[0].items() if k != "is_read"}])
     with store.engine.connect() as conn, pytest.raises(RuntimeError, match="inside a transaction"):

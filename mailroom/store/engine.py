@@ -171,64 +171,86 @@ class DriverReads:
             self._open.clear()
 
 
-# SQL text, positional parameter names (None: named), (parameter name, converter) pairs and
-# (result column position, converter) pairs.
-_Compiled = tuple[str, tuple[str, ...] | None, tuple[tuple[str, Callable[[Any], Any]], ...],
-                  tuple[tuple[int, Callable[[Any], Any]], ...]]
+class _Form(NamedTuple):
+    """A statement as the driver runs it, for one dialect, set of columns and IN-list lengths."""
+
+    sql: str
+    names: tuple[str, ...] | None  # the positional parameters' names in order (None: named parameters)
+    binds: tuple[tuple[str, Callable[[Any], Any]], ...]  # parameter name, converter
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]  # result column position, converter
+    expansion: tuple[tuple[str, tuple[str, ...]], ...]  # an IN list's parameter, the names of its items
 
 
 class Prepared:
-    """A statement compiled once per dialect (an INSERT: per set of columns given) and run on a
-    driver cursor, skipping SQLAlchemy's per-statement work, which costs about ten times the
-    driver's execute for the short statements of reads and writes that run all the time. Values
-    are converted by the bind and result processors SQLAlchemy itself would apply (dicts to JSON
-    text and back, booleans to integers and back on SQLite). Every value must be a parameter: a
+    """A statement compiled once per dialect (an INSERT: per set of columns given; one with IN
+    lists: per their lengths) and run on a driver cursor, skipping SQLAlchemy's per-statement
+    work, which costs about ten times the driver's execute for the short statements of reads and
+    writes that run all the time. Values are converted by the bind and result processors
+    SQLAlchemy itself would apply (dicts to JSON text and back, booleans to integers and back on
+    SQLite), IN lists expanded as SQLAlchemy expands them. Every value must be a parameter: a
     statement that would need a column default computed by SQLAlchemy is refused when compiled."""
 
     def __init__(self, statement: Select[Any] | Insert | Update) -> None:
         self.statement = statement
         self.keys = tuple(c.key for c in statement.exported_columns)
-        self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
+        self._compiled: dict[tuple[str, tuple[str, ...]], tuple[Any, tuple[str, ...]]] = {}
+        self._forms: dict[tuple[str, tuple[str, ...], tuple[int, ...]], _Form] = {}
 
-    def _for(self, dialect: Dialect, columns: tuple[str, ...] = ()) -> _Compiled:
+    def _for(self, dialect: Dialect, params: dict[str, Any]) -> _Form:
+        columns = tuple(params) if isinstance(self.statement, Insert) else ()
         found = self._compiled.get((dialect.name, columns))
         if found is None:
             compiled = self.statement.compile(dialect=dialect, column_keys=list(columns) or None)
             if compiled.insert_prefetch or compiled.update_prefetch:
                 raise ValueError(f"give every column a value: {compiled.string}")
-            names = tuple(compiled.positiontup or ()) if compiled.positional else None
-            binds = ((name, bind.type.dialect_impl(dialect).bind_processor(dialect))
-                     for name, bind in compiled.binds.items())
-            results = ((i, c.type.dialect_impl(dialect).result_processor(dialect, None))
-                       for i, c in enumerate(self.statement.exported_columns))
             found = self._compiled[(dialect.name, columns)] = (
-                compiled.string, names, tuple((n, p) for n, p in binds if p), tuple((i, p) for i, p in results if p))
-        return found
+                compiled, tuple(name for name, bind in compiled.binds.items() if bind.expanding))
+        compiled, expanding = found
+        sizes = tuple(len(params[name]) for name in expanding)
+        form = self._forms.get((dialect.name, columns, sizes))
+        if form is None:
+            lengths = dict(zip(expanding, sizes, strict=True))
+            form = self._forms[(dialect.name, columns, sizes)] = self._form(dialect, compiled, lengths)
+        return form
+
+    def _form(self, dialect: Dialect, compiled: Any, sizes: dict[str, int]) -> _Form:
+        state = compiled.construct_expanded_state({name: [None] * sizes[name] if name in sizes else None
+                                                   for name in compiled.binds})
+        expansion = tuple((name, tuple(state.parameter_expansion[name])) for name in sizes)
+        processors = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+                      for name, bind in compiled.binds.items()}
+        binds = [(name, processors[name]) for name in compiled.binds if name not in sizes and processors[name]]
+        binds += [(item, processors[name]) for name, items in expansion if processors[name] for item in items]
+        results = ((i, c.type.dialect_impl(dialect).result_processor(dialect, None))
+                   for i, c in enumerate(self.statement.exported_columns))
+        return _Form(state.statement, tuple(state.positiontup) if compiled.positional else None, tuple(binds),
+                     tuple((i, p) for i, p in results if p), expansion)
 
     @staticmethod
-    def _values(compiled: _Compiled, params: dict[str, Any]) -> Any:
-        _sql, names, binds, _results = compiled
-        if binds:
+    def _values(form: _Form, params: dict[str, Any]) -> Any:
+        if form.binds or form.expansion:
             params = dict(params)
-            for name, process in binds:
+            for name, items in form.expansion:
+                params.update(zip(items, params.pop(name), strict=True))
+            for name, process in form.binds:
                 if name in params:
                     params[name] = process(params[name])
-        return tuple(params[n] for n in names) if names is not None else params
+        return tuple(params[n] for n in form.names) if form.names is not None else params
 
-    def _fetch(self, cursor: Any, compiled: _Compiled) -> list[dict[str, Any]]:
+    def _fetch(self, cursor: Any, form: _Form) -> list[dict[str, Any]]:
         found = []
         for row in cursor.fetchall():
             values = list(row)
-            for i, process in compiled[3]:
+            for i, process in form.results:
                 values[i] = process(values[i])
             found.append(dict(zip(self.keys, values, strict=True)))
         return found
 
     def rows(self, cursor: Any, dialect: Dialect, **params: Any) -> list[dict[str, Any]]:
         """Run the statement on ``cursor``; the rows it returns, each a dict by column key."""
-        compiled = self._for(dialect, tuple(params) if isinstance(self.statement, Insert) else ())
-        cursor.execute(compiled[0], self._values(compiled, params))
-        return self._fetch(cursor, compiled) if self.keys else []
+        form = self._for(dialect, params)
+        cursor.execute(form.sql, self._values(form, params))
+        return self._fetch(cursor, form) if self.keys else []
 
     def run(self, conn: Connection, **params: Any) -> list[dict[str, Any]]:
         """``rows`` in the transaction ``conn`` holds."""
@@ -238,8 +260,8 @@ class Prepared:
         """The statement once for each of ``params`` (all with the same keys), in the transaction
         ``conn`` holds, with one executemany."""
         if params:
-            compiled = self._for(conn.dialect, tuple(params[0]) if isinstance(self.statement, Insert) else ())
-            _cursor(conn).executemany(compiled[0], [self._values(compiled, p) for p in params])
+            form = self._for(conn.dialect, params[0])
+            _cursor(conn).executemany(form.sql, [self._values(form, p) for p in params])
 
     def inserted(self, conn: Connection, params: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """An INSERT ... RETURNING of several rows (all with the same keys), the rows it returns in

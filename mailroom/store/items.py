@@ -87,12 +87,13 @@ _ATTACHMENTS_OF = Prepared(select(*[c for c in t.attachments.c if c.key != "cont
                            .where(t.attachments.c.item_id == bindparam("id")).order_by(t.attachments.c.id))
 
 
-_TARGETS = select(t.folders.c.mailbox_id, t.folders.c.distinguished_id, t.folders.c.id).where(
+# A delivery's reads: on the driver (``Prepared``).
+_TARGETS = Prepared(select(t.folders.c.mailbox_id, t.folders.c.distinguished_id, t.folders.c.id).where(
     t.folders.c.mailbox_id.in_(bindparam("mailboxes", expanding=True)),
-    t.folders.c.distinguished_id.in_(bindparam("folders", expanding=True)))
-_HELD = select(t.items.c.mailbox_id, t.items.c.message_id, t.items.c.props).where(
+    t.folders.c.distinguished_id.in_(bindparam("folders", expanding=True))))
+_HELD = Prepared(select(t.items.c.mailbox_id, t.items.c.message_id, t.items.c.props).where(
     t.items.c.mailbox_id.in_(bindparam("mailboxes", expanding=True)),
-    t.items.c.message_id.in_(bindparam("message_ids", expanding=True)))
+    t.items.c.message_id.in_(bindparam("message_ids", expanding=True))))
 _DELIVERY_KEY = "_DeliveryKey"  # the stored Delivery.key of a delivered item (internal: no EWS property)
 _INSERT_MIME = Prepared(insert(t.item_mime))
 # Several rows in one statement (see ``Prepared.inserted``), their ids returned in the rows' order.
@@ -589,9 +590,9 @@ class Items:
 def _targets(conn: Connection, deliveries: list[Delivery]) -> dict[tuple[int, str], int]:
     """The folder each delivery goes to, by (mailbox, distinguished folder), with one statement;
     a mailbox removed meanwhile has none."""
-    rows = conn.execute(_TARGETS, {"mailboxes": sorted({d.mailbox.id for d in deliveries}),
-                                   "folders": sorted({d.folder for d in deliveries})})
-    return {(mailbox, folder): folder_id for mailbox, folder, folder_id in rows}
+    rows = _TARGETS.run(conn, mailboxes=sorted({d.mailbox.id for d in deliveries}),
+                        folders=sorted({d.folder for d in deliveries}))
+    return {(row["mailbox_id"], row["distinguished_id"]): row["id"] for row in rows}
 
 
 def _held(conn: Connection, deliveries: list[Delivery]) -> set[tuple[int, str, str | None]]:
@@ -600,9 +601,9 @@ def _held(conn: Connection, deliveries: list[Delivery]) -> set[tuple[int, str, s
     with_id = [d for d in deliveries if d.message_id]
     if not with_id:
         return set()
-    rows = conn.execute(_HELD, {"mailboxes": sorted({d.mailbox.id for d in with_id}),
-                                "message_ids": sorted({d.message_id for d in with_id})})
-    return {(mailbox, message_id, (props or {}).get(_DELIVERY_KEY)) for mailbox, message_id, props in rows}
+    rows = _HELD.run(conn, mailboxes=sorted({d.mailbox.id for d in with_id}),
+                     message_ids=sorted({d.message_id for d in with_id}))
+    return {(row["mailbox_id"], row["message_id"], (row["props"] or {}).get(_DELIVERY_KEY)) for row in rows}
 
 
 def _with_picture(props: dict[str, Any], picture: bool) -> dict[str, Any]:
