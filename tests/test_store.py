@@ -452,7 +452,8 @@ def test_prepared_statements_write_and_read_as_sqlalchemy_does(store):
     """``Prepared`` runs statements on the driver cursor with SQLAlchemy's own value conversions:
     a row it writes reads back through SQLAlchemy as SQLAlchemy would have written it, the rows a
     RETURNING gives come in order, IN lists expand, and what it cannot do the same way it refuses."""
-    from mailroom.store.engine import Prepared, writing  # noqa: PLC0415 (internals under test)
+    from mailroom.store.engine import _MAX_FORMS as MAX_FORMS  # noqa: PLC0415 (internals under test)
+    from mailroom.store.engine import Prepared, writing  # noqa: PLC0415
 
     mailbox = mailbox_of(store)
     inbox = store.folders.distinguished(mailbox, "inbox")
@@ -483,6 +484,9 @@ def test_prepared_statements_write_and_read_as_sqlalchemy_does(store):
         assert by_ids.run(w.conn, ids=ids[:3], read=[True]) == [{"id": ids[1], "is_read": True}]
         assert sorted(r["id"] for r in by_ids.run(w.conn, ids=ids, read=[False, True])) == ids
         assert by_ids.run(w.conn, ids=[], read=[True]) == []
+        for length in range(1, MAX_FORMS + 8):  # the forms kept for IN-list lengths stay bounded
+            assert len(by_ids.run(w.conn, ids=ids[:1] * length, read=[False])) == 1
+        assert len(by_ids._forms) <= MAX_FORMS
     with pytest.raises(ValueError, match="give every column a value"), writing(store.engine) as w:
         Prepared(t.items.insert()).run_many(w.conn, [{k: v for k, v in values[0].items() if k != "is_read"}])
     with store.engine.connect() as conn, pytest.raises(RuntimeError, match="inside a transaction"):

@@ -171,6 +171,9 @@ class DriverReads:
             self._open.clear()
 
 
+_MAX_FORMS = 512  # forms kept per statement (as SQLAlchemy's own compiled cache keeps 500)
+
+
 class _Form(NamedTuple):
     """A statement as the driver runs it, for one dialect, set of columns and IN-list lengths."""
 
@@ -209,6 +212,8 @@ class Prepared:
         sizes = tuple(len(params[name]) for name in expanding)
         form = self._forms.get((dialect.name, columns, sizes))
         if form is None:
+            if len(self._forms) >= _MAX_FORMS:  # IN lists of ever new lengths: start over
+                self._forms.clear()
             lengths = dict(zip(expanding, sizes, strict=True))
             form = self._forms[(dialect.name, columns, sizes)] = self._form(dialect, compiled, lengths)
         return form
