@@ -54,7 +54,6 @@ _ADDRESS_LIST = re.compile(rf"{_MAILBOX}(?:,{_MAILBOX})*")
 # One mailbox of such a list: its display name's words (group 1) and address (2), or a bare address (3).
 _LISTED_MAILBOX = re.compile(
     rf"[ \t]*(?:((?:{ATOM}[ \t]+)*(?:{ATOM}[ \t]*)?)<({_ADDR_SPEC})>|({_ADDR_SPEC}))[ \t]*(?:,|$)")
-_WHITESPACE = re.compile(r"[ \t]+")
 _NOT_ONE_PART = ("multipart", "message")  # content types the feed parser takes apart
 _ADDRESS_HEADERS = (("From", "From", True), ("Sender", "Sender", True), ("To", "ToRecipients", False),
                     ("Cc", "CcRecipients", False), ("Bcc", "BccRecipients", False), ("Reply-To", "ReplyTo", False))
@@ -150,7 +149,7 @@ def _read(raw: bytes) -> Message:
         if not msg.defects and msg.get_payload() == "" and msg.get_content_maintype() not in _NOT_ONE_PART:
             msg.set_payload(raw[end:].decode("ascii", "surrogateescape"))  # as BytesParser decodes
             return msg
-    return email.message_from_bytes(raw, policy=_READING)
+    return _PARSER.parsebytes(raw)
 
 
 def _fields(msg: Message) -> dict[str, str]:
@@ -185,7 +184,7 @@ def _addresses(text: str | None) -> list[Address]:
     if not text:
         return []
     if _ADDRESS_LIST.fullmatch(text):
-        return [Address(" ".join(_WHITESPACE.split(name.strip())) or None, addr) if addr else Address(None, bare)
+        return [Address(" ".join(name.split()) or None, addr) if addr else Address(None, bare)
                 for name, addr, bare in _LISTED_MAILBOX.findall(text)]
     return [Address(name or None, addr or None) for name, addr in email.utils.getaddresses([text]) if name or addr]
 

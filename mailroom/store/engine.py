@@ -196,11 +196,12 @@ class Prepared:
     def __init__(self, statement: Select[Any] | Insert | Update) -> None:
         self.statement = statement
         self.keys = tuple(c.key for c in statement.exported_columns)
+        self._by_columns = isinstance(statement, Insert)  # compiled for the columns given
         self._compiled: dict[tuple[str, tuple[str, ...]], tuple[Any, tuple[str, ...]]] = {}
         self._forms: dict[tuple[str, tuple[str, ...], tuple[int, ...]], _Form] = {}
 
     def _for(self, dialect: Dialect, params: dict[str, Any]) -> _Form:
-        columns = tuple(params) if isinstance(self.statement, Insert) else ()
+        columns = tuple(params) if self._by_columns else ()
         found = self._compiled.get((dialect.name, columns))
         if found is None:
             compiled = self.statement.compile(dialect=dialect, column_keys=list(columns) or None)
