@@ -173,8 +173,9 @@ def test_automatic_and_list_mail_gets_no_reply(account, bob, header):
 
 
 def test_external_audience(server, server_store, mailbox, bob):
-    """Senders outside this server's domains are external: their reply is decided (and remembered)
-    though it cannot leave the server yet."""
+    """Senders outside this server's domains are external: whether they get a reply depends on
+    ExternalAudience, and each one answered is remembered (the reply itself leaves through the
+    transport: test_transport_routing)."""
     bob.oof_settings = _on(audience="None")
     me = server_store.directory.mailbox_by_address(bob.primary_smtp_address)
 

@@ -5,23 +5,27 @@ queue's unsynced bookkeeping commits."""
 from __future__ import annotations
 
 import asyncio
+import email
 import email.policy
 import email.utils
 import os
 import sqlite3
 import threading
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
 
-from mailroom.content import oof
+from mailroom.content import meetings, oof, recipients
+from mailroom.content.meetings import Attendee, Meeting
+from mailroom.content.recipients import Address
 from mailroom.store import Store
 from mailroom.store.cache import SharedCache
 from mailroom.store.model import Mailbox
 from mailroom.store.query import Page
 from mailroom.transport.delivery import LocalDeliveries
-from mailroom.transport.local import LocalMessage, deliver_batch, deliver_local
+from mailroom.transport.local import DeliveryResult, LocalMessage, deliver_batch, deliver_local
 from mailroom.transport.queue import QueueDatabase
 
 from .conftest import new_domain, new_mailbox
@@ -82,9 +86,9 @@ def test_the_batching_writer_delivers_concurrent_messages_exactly_once(store, pe
     async def scenario() -> list:
         deliveries = LocalDeliveries(store, max_batch=7)
         try:
-            calls = [deliveries.deliver(_raw("x@remote.example", "many", f"m{i:02}"),
-                                        [(alice, bob, carol)[i % 3].address]) for i in range(30)]
-            calls += [deliveries.deliver(repeated, [alice.address]) for _ in range(4)]
+            calls = [deliveries.deliver(LocalMessage(_raw("x@remote.example", "many", f"m{i:02}"),
+                                                     [(alice, bob, carol)[i % 3].address])) for i in range(30)]
+            calls += [deliveries.deliver(LocalMessage(repeated, [alice.address])) for _ in range(4)]
             return await asyncio.gather(*calls)
         finally:
             await deliveries.close()
@@ -118,11 +122,11 @@ def test_delivery_yields_while_it_keeps_up_and_not_when_it_falls_behind(store, p
     async def scenario() -> None:
         deliveries = Recording(store, max_batch=4, waiting=lambda: in_transport[0])
         try:
-            await deliveries.deliver(_raw("x@remote.example", "many", "alone"), [alice.address])
-            await asyncio.gather(*(deliveries.deliver(_raw("x@remote.example", "many", f"m{i}"), [alice.address])
-                                   for i in range(6)))
+            await deliveries.deliver(LocalMessage(_raw("x@remote.example", "many", "alone"), [alice.address]))
+            await asyncio.gather(*(deliveries.deliver(LocalMessage(_raw("x@remote.example", "many", f"m{i}"),
+                                                                   [alice.address])) for i in range(6)))
             in_transport[0] = 50
-            await deliveries.deliver(_raw("x@remote.example", "many", "busy"), [alice.address])
+            await deliveries.deliver(LocalMessage(_raw("x@remote.example", "many", "busy"), [alice.address]))
         finally:
             await deliveries.close()
 
@@ -132,19 +136,36 @@ def test_delivery_yields_while_it_keeps_up_and_not_when_it_falls_behind(store, p
     assert len(_inbox_subjects(store, alice)) == 8
 
 
+def _replies(result: DeliveryResult) -> list[tuple[str, list[str], str]]:
+    """The automatic replies a delivery handed back: envelope sender, recipients, Subject."""
+    return [(s.mail_from, [r.address for r in s.recipients], email.message_from_bytes(s.raw)["Subject"])
+            for s in result.outgoing]
+
+
 def test_an_oof_change_made_through_another_handle_applies_to_the_next_delivery(store, store_url, people):
     alice, _bob, carol = people
     other = Store.open(store_url, pool_size=1)  # as EWS's SetUserOofSettings in the server would
+    dave = f"dave@{carol.address.split('@')[1]}"
     try:
-        deliver_local(store, _raw(carol.address, alice.address, "before"), [alice.address])  # OOF off: cached
+        assert _replies(deliver_local(store, _raw(carol.address, alice.address, "before"), [alice.address])) == []
         oof.save(other, alice, oof.OofSettings(state="Enabled", internal_reply="Away", external_reply="Away"))
-        deliver_local(store, _raw(carol.address, alice.address, "during"), [alice.address])
-        assert _inbox_subjects(store, carol) == ["Automatic reply: during"]
+        during = deliver_local(store, _raw(carol.address, alice.address, "during"), [alice.address])
+        assert _replies(during) == [("", [carol.address], "Automatic reply: during")]  # from <>, RFC 3834
         oof.save(other, alice, oof.OofSettings(state="Disabled"))
-        deliver_local(store, _raw(f"dave@{carol.address.split('@')[1]}", alice.address, "after"), [alice.address])
-        assert _inbox_subjects(store, carol) == ["Automatic reply: during"]
+        assert _replies(deliver_local(store, _raw(dave, alice.address, "after"), [alice.address])) == []
     finally:
         other.close()
+
+
+def test_an_automatic_reply_goes_to_the_envelope_sender_and_never_to_the_null_sender(store, people):
+    alice, bob, carol = people
+    oof.save(store, alice, oof.OofSettings(state="Enabled", internal_reply="Away", external_reply="Away"))
+    from_null = deliver_local(store, _raw(carol.address, alice.address, "bounce"), [alice.address], mail_from="")
+    assert _replies(from_null) == []  # a bounce or another responder's answer
+    enveloped = deliver_local(store, _raw(carol.address, alice.address, "list"), [alice.address],
+                              mail_from=bob.address)
+    assert _replies(enveloped) == [("", [bob.address], "Automatic reply: list")]
+    assert oof.load(store, alice).answered == (bob.address,)  # carol, the From, was not answered
 
 
 def test_directory_changes_through_another_handle_reach_mail_flow_at_once(store, store_url, people):
@@ -225,3 +246,23 @@ def test_delegate_changes_through_another_handle_reach_meeting_copies_at_once(st
         assert store.permissions.meeting_copies(alice) == ("DelegatesOnly", ())
     finally:
         other.close()
+
+
+def test_a_room_answers_a_request_once_and_not_its_redelivery(store, people):
+    """The attendant's answer is handed back with the delivery that made the booking; a
+    redelivery of the same request (recognised by Message-ID) makes none."""
+    alice, _bob, _carol = people
+    room = store.directory.add_mailbox(f"board@{alice.address.split('@')[1]}", None, "Boardroom", kind="room")
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    request = Meeting("REQUEST", "uid-once", start, start + timedelta(hours=1), subject="Planning",
+                      organizer=Address("Alice", alice.address),
+                      attendees=[Attendee(Address("Boardroom", room.address), "Resources")])
+    props = {"Subject": "Planning", "From": recipients.build("From", [Address("Alice", alice.address)], True),
+             "InternetMessageId": email.utils.make_msgid(domain="test.example")}
+    raw = meetings.build_message(props, None, request)
+    first = deliver_local(store, raw, [room.address], mail_from=alice.address)
+    [answer] = first.outgoing
+    assert (answer.mail_from, [r.address for r in answer.recipients]) == (room.address, [alice.address])
+    assert email.message_from_bytes(answer.raw)["Subject"] == "Accepted: Planning"
+    again = deliver_local(store, raw, [room.address], mail_from=alice.address)
+    assert (again.duplicates, again.outgoing) == ([room.address], [])

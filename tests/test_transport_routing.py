@@ -23,15 +23,17 @@ import psycopg
 import pytest
 from exchangelib import Mailbox as EwsMailbox
 from exchangelib import Message
+from exchangelib.settings import OofSettings
 
 from mailroom.store import Store
 from mailroom.store.model import Mailbox
 from mailroom.transport.queue_admin import QueueAdmin
 from mailroom.transport.tracking import MessageTrackingLog, TrackingQuery
 
-from .conftest import PASSWORD, PG_DSN, RunningServer, make_account, new_domain, new_mailbox
+from .conftest import PASSWORD, PG_DSN, RunningServer, make_account, new_domain, new_mailbox, password_hash
 from .dns_server import DNSServer
 from .test_cli import mailroom, ok, table_rows
+from .test_resource_booking import _answers, _at, _book, _bookings, _room_response
 from .test_smtp_inbound import _inbox, _message
 
 ADDRESSES = ("127.0.0.2", "127.0.0.3")
@@ -229,3 +231,49 @@ def test_a_dsn_from_a_is_accepted_by_b_from_the_null_sender(sites):
     received = MessageTrackingLog(b.data_dir / "logs" / "MessageTracking").search(TrackingQuery(event_id="RECEIVE"))
     assert [(e.return_path, e.connector_id) for e in received if e.message_id != msg["Message-ID"]] == [
         ("<>", "inbound")]
+
+
+def test_an_automatic_reply_from_b_reaches_the_sender_on_a_from_the_null_sender(sites):
+    """bob on B is away (ExternalAudience All): alice on A gets B's external reply, sent by B's
+    transport from <> (RFC 3834), once however often she writes."""
+    a, b = sites
+    alice = new_mailbox(a.store, a.domain, "alice")
+    bob = new_mailbox(b.store, b.domain, "bob", "Bob")
+    make_account(b.server, bob.address).oof_settings = OofSettings(
+        state=OofSettings.ENABLED, external_audience="All", internal_reply="In the building", external_reply="Away")
+    _send_ews(a, alice, bob.address, "Are you there?")
+    _send_ews(a, alice, bob.address, "Still there?")
+    _settle(a, b, a)
+
+    [reply] = make_account(a.server, alice.address).inbox.all()
+    assert reply.subject == "Automatic reply: Are you there?" and reply.author.email_address == bob.address
+    assert "Away" in reply.text_body and "In the building" not in reply.text_body
+    assert {"SUBMIT", "SEND"} <= set(b.tracking(reply.message_id))
+    [received] = MessageTrackingLog(a.data_dir / "logs" / "MessageTracking").search(
+        TrackingQuery(event_id="RECEIVE", message_id=reply.message_id))
+    assert received.return_path == "<>"
+    assert QueueAdmin(b.data_dir).messages() == []
+
+
+def test_a_room_on_b_answers_an_organizer_on_a(sites):
+    """A room declines an organizer from another organization (ProcessExternalMeetingMessages is
+    off by default, as on Exchange), and accepts once it is allowed; the answers travel back over
+    SMTP and are recorded on the organizer's meeting."""
+    a, b = sites
+    alice = new_mailbox(a.store, a.domain, "alice", "Alice")
+    room = b.store.directory.add_mailbox(f"board@{b.domain}", password_hash(), "Boardroom", kind="room")
+    organizer = make_account(a.server, alice.address)
+
+    refused = _book(organizer, room, _at(7, 10), subject="Outside")
+    _settle(a, b, a)
+    assert _room_response(organizer, refused) == "Decline"
+    [answer] = _answers(organizer, "Outside")
+    assert answer.subject == "Declined: Outside" and "from outside the organization" in answer.text_body
+    assert _bookings(b.server, room) == []
+
+    b.store.calendar_processing.set(room.address, {"ProcessExternalMeetingMessages": True})
+    booked = _book(organizer, room, _at(7, 14), subject="Allowed")
+    _settle(a, b, a)
+    assert _room_response(organizer, booked) == "Accept"
+    assert [m.subject for m in _answers(organizer, "Allowed")] == ["Accepted: Allowed"]
+    assert [item.start for item in _bookings(b.server, room)] == [_at(7, 14)]

@@ -27,6 +27,7 @@ from mailroom.store.model import Body, Item, ItemChanges, Mailbox, NewItem, utcn
 from mailroom.store.query import Compare, Prop
 
 from . import resource_booking
+from .envelope import Submission
 
 _TEXT = "%Y-%m-%dT%H:%M:%SZ"
 STATE_MEETING, STATE_RECEIVED, STATE_CANCELLED = 1, 2, 4  # AppointmentState flags
@@ -58,22 +59,27 @@ def meeting_props(meeting: Meeting) -> dict[str, Any]:
     return {k: v for k, v in props.items() if v is not None}
 
 
-def process(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, Any], body: Body | None) -> None:
+def process(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, Any],
+            body: Body | None) -> Submission | None:
     """Complete the delivered message's ``props`` as the meeting message it is, and bring the
-    mailbox's Calendar in step with it."""
-    handler = {"REQUEST": _request, "REPLY": _reply, "CANCEL": _cancel, "COUNTER": _counter}[meeting.method]
+    mailbox's Calendar in step with it. Returns what the mailbox answers, for the transport to
+    send: an auto-accepting resource's meeting response to a request."""
     props.update(UID=meeting.uid, DateTimeStamp=(meeting.stamp or meeting.start).strftime(_TEXT),
                  HasBeenProcessed=True, IsDelegated=False, IsOutOfDate=False)
     if meeting.recurrence_id is not None:
         props["RecurrenceId"] = meeting.recurrence_id.strftime(_TEXT)
-    handler(store, mailbox, meeting, props, body)
+    if meeting.method == "REQUEST":
+        return _request(store, mailbox, meeting, props, body)
+    {"REPLY": _reply, "CANCEL": _cancel, "COUNTER": _counter}[meeting.method](store, mailbox, meeting, props, body)
+    return None
 
 
 def _is_me(mailbox: Mailbox, address: Address | None) -> bool:
     return bool(address and address.email and address.email.lower() in (mailbox.address, *mailbox.aliases))
 
 
-def _request(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, Any], body: Body | None) -> None:
+def _request(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, Any],
+             body: Body | None) -> Submission | None:
     shared = meeting_props(meeting)
     props.update(shared, ItemClass="IPM.Schedule.Meeting.Request", IntendedFreeBusyStatus="Busy",
                  LegacyFreeBusyStatus="Tentative", IsMeeting=True, MeetingRequestWasSent=False, IsCancelled=False,
@@ -81,17 +87,16 @@ def _request(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, 
                  MyResponseType="NoResponseReceived", AppointmentState=STATE_MEETING | STATE_RECEIVED,
                  CalendarItemType="RecurringMaster" if meeting.recurrence else "Single")
     if props["IsOrganizer"]:
-        return  # the organizer's own copy: its calendar already holds the meeting
+        return None  # the organizer's own copy: its calendar already holds the meeting
     settings = store.calendar_processing.get(mailbox)
     if not resource_booking.places(settings):
-        return  # left to the owner
+        return None  # left to the owner
     calendar_id = store.folders.distinguished(mailbox, "calendar").id
     existing = calendar_item(store, mailbox, meeting.uid, calendar_id)
     occurrence = _occurrence(existing, meeting)
     if occurrence is not None:
         booking = _request_occurrence(store, mailbox, existing, occurrence, meeting, props, body)
-        resource_booking.decide(store, mailbox, settings, meeting, booking, props)
-        return
+        return resource_booking.decide(store, mailbox, settings, meeting, booking, props)
     if existing is None:
         props["MeetingRequestType"] = "NewMeetingRequest"
         item = _tentative(store, mailbox, calendar_id, meeting, shared, body)
@@ -105,7 +110,7 @@ def _request(store: Store, mailbox: Mailbox, meeting: Meeting, props: dict[str, 
     props["MyResponseType"] = item.props.get("MyResponseType", "NoResponseReceived")
     props["_AssociatedCalendarItem"] = item.id
     _with_exceptions(store, mailbox, item, meeting)
-    resource_booking.decide(store, mailbox, settings, meeting, item, props)
+    return resource_booking.decide(store, mailbox, settings, meeting, item, props)
 
 
 def _calendar_props(mailbox: Mailbox, meeting: Meeting, shared: dict[str, Any], creating: bool) -> dict[str, Any]:

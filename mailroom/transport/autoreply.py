@@ -1,7 +1,9 @@
 """Automatic replies (Out of Office) for local delivery, by the rules of RFC 3834: one reply per
 sender per OOF period, never to automatic or list mail, never to an empty or system sender.
-The reply goes through local delivery; a sender elsewhere gets nothing until the SMTP transport
-carries it (and no non-delivery report is made for an automatic reply)."""
+The reply goes to the envelope sender (the Return-Path) where the message came with an
+envelope, else to its Return-Path or From header. It is handed back to the transport, which
+sends it like any other message, from the null sender <> (RFC 3834 section 3.3), so a reply
+that cannot be delivered makes no non-delivery report."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from mailroom.store import Store
 from mailroom.store.model import Mailbox
 from mailroom.store.query import Page
 
-from . import local
+from .envelope import Recipient, Submission
 
 log = logging.getLogger(__name__)
 
@@ -28,34 +30,37 @@ _LIST_HEADERS = ("List-Id", "List-Unsubscribe")
 _BULK = ("bulk", "list", "junk")
 
 
-def respond(store: Store, mailbox: Mailbox, parsed: ParsedMessage) -> None:
-    """Answer a message just delivered to ``mailbox`` if its OOF is on and the message deserves it.
-    Asked for every delivered message, so the settings come from a cache (``claim_reply``, which
-    records the answer, reads them afresh)."""
+def respond(store: Store, mailbox: Mailbox, parsed: ParsedMessage, mail_from: str | None) -> Submission | None:
+    """The automatic reply to a message just delivered to ``mailbox`` (from the envelope sender
+    ``mail_from``; None: no envelope) if its OOF is on and the message deserves one. Asked for
+    every delivered message, so the settings come from a cache (``claim_reply``, which records
+    the answer, reads them afresh)."""
     settings = oof.load_cached(store, mailbox)
     if not settings.active(datetime.now(UTC)):
-        return
+        return None
     headers = parsed.message
     if headers is None:
-        return
-    sender = _sender(headers)
+        return None
+    sender = _sender(headers, mail_from)
     if sender is None or sender == mailbox.address.lower() or sender in mailbox.aliases or _automatic(headers):
-        return
+        return None
     internal = store.directory.accepts(sender.rpartition("@")[2])
     if not internal and not _may_answer_external(store, mailbox, settings, sender):
-        return
+        return None
     settings = oof.claim_reply(store, mailbox, sender, datetime.now(UTC))
     if settings is None:
-        return
+        return None
     text = settings.internal_reply if internal else settings.external_reply
+    log.info("automatic reply from %s to %s", mailbox.address, sender)
     reply = _reply(mailbox, sender, headers, text)
-    result = local.deliver_local(store, reply.as_bytes(), [sender])
-    log.info("automatic reply from %s to %s (delivered locally: %s)", mailbox.address, sender, bool(result.delivered))
+    return Submission(mail_from="", recipients=(Recipient(sender),), raw=reply.as_bytes(), source="STOREDRIVER",
+                      connector="autoreply", submitter=mailbox.address)
 
 
-def _sender(headers: Message) -> str | None:
-    """Where RFC 3834 sends a response: the Return-Path, else From; None for an empty or system sender."""
-    value = headers.get("Return-Path") or headers.get("From") or ""
+def _sender(headers: Message, mail_from: str | None) -> str | None:
+    """Where RFC 3834 sends a response: the envelope sender (its Return-Path), else the Return-Path
+    or From header; None for the null sender or a system sender."""
+    value = mail_from if mail_from is not None else headers.get("Return-Path") or headers.get("From") or ""
     address = email.utils.parseaddr(str(value))[1].strip().lower()
     if "@" not in address or address.split("@", 1)[0] in _SYSTEM_SENDERS:
         return None

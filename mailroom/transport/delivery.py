@@ -60,10 +60,10 @@ class LocalDeliveries:
         self._pending: list[tuple[LocalMessage, asyncio.Future[DeliveryResult]]] = []
         self._writer: asyncio.Task | None = None
 
-    async def deliver(self, raw: bytes, rcpts: list[str], item_class: str = "IPM.Note") -> DeliveryResult:
-        """``local.deliver_local``, returning once the store transaction holding it committed."""
+    async def deliver(self, message: LocalMessage) -> DeliveryResult:
+        """``local.deliver_batch`` of ``message``, returning once the store transaction holding it committed."""
         future: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
-        self._pending.append((LocalMessage(raw, rcpts, item_class), future))
+        self._pending.append((message, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="local delivery")
         return await future

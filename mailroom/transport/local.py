@@ -1,6 +1,10 @@
 """Delivery into local mailboxes. Idempotent: a message whose Message-ID a mailbox already
 holds is recognised and not stored twice (ARCHITECTURE rule 3).
 
+What delivery itself has to send (an automatic reply, a resource's answer to a meeting request)
+is not delivered here but returned in ``DeliveryResult.outgoing``, for the transport to submit
+like any other message: it reaches senders on other servers, is tracked and seen by the agents.
+
 Several messages can be delivered in one store transaction (``deliver_batch``): one commit, one
 fsync, for all of them. Each message is parsed once, whatever the number of its recipients.
 """
@@ -18,6 +22,7 @@ from mailroom.store.items import DUPLICATE, GONE
 from mailroom.store.model import Delivery, Mailbox, NewItem, utcnow
 
 from . import attendant, autoreply, delegate_copies
+from .envelope import Submission
 
 log = logging.getLogger(__name__)
 
@@ -27,39 +32,44 @@ class DeliveryResult:
     delivered: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     not_local: list[str] = field(default_factory=list)
+    outgoing: list[Submission] = field(default_factory=list)  # for the transport to submit
 
 
 @dataclass(frozen=True)
 class LocalMessage:
-    """One message to deliver: its bytes, the envelope recipients, and the item class to store it as."""
+    """One message to deliver: its bytes, the envelope recipients, the item class to store it as,
+    and the envelope sender ("" for the null sender <>; None where there is no envelope)."""
 
     raw: bytes
     rcpts: list[str]
     item_class: str = "IPM.Note"
+    mail_from: str | None = None
 
 
 @dataclass
 class _Prepared:
     parsed: mime.ParsedMessage
+    mail_from: str | None
     result: DeliveryResult
-    deliveries: list[tuple[str, Delivery]]  # (the envelope address, what to store)
+    deliveries: list[tuple[str, Delivery, Submission | None]]  # (envelope address, what to store, its answer)
     copies: list[Delivery] = field(default_factory=list)  # delegates' copies of meeting messages
 
 
-def deliver_local(store: Store, raw: bytes, rcpts: list[str], item_class: str = "IPM.Note") -> DeliveryResult:
+def deliver_local(store: Store, raw: bytes, rcpts: list[str], item_class: str = "IPM.Note",
+                  mail_from: str | None = None) -> DeliveryResult:
     """Store ``raw`` in the Inbox of every recipient that is a local mailbox (or alias)."""
-    return deliver_batch(store, [LocalMessage(raw, rcpts, item_class)])[0]
+    return deliver_batch(store, [LocalMessage(raw, rcpts, item_class, mail_from)])[0]
 
 
 def deliver_batch(store: Store, messages: list[LocalMessage]) -> list[DeliveryResult]:
     """``deliver_local`` for several messages in one store transaction; one result per message.
-    Automatic replies are answered after the commit."""
+    Automatic replies are decided after the commit."""
     prepared = [_prepare(store, message) for message in messages]
-    outcomes = iter(store.items.deliver([d for p in prepared for _, d in p.deliveries]
+    outcomes = iter(store.items.deliver([d for p in prepared for _, d, _ in p.deliveries]
                                         + [c for p in prepared for c in p.copies]))
-    delivered: list[tuple[Mailbox, mime.ParsedMessage]] = []
+    delivered: list[tuple[Mailbox, _Prepared]] = []
     for p in prepared:
-        for address, delivery in p.deliveries:
+        for address, delivery, answer in p.deliveries:
             outcome = next(outcomes)
             if outcome == GONE:  # removed since it was looked up
                 p.result.not_local.append(address)
@@ -67,12 +77,17 @@ def deliver_batch(store: Store, messages: list[LocalMessage]) -> list[DeliveryRe
                 p.result.duplicates.append(delivery.mailbox.address)
             else:
                 p.result.delivered.append(delivery.mailbox.address)
-                delivered.append((delivery.mailbox, p.parsed))
-    for mailbox, parsed in delivered:
+                delivered.append((delivery.mailbox, p))
+                if answer is not None:  # the attendant's answer, sent once: not for a redelivery
+                    p.result.outgoing.append(answer)
+    for mailbox, p in delivered:
         try:
-            autoreply.respond(store, mailbox, parsed)
+            reply = autoreply.respond(store, mailbox, p.parsed, p.mail_from)
         except Exception:  # the message is stored; a failed automatic reply must not undo that
             log.exception("automatic reply for %s failed", mailbox.address)
+            continue
+        if reply is not None:
+            p.result.outgoing.append(reply)
     return [p.result for p in prepared]
 
 
@@ -84,7 +99,7 @@ def _prepare(store: Store, message: LocalMessage) -> _Prepared:
     base = dict(parsed.props)
     base.update(ItemClass=message.item_class, IsRead=False, IsDraft=False, DateTimeReceived=utcnow())
     derive_properties(base)
-    deliveries: list[tuple[str, Delivery]] = []
+    deliveries: list[tuple[str, Delivery, Submission | None]] = []
     copies: list[Delivery] = []
     seen: set[int] = set()
     for address in message.rcpts:
@@ -97,12 +112,13 @@ def _prepare(store: Store, message: LocalMessage) -> _Prepared:
         seen.add(mailbox.id)
         props = dict(base)
         props["ReceivedBy"] = recipients.build("ReceivedBy", [Address(mailbox.display_name, mailbox.address)], True)
-        if meeting is not None:  # the calendar attendant: the item's class, and the attendee's calendar
-            attendant.process(store, mailbox, meeting, props, parsed.body)
+        answer = None
+        if meeting is not None:  # the calendar attendant: the item's class, the attendee's calendar, an answer
+            answer = attendant.process(store, mailbox, meeting, props, parsed.body)
         item = NewItem(props=props, body=parsed.body, mime=message.raw, attachments=list(parsed.attachments))
         message_id, folder = parsed.props.get("InternetMessageId"), "inbox"
         if meeting is not None:
             folder, delegated = delegate_copies.route(store, mailbox, item, message_id)
             copies += delegated
-        deliveries.append((address, Delivery(mailbox, item, message_id, folder)))
-    return _Prepared(parsed, result, deliveries, copies)
+        deliveries.append((address, Delivery(mailbox, item, message_id, folder), answer))
+    return _Prepared(parsed, message.mail_from, result, deliveries, copies)

@@ -8,8 +8,9 @@ window, external organizers) and its calendar (every occurrence inside the booki
 against the free/busy times of everything else booked). Accepted: the booking is Busy and
 Accepted, keeping only what the policy keeps (subject, organizer, body). Declined: the booking
 is removed (an update that no longer fits frees the resource). Either way the organizer gets a
-meeting response (METHOD:REPLY) through local delivery, where the calendar attendant records it
-on the organizer's meeting; a cancellation removes the booking. AutomateProcessing None leaves
+meeting response (METHOD:REPLY), sent by the transport like any other message (to an organizer
+on another server too), which the organizer's calendar attendant records on the meeting; a
+cancellation removes the booking. AutomateProcessing None leaves
 requests in the Inbox untouched; AutoUpdate is the calendar attendant alone.
 
 A request or cancellation for one occurrence of a booked series (RECURRENCE-ID) is handled the
@@ -21,7 +22,6 @@ RECURRENCE-ID, so the organizer's attendant records the answer on that occurrenc
 from __future__ import annotations
 
 import email.utils
-import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,9 +35,7 @@ from mailroom.store import Store
 from mailroom.store.calendar_processing import CalendarProcessing
 from mailroom.store.model import Body, Item, ItemChanges, Mailbox, utcnow
 
-from . import local
-
-log = logging.getLogger(__name__)
+from .envelope import Recipient, Submission
 
 ACCEPTED = "Your request was accepted."
 DECLINED = "Your request was declined."
@@ -49,20 +47,19 @@ def places(settings: CalendarProcessing) -> bool:
 
 
 def decide(store: Store, mailbox: Mailbox, settings: CalendarProcessing, meeting: Meeting, item: Item,
-           props: dict[str, Any]) -> None:
+           props: dict[str, Any]) -> Submission | None:
     """Book or decline a request the calendar attendant has just placed as ``item`` when the
     mailbox (with these ``settings``) auto-accepts: a meeting, or the occurrence of a booked
     series that a request with a RECURRENCE-ID changed, judged on its own (``props``: the request
-    message being delivered)."""
+    message being delivered). Returns the answer to the organizer."""
     if settings.automate_processing != "AutoAccept" or props.get("IsOutOfDate"):
-        return
+        return None
     reasons, dropped = _judge(store, mailbox, settings, meeting, item)
     if reasons:
         calendar.discard(store, mailbox, item)
         props.pop("_AssociatedCalendarItem", None)
         props["MyResponseType"] = "Decline"
-        _answer(store, mailbox, settings, meeting, "Decline", [DECLINED, *reasons])
-        return
+        return _answer(mailbox, settings, meeting, "Decline", [DECLINED, *reasons])
     for occurrence in dropped:  # the conflicting occurrences of a series accepted despite them
         calendar.discard(store, mailbox, occurrence)
     calendar.record(store, mailbox, item, ItemChanges(
@@ -71,7 +68,7 @@ def decide(store: Store, mailbox: Mailbox, settings: CalendarProcessing, meeting
         delete_body=settings.delete_comments))
     props["MyResponseType"] = "Accept"
     declined = ["These occurrences conflict with other bookings and were declined:", *_times(meeting, dropped)]
-    _answer(store, mailbox, settings, meeting, "Accept", [ACCEPTED, *(declined if dropped else [])])
+    return _answer(mailbox, settings, meeting, "Accept", [ACCEPTED, *(declined if dropped else [])])
 
 
 def cancelled(store: Store, mailbox: Mailbox, item: Item, props: dict[str, Any]) -> None:
@@ -154,12 +151,12 @@ def _subject(settings: CalendarProcessing, meeting: Meeting) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _answer(store: Store, mailbox: Mailbox, settings: CalendarProcessing, meeting: Meeting, response: str,
-            lines: list[str]) -> None:
-    """Send the organizer the resource's meeting response."""
+def _answer(mailbox: Mailbox, settings: CalendarProcessing, meeting: Meeting, response: str,
+            lines: list[str]) -> Submission | None:
+    """The resource's meeting response to the organizer."""
     organizer = meeting.organizer
     if organizer is None or not organizer.email:
-        return
+        return None
     if settings.add_additional_response and settings.additional_response:
         lines = [*lines, "", settings.additional_response]
     me = Address(mailbox.display_name, mailbox.address)
@@ -171,6 +168,5 @@ def _answer(store: Store, mailbox: Mailbox, settings: CalendarProcessing, meetin
              "ToRecipients": recipients.build("ToRecipients", [organizer]),
              "InternetMessageId": email.utils.make_msgid(domain=mailbox.address.rpartition("@")[2])}
     raw = meetings.build_message(props, Body("Text", "\n".join(lines)), reply)
-    result = local.deliver_local(store, raw, [organizer.email])
-    if not result.delivered:
-        log.info("%s's answer to %s was not delivered (not a local mailbox)", mailbox.address, organizer.email)
+    return Submission(mail_from=mailbox.address, recipients=(Recipient(organizer.email),), raw=raw,
+                      source="STOREDRIVER", connector="resourcebooking", submitter=mailbox.address)

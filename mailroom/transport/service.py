@@ -54,6 +54,7 @@ from .categorizer import UNREACHABLE_DELIVERY, Route, cached_routes, categorize,
 from .delivery import LocalDeliveries
 from .envelope import Recipient, Submission, SubmissionRefused
 from .headers import read_headers
+from .local import LocalMessage
 from .metrics import TransportMetrics
 from .outbound import RecipientOutcome
 from .queue import (
@@ -462,9 +463,10 @@ class TransportService:
                             local: list[tuple[QueuedRecipient, Route]]) -> list[_Result]:
         # a report is from <>: ours, or one another server sent (a DSN received over SMTP is a report too)
         item_class = dsn.item_class(body) if not work.message.mail_from else "IPM.Note"
+        message = LocalMessage(body, [route.address for _r, route in local], item_class, work.message.mail_from)
         try:
             async with self._one_at_a_time(work.message.internet_id):
-                outcome = await self.local.deliver(body, [route.address for _r, route in local], item_class)
+                outcome = await self.local.deliver(message)
         except Exception as exc:
             log.exception("local delivery of queued message %s failed", work.message.id)
             return [self._transient(work.message, r, route, f"451 4.3.0 Local delivery failed: {exc}")
@@ -477,7 +479,20 @@ class TransportService:
             else:
                 results.append(self._delivered(recipient, route, "250 2.0.0 Delivered", "delivered",
                                                duplicate=address in outcome.duplicates))
+        await self._submit_outgoing(outcome.outgoing)
         return results
+
+    async def _submit_outgoing(self, outgoing: list[Submission]) -> None:
+        """Submit what delivery made to send (automatic replies, resources' meeting answers). The
+        delivery stands whatever happens to them: one that is not taken is logged and dropped."""
+        for submission in outgoing:
+            try:
+                await self.submit(submission)
+            except SubmissionRefused as refused:
+                log.warning("%s message from %s to %s not queued: %s", submission.connector, submission.submitter,
+                            submission.recipients[0].address, refused.reply)
+            except Exception:
+                log.exception("%s message from %s not queued", submission.connector, submission.submitter)
 
     @contextlib.asynccontextmanager
     async def _one_at_a_time(self, internet_id: str) -> AsyncIterator[None]:
