@@ -71,7 +71,8 @@ def test_a_dropped_file_is_submitted_and_removed(server, server_store: Store, ma
     (bob_raw,) = _inbox(server_store, bob)
     head = alice_raw.split(b"\r\n\r\n", 1)[0].decode()
     assert alice_raw == bob_raw and alice_raw.endswith(b"\r\n\r\nA body.\r\n")
-    assert head.startswith("Received: from localhost by ") and "(mailroom Pickup)" in head
+    assert head.startswith("Return-Path: <app@example.org>\r\nReceived: from localhost by ")
+    assert "(mailroom Pickup)" in head
     assert "Bcc:" not in head and "forged" not in head and "Resent-To" not in head
     assert "\r\nMessage-ID: <" in head and "\r\nDate: " in head
     (event,) = _tracking(tmp_path).search(TrackingQuery(event_id="RECEIVE"))

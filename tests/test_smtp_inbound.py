@@ -84,9 +84,28 @@ def test_a_message_arrives_in_the_inbox_with_a_received_header(server, server_st
     assert item.message_id == msg["Message-ID"]
     assert not item.is_read
     (raw,) = _inbox(server_store, mailbox)
-    received = raw.split(b"\r\n\r\n", 1)[0].decode()
+    head = raw.split(b"\r\n\r\n", 1)[0].decode()
+    return_path, received = head.split("\r\n", 1)
+    assert return_path == "Return-Path: <sender@elsewhere.example>"  # final delivery's (RFC 5321 section 4.4)
     assert received.startswith("Received: from client.example.org ([127.0.0.1])")
     assert "with ESMTP" in received and f"for <{mailbox.address.upper()}>" in received
+
+
+def test_final_delivery_records_the_envelope_sender_in_place_of_a_return_path_that_came(server, server_store,
+                                                                                        mailbox, account, smtp):
+    msg = _message(mailbox.address, subject="Forged path")
+    msg["Return-Path"] = "<forged@elsewhere.example>"
+    smtp.sendmail("real@elsewhere.example", [mailbox.address], msg.as_bytes())
+    bounce = _message(mailbox.address, subject="From the null sender")
+    smtp.sendmail("<>", [mailbox.address], bounce.as_bytes())
+    server.settle()
+    heads = sorted(raw.split(b"\r\n\r\n", 1)[0].decode() for raw in _inbox(server_store, mailbox))
+    assert [h.count("Return-Path:") for h in heads] == [1, 1]
+    assert sorted(h.split("\r\n", 1)[0] for h in heads) == ["Return-Path: <>", "Return-Path: <real@elsewhere.example>"]
+    assert not any("forged" in h for h in heads)
+    [forged] = account.inbox.filter(subject="Forged path")
+    headers = {h.name: h.value for h in forged.headers}
+    assert headers["Return-Path"] == "<real@elsewhere.example>"
 
 
 def test_an_alias_delivers_to_its_mailbox(server, server_store, mailbox, smtp):

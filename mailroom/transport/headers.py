@@ -19,6 +19,7 @@ from mailroom.content.mime import field_text
 # A header line as email.feedparser tells one (its headerRE); the first line that is not one ends the block.
 _HEADER_LINE = re.compile(r"^(From |[\041-\071\073-\176]*:|[\t ])")
 _LINE = re.compile(r"([^\r\n]*)(?:\r\n|\r|\n|$)")
+_FIELD_NAME = re.compile(rb"^([!-9;-~]+):")  # RFC 5322 ftext
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,29 @@ def _decoded(name: str, value: str) -> str:
         return field_text(name, value).strip()
     except Exception:
         return ""
+
+
+def header_fields(head: bytes) -> list[bytes]:
+    """A header block (CRLF lines) as whole fields (a field with its continuation lines), each ending in CRLF."""
+    fields: list[bytes] = []
+    for line in head.split(b"\r\n"):
+        if fields and line[:1] in (b" ", b"\t"):
+            fields[-1] += line + b"\r\n"
+        else:
+            fields.append(line + b"\r\n")
+    return fields
+
+
+def field_name(field: bytes) -> str:
+    """A field's name in lower case ("" for a line that is no field)."""
+    match = _FIELD_NAME.match(field)
+    return match.group(1).decode().lower() if match else ""
+
+
+def with_return_path(raw: bytes, mail_from: str) -> bytes:
+    """The message as final delivery stores it (RFC 5321 section 4.4): the envelope sender in a
+    Return-Path field at the top (``<>`` for the null sender), in place of any the message came with."""
+    end = raw.find(b"\r\n\r\n")
+    if end >= 0 and b"return-path:" in raw[:end].lower():
+        raw = b"".join(f for f in header_fields(raw[:end]) if field_name(f) != "return-path") + raw[end + 2:]
+    return f"Return-Path: <{mail_from}>\r\n".encode() + raw

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .backpressure import BackPressure
 from .envelope import Recipient, Submission, SubmissionRefused, Submitter
-from .headers import read_headers
+from .headers import field_name, header_fields, read_headers
 from .metrics import TransportMetrics
 from .tracking import MessageTrackingLog, TrackingEvent
 
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 CONNECTOR = "Pickup"
 _STRIPPED = ("bcc", "received")
-_FIELD = re.compile(rb"^([!-9;-~]+):")
 
 
 class BadPickupFile(ValueError):
@@ -145,7 +144,7 @@ class PickupDirectory:
             added.append(("Date", email.utils.formatdate(localtime=False)))
         if not named["To"] and not named["Cc"]:
             added.append(("To", "undisclosed-recipients:;"))
-        kept = [field for field in _fields(head) if not _stripped(field)]
+        kept = [field for field in header_fields(head) if not _stripped(field)]
         final = "".join(f"{name}: {value}\r\n" for name, value in added).encode() + b"".join(kept) + b"\r\n" + body
         final_headers = read_headers(final)
         return Submission(mail_from=final_headers.sender, recipients=tuple(Recipient(a) for a in recipients),
@@ -171,19 +170,7 @@ def _claim(path: Path) -> Path:
     return target
 
 
-def _fields(head: bytes) -> list[bytes]:
-    """The header block as whole fields (a field with its continuation lines), each ending in CRLF."""
-    fields: list[bytes] = []
-    for line in head.split(b"\r\n"):
-        if fields and line[:1] in (b" ", b"\t"):
-            fields[-1] += line + b"\r\n"
-        else:
-            fields.append(line + b"\r\n")
-    return fields
-
-
 def _stripped(field: bytes) -> bool:
     """Whether ``field`` is taken out of a pickup file."""
-    match = _FIELD.match(field)
-    name = match.group(1).decode().lower() if match else ""
+    name = field_name(field)
     return name in _STRIPPED or name.startswith("resent-")

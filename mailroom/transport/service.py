@@ -53,7 +53,7 @@ from .agents import Agents, MailItem, Quarantine, Reject
 from .categorizer import UNREACHABLE_DELIVERY, Route, cached_routes, categorize, expand, record_expansion
 from .delivery import LocalDeliveries
 from .envelope import Recipient, Submission, SubmissionRefused
-from .headers import read_headers
+from .headers import read_headers, with_return_path
 from .local import LocalMessage
 from .metrics import TransportMetrics
 from .outbound import RecipientOutcome
@@ -463,7 +463,8 @@ class TransportService:
                             local: list[tuple[QueuedRecipient, Route]]) -> list[_Result]:
         # a report is from <>: ours, or one another server sent (a DSN received over SMTP is a report too)
         item_class = dsn.item_class(body) if not work.message.mail_from else "IPM.Note"
-        message = LocalMessage(body, [route.address for _r, route in local], item_class, work.message.mail_from)
+        message = LocalMessage(with_return_path(body, work.message.mail_from), [route.address for _r, route in local],
+                               item_class, work.message.mail_from)
         try:
             async with self._one_at_a_time(work.message.internet_id):
                 outcome = await self.local.deliver(message)
