@@ -8,9 +8,11 @@ from mailroom.store.model import Item, ItemChanges, Mailbox, NewItem
 from mailroom.store.query import Compare, Prop
 
 
-def find(store: Store, mailbox: Mailbox, item_class: str) -> Item | None:
-    root = store.folders.distinguished(mailbox, "root")
-    found, _ = store.items.find(mailbox, root.id, where=Compare(Prop("ItemClass"), "eq", item_class),
+def find(store: Store, mailbox: Mailbox, item_class: str, folder_id: int | None = None) -> Item | None:
+    """The ``item_class`` associated item of the folder (the mailbox root by default), if any."""
+    if folder_id is None:
+        folder_id = store.folders.distinguished(mailbox, "root").id
+    found, _ = store.items.find(mailbox, folder_id, where=Compare(Prop("ItemClass"), "eq", item_class),
                                 associated=True)
     return found[0] if found else None
 

@@ -11,8 +11,10 @@ from mailroom.store import Store
 from mailroom.store.cache import SharedCache, shared
 from mailroom.store.errors import Conflict
 from mailroom.store.model import Item, ItemChanges, Mailbox
+from mailroom.store.query import Page
 
 from . import config_items
+from .recipients import holds_address
 
 ITEM_CLASS = "IPM.Microsoft.OOF.UserOofSettings"
 CACHE_SECONDS = 10.0
@@ -41,6 +43,24 @@ class OofSettings:
             return False
         stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")  # same fixed-width UTC text: compares in time order
         return self.start <= stamp < self.end
+
+
+def reply_to(store: Store, mailbox: Mailbox, settings: OofSettings, sender: str) -> str | None:
+    """The reply these settings give ``sender`` (whether or not they are active): the internal one
+    to a sender in one of this server's domains; the external one to anyone else if
+    ExternalAudience is All, or Known and the sender is in the mailbox's Contacts folder; else None."""
+    if store.directory.accepts(sender.rpartition("@")[2]):
+        return settings.internal_reply
+    audience = settings.external_audience
+    if audience == "All" or (audience == "Known" and _known(store, mailbox, sender)):
+        return settings.external_reply
+    return None
+
+
+def _known(store: Store, mailbox: Mailbox, sender: str) -> bool:
+    contacts = store.folders.distinguished(mailbox, "contacts")
+    found, _ = store.items.find(mailbox, contacts.id, where=holds_address(sender), page=Page(0, 1))
+    return bool(found)
 
 
 def _props(settings: OofSettings) -> dict[str, object]:

@@ -18,8 +18,8 @@ from typing import Any
 from lxml import etree
 
 from mailroom.access.permissions import Access
+from mailroom.content import config_items
 from mailroom.store.model import Folder, Item, Mailbox
-from mailroom.store.query import Compare, Prop
 
 from .dates import to_utc_text
 from .errors import EWSError
@@ -56,9 +56,7 @@ def named(op: Operation, name_el: etree._Element, need: Access) -> tuple[Mailbox
 
 def find(op: Operation, mailbox: Mailbox, folder: Folder, name: str) -> Item | None:
     """The folder's configuration object of that name, if there is one."""
-    found, _ = op.ctx.store.items.find(mailbox, folder.id, where=Compare(Prop("ItemClass"), "eq", CLASS_PREFIX + name),
-                                       associated=True)
-    return found[0] if found else None
+    return config_items.find(op.ctx.store, mailbox, CLASS_PREFIX + name, folder.id)
 
 
 def existing(op: Operation, mailbox: Mailbox, folder: Folder, name: str) -> Item:

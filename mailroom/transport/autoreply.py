@@ -16,10 +16,8 @@ from email.message import EmailMessage, Message
 from mailroom.content import oof
 from mailroom.content.body import html_to_text
 from mailroom.content.mime import ParsedMessage
-from mailroom.content.recipients import holds_address
 from mailroom.store import Store
 from mailroom.store.model import Mailbox
-from mailroom.store.query import Page
 
 from .envelope import Recipient, Submission
 
@@ -44,13 +42,12 @@ def respond(store: Store, mailbox: Mailbox, parsed: ParsedMessage, mail_from: st
     sender = _sender(headers, mail_from)
     if sender is None or sender == mailbox.address.lower() or sender in mailbox.aliases or _automatic(headers):
         return None
-    internal = store.directory.accepts(sender.rpartition("@")[2])
-    if not internal and not _may_answer_external(store, mailbox, settings, sender):
+    if oof.reply_to(store, mailbox, settings, sender) is None:
         return None
-    settings = oof.claim_reply(store, mailbox, sender, datetime.now(UTC))
-    if settings is None:
+    claimed = oof.claim_reply(store, mailbox, sender, datetime.now(UTC))
+    text = oof.reply_to(store, mailbox, claimed, sender) if claimed is not None else None
+    if text is None:
         return None
-    text = settings.internal_reply if internal else settings.external_reply
     log.info("automatic reply from %s to %s", mailbox.address, sender)
     reply = _reply(mailbox, sender, headers, text)
     return Submission(mail_from="", recipients=(Recipient(sender),), raw=reply.as_bytes(), source="STOREDRIVER",
@@ -72,17 +69,6 @@ def _automatic(headers: Message) -> bool:
     submitted = str(headers.get("Auto-Submitted", "no")).split(";", 1)[0].strip().lower()
     precedence = str(headers.get("Precedence", "")).strip().lower()
     return submitted != "no" or precedence in _BULK or any(h in headers for h in _LIST_HEADERS)
-
-
-def _may_answer_external(store: Store, mailbox: Mailbox, settings: oof.OofSettings, sender: str) -> bool:
-    """ExternalAudience All answers everyone, Known only senders in the Contacts folder, None nobody."""
-    if settings.external_audience == "All":
-        return True
-    if settings.external_audience != "Known":
-        return False
-    contacts = store.folders.distinguished(mailbox, "contacts")
-    found, _ = store.items.find(mailbox, contacts.id, where=holds_address(sender), page=Page(0, 1))
-    return bool(found)
 
 
 def _reply(mailbox: Mailbox, sender: str, original: Message, text: str) -> EmailMessage:
