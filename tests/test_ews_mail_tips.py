@@ -53,6 +53,7 @@ def test_mail_tips_for_mailboxes_groups_and_unknown_addresses(server, server_sto
     assert away["OutOfOffice"] == "Back Monday"  # internal: the sender is in this server's domains
     assert away["Duration"] == (None, None)  # Enabled, not scheduled
     assert (away["MailboxFull"], away["TotalMemberCount"], away["InvalidRecipient"]) == ("false", "1", "false")
+    assert away["MaxMessageSize"] == str(36 * 1024 * 1024)  # transport.max_message_bytes, by default
     assert (tips[team.address]["TotalMemberCount"], tips[team.address]["ExternalMemberCount"]) == ("3", "1")
     assert tips[nobody]["InvalidRecipient"] == "true" and "OutOfOffice" not in tips[nobody]
     assert tips[outside]["InvalidRecipient"] == "false"

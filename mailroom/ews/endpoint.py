@@ -94,6 +94,7 @@ class Request:
     notifications: bool = True
     submit: Callable[[Submission], str] | None = None
     ticket: Ticket | None = None
+    max_message_bytes: int | None = None  # the transport's limit, for MailTips
 
 
 def process(store: Store, identity: Identity, body: bytes, request: Request = Request()) -> tuple[int, bytes | Stream]:
@@ -126,7 +127,8 @@ def _process(store: Store, identity: Identity, body: bytes, request: Request) ->
                             f"{op_name} needs RequestServerVersion {op_cls.min_version} or later.")
         trail = audit.Trail(identity, request.client_ip, request.audit_owner)
         ctx = Context(store=store, identity=identity, version=version, culture=env.culture, trail=trail,
-                      notifications=request.notifications, submit=request.submit, ticket=request.ticket)
+                      notifications=request.notifications, submit=request.submit, ticket=request.ticket,
+                      max_message_bytes=request.max_message_bytes)
         if env.tz is not None:
             ctx.tz = env.tz
         operation = op_cls(ctx)

@@ -64,6 +64,7 @@ class EWSServer:
         self.max_request_bytes = max_request_bytes
         self.on_response = on_response  # tests hook in here to validate every response
         self.submit: Callable[[Submission], str] | None = None  # EWS sending's way into the transport
+        self.max_message_bytes: int | None = None  # the transport's message size limit (MailTips)
         self.auth = Authenticator(store)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ews")
         endpoint.load_operations()
@@ -116,7 +117,8 @@ class EWSServer:
             status, payload = await asyncio.get_running_loop().run_in_executor(
                 self.pool, endpoint.process, self.store, identity, body,
                 endpoint.Request(client_ip=request.remote or "", audit_owner=self.audit_owner,
-                                 notifications=notifications, submit=self.submit, ticket=ticket))
+                                 notifications=notifications, submit=self.submit, ticket=ticket,
+                                 max_message_bytes=self.max_message_bytes))
             if isinstance(payload, Stream):
                 ticket.budget.release_connection(ticket)  # a stream is held by the hanging-connection limit
                 return await self._stream(request, payload)
@@ -291,6 +293,7 @@ async def _start_transport(config: Config, server: EWSServer, stack: AsyncExitSt
     await submitter.start()
     stack.push_async_callback(submitter.stop)
     server.submit = submitter.submit_threadsafe
+    server.max_message_bytes = config["transport.max_message_bytes"]
     admin = QueueAdmin(data_dir)
     stack.callback(admin.close)
     metrics.register_queue_lengths(lambda: {q.identity: q.message_count for q in admin.queues()})

@@ -1,9 +1,9 @@
 """GetMailTips (Exchange 2010): what a client shows about each recipient while a message is being
 written, from this server's directory: an address in one of its domains that nothing answers to
 (InvalidRecipient), the recipient's automatic reply as the sender (SendingAs) would get it, with
-its Duration when scheduled, and a group's member counts (all, and outside this server's
-domains). Mailboxes are never full, messages never restricted or moderated; there are no custom
-mail tips."""
+its Duration when scheduled, a group's member counts (all, and outside this server's domains)
+and the transport's message size limit (``transport.max_message_bytes``). Mailboxes are never
+full, messages never restricted or moderated; there are no custom mail tips."""
 
 from __future__ import annotations
 
@@ -20,9 +20,8 @@ from ..service import Operation, require
 from ..xml import M, T, bool_text, m, sub, t
 
 ANSWERED = ("OutOfOfficeMessage", "MailboxFullStatus", "TotalMemberCount", "ExternalMemberCount",
-            "DeliveryRestriction", "ModerationStatus", "InvalidRecipient")
-_KNOWN = {"All", *ANSWERED, "CustomMailTip", "MaxMessageSize", "Scope", "RecipientSuggestions",
-          "PreferAccessibleContent"}
+            "MaxMessageSize", "DeliveryRestriction", "ModerationStatus", "InvalidRecipient")
+_KNOWN = {"All", *ANSWERED, "CustomMailTip", "Scope", "RecipientSuggestions", "PreferAccessibleContent"}
 
 
 class GetMailTips(Operation):
@@ -68,6 +67,8 @@ class GetMailTips(Operation):
         if "ExternalMemberCount" in wanted:
             external = [a for a in members if not directory.accepts(a.rpartition("@")[2])] if group else []
             sub(tips, t("ExternalMemberCount"), str(len(external)))
+        if "MaxMessageSize" in wanted and self.ctx.max_message_bytes is not None:
+            sub(tips, t("MaxMessageSize"), str(min(self.ctx.max_message_bytes, 2**31 - 1)))
         if "DeliveryRestriction" in wanted:
             sub(tips, t("DeliveryRestricted"), "false")
         if "ModerationStatus" in wanted:
