@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from exchangelib.settings import OofSettings
 
-from .conftest import PASSWORD, make_account, new_mailbox
+from .conftest import PASSWORD, make_account, new_domain, new_mailbox
 from .soap import NS, codes, envelope, fault_code, parse, post
 
 
@@ -78,3 +78,31 @@ def test_a_scheduled_reply_carries_its_duration(server, server_store, mailbox):
 def test_an_unknown_mail_tip_type_is_a_schema_error(server, mailbox):
     request = _request(mailbox.address, (mailbox.address,), "Everything")
     assert fault_code(parse(post(server.ews_url, request, mailbox.address, PASSWORD))) == "ErrorSchemaValidation"
+
+
+def _service_configuration(server, caller: str, *names: str) -> tuple[int, object]:
+    requested = "".join(f"<m:ConfigurationName>{name}</m:ConfigurationName>" for name in names)
+    request = envelope(f"<m:GetServiceConfiguration><m:RequestedConfiguration>{requested}</m:RequestedConfiguration>"
+                       "</m:GetServiceConfiguration>")
+    response = post(server.ews_url, request, caller, PASSWORD)
+    return response.status_code, parse(response)
+
+
+def test_service_configuration_turns_mail_tips_on_for_this_servers_domains(server, server_store, mailbox):
+    other = new_domain(server_store)
+    status, root = _service_configuration(server, mailbox.address, "MailTips", "ProtectionRules",
+                                          "UnifiedMessagingConfiguration SharePointURLs")
+    assert status == 200 and codes(root) == ["NoError", "NoError"]
+    [message] = root.iterfind(".//m:ServiceConfigurationResponseMessageType", NS)
+    tips = message.find("m:MailTipsConfiguration", NS)
+    assert tips.findtext("t:MailTipsEnabled", namespaces=NS) == "true"
+    assert tips.findtext("t:MaxMessageSize", namespaces=NS) == str(36 * 1024 * 1024)
+    domains = {d.get("Name") for d in tips.iterfind("t:InternalDomains/t:Domain", NS)}
+    assert {mailbox.address.split("@", 1)[1], other} <= domains
+    assert message.find("m:ProtectionRulesConfiguration/t:Rules", NS) is not None
+    assert message.findtext("m:UnifiedMessagingConfiguration/t:UmEnabled", namespaces=NS) == "false"
+    assert [child.tag.rpartition("}")[2] for child in message] == [
+        "ResponseCode", "MailTipsConfiguration", "UnifiedMessagingConfiguration", "ProtectionRulesConfiguration",
+        "SharePointURLsConfiguration"]  # in the schema's order
+    status, root = _service_configuration(server, mailbox.address, "Everything")
+    assert fault_code(root) == "ErrorSchemaValidation"

@@ -51,11 +51,21 @@ class Operation:
     # -- response building ---------------------------------------------------------------------
     def response(self) -> tuple[etree._Element, etree._Element]:
         """The ``m:<Name>Response`` root and its ``m:ResponseMessages`` container."""
-        if self.parent is not None:
-            root = etree.SubElement(self.parent, m(f"{self.name}Response"))
-        else:
-            root = etree.Element(m(f"{self.name}Response"), nsmap={"m": M, "t": T})
+        root = self._root()
         return root, sub(root, m("ResponseMessages"))
+
+    def nested_response(self) -> tuple[etree._Element, etree._Element]:
+        """``response`` for the operations whose response is itself a (Success) response message
+        holding the others (GetMailTips, GetServiceConfiguration)."""
+        root = self._root()
+        root.set("ResponseClass", "Success")
+        sub(root, m("ResponseCode"), "NoError")
+        return root, sub(root, m("ResponseMessages"))
+
+    def _root(self) -> etree._Element:
+        if self.parent is not None:
+            return etree.SubElement(self.parent, m(f"{self.name}Response"))
+        return etree.Element(m(f"{self.name}Response"), nsmap={"m": M, "t": T})
 
     def written(self) -> Written:
         """The ``m:<Name>Response`` with its ``m:ResponseMessages`` open, written as it is built

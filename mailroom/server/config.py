@@ -159,6 +159,11 @@ class Config:
         return self.values["database_url"] or sqlite_url(self.data_dir)
 
 
+def default(key: str) -> Any:  # noqa: ANN401 - each option's own type
+    """An option's default value."""
+    return next(option.default for option in OPTIONS if option.key == key)
+
+
 def _item_type(default: list[Any]) -> type | tuple[type, ...]:
     """What a list setting holds: numbers where its default is numbers (thresholds), else strings."""
     return (int, float) if default and isinstance(default[0], int | float) else str

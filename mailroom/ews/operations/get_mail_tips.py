@@ -17,7 +17,7 @@ from mailroom.store.model import Group, Mailbox
 from ..errors import SOAPFault
 from ..oof import XML_LANG
 from ..service import Operation, require
-from ..xml import M, T, bool_text, m, sub, t
+from ..xml import bool_text, m, sub, t
 
 ANSWERED = ("OutOfOfficeMessage", "MailboxFullStatus", "TotalMemberCount", "ExternalMemberCount",
             "MaxMessageSize", "DeliveryRestriction", "ModerationStatus", "InvalidRecipient")
@@ -32,12 +32,7 @@ class GetMailTips(Operation):
         sender = (require(require(request, m("SendingAs")), t("EmailAddress")).text or "").strip()
         wanted = _wanted(require(request, m("MailTipsRequested")).text)
         recipients = list(require(request, m("Recipients")))
-        tag = m("GetMailTipsResponse")  # itself a response message, holding one message per recipient
-        root = etree.SubElement(self.parent, tag) if self.parent is not None else etree.Element(
-            tag, nsmap={"m": M, "t": T})
-        root.set("ResponseClass", "Success")
-        sub(root, m("ResponseCode"), "NoError")
-        messages = sub(root, m("ResponseMessages"))
+        root, messages = self.nested_response()  # one message per recipient
 
         def one(recipient: etree._Element, msg: etree._Element) -> None:
             self._tips(sub(msg, m("MailTips")), (recipient.findtext(t("EmailAddress")) or "").strip(), sender, wanted)
