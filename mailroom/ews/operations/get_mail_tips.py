@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from lxml import etree
 
 from mailroom.content import oof
-from mailroom.store.model import Group, Mailbox
+from mailroom.store.model import Mailbox
 
 from ..errors import SOAPFault
 from ..oof import XML_LANG
@@ -56,7 +56,7 @@ class GetMailTips(Operation):
             self._out_of_office(sub(tips, t("OutOfOffice")), mailbox, sender)
         if "MailboxFullStatus" in wanted and mailbox is not None:
             sub(tips, t("MailboxFull"), "false")
-        members = self._members(group) if group is not None else [address]
+        members = self.ctx.store.groups.expand(group).addresses if group is not None else [address]
         if "TotalMemberCount" in wanted:
             sub(tips, t("TotalMemberCount"), str(len(members)))
         if "ExternalMemberCount" in wanted:
@@ -87,9 +87,6 @@ class GetMailTips(Operation):
             duration = sub(node, t("Duration"))
             sub(duration, t("StartTime"), settings.start)
             sub(duration, t("EndTime"), settings.end)
-
-    def _members(self, group: Group) -> list[str]:
-        return self.ctx.store.groups.expand(group).addresses
 
 
 def _wanted(text: str | None) -> set[str]:
