@@ -91,3 +91,18 @@ def test_rooms_and_groups(tmp_path):
         assert secret is None  # a resource mailbox has no password: nobody logs in as it
     finally:
         store.close()
+
+
+def test_junk_email_lists(tmp_path):
+    data = tmp_path / "data"
+    ok(mailroom("domain", "add", "example.org", data=data))
+    ok(mailroom("mailbox", "add", "alice@example.org", "--password", "pw", data=data))
+    shown = _lines(ok(mailroom("mailbox", "junk", "alice@example.org", "--block", "Spam.Example", "--block",
+                               "bad@elsewhere.example", "--trust", "news@spam.example", data=data)))
+    assert shown == {"BlockedSendersAndDomains": "spam.example, bad@elsewhere.example",
+                     "TrustedSendersAndDomains": "news@spam.example"}
+    ok(mailroom("mailbox", "junk", "alice@example.org", "--unblock", "bad@elsewhere.example", "--trust",
+                "spam.example", data=data))
+    shown = _lines(ok(mailroom("mailbox", "junk", "alice@example.org", data=data)))
+    assert shown == {"BlockedSendersAndDomains": "", "TrustedSendersAndDomains": "news@spam.example, spam.example"}
+    fails(mailroom("mailbox", "junk", "nobody@example.org", data=data), "error:", "no mailbox")

@@ -17,7 +17,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from mailroom.content import meetings, oof, recipients
+from mailroom.content import junk, meetings, oof, recipients
 from mailroom.content.meetings import Attendee, Meeting
 from mailroom.content.recipients import Address
 from mailroom.store import Store
@@ -266,3 +266,28 @@ def test_a_room_answers_a_request_once_and_not_its_redelivery(store, people):
     assert email.message_from_bytes(answer.raw)["Subject"] == "Accepted: Planning"
     again = deliver_local(store, raw, [room.address], mail_from=alice.address)
     assert (again.duplicates, again.outgoing) == ([room.address], [])
+
+
+def _folder_subjects(store: Store, mailbox: Mailbox, folder: str) -> list[str]:
+    found, _ = store.items.find(mailbox, store.folders.distinguished(mailbox, folder).id, page=Page(0, 100))
+    return sorted(item.props.get("Subject", "") for item in found)
+
+
+def test_mail_from_a_blocked_sender_goes_to_junk_email_unless_trusted(store, people):
+    alice, bob, carol = people
+    junk.change(store, alice, block=("Spam.Example", bob.address), trust=("friend@spam.example",))
+    oof.save(store, alice, oof.OofSettings(state="Enabled", internal_reply="Away", external_reply="Away"))
+    results = deliver_batch(store, [
+        LocalMessage(_raw("offer@spam.example", alice.address, "domain blocked"), [alice.address]),
+        LocalMessage(_raw("friend@spam.example", alice.address, "trusted"), [alice.address]),
+        LocalMessage(_raw(carol.address, alice.address, "envelope blocked"), [alice.address], mail_from=bob.address),
+        LocalMessage(_raw(carol.address, alice.address, "fine"), [alice.address, bob.address],
+                     mail_from=carol.address),
+    ])
+    assert _folder_subjects(store, alice, "junkemail") == ["domain blocked", "envelope blocked"]
+    assert _inbox_subjects(store, alice) == ["fine", "trusted"]
+    assert _inbox_subjects(store, bob) == ["fine"]  # alice's lists are hers alone
+    replies = [r.recipients[0].address for result in results for r in result.outgoing]
+    assert replies == ["friend@spam.example", carol.address]  # junk mail gets no automatic reply
+    assert junk.change(store, alice, unblock=(bob.address,), trust=("spam.example",)) == junk.JunkLists((), (
+        "friend@spam.example", "spam.example"))

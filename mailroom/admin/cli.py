@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailroom.access.identity import DELEGATE, IMPERSONATION, OWNER
 from mailroom.access.passwords import hash_password
+from mailroom.content import junk
 from mailroom.ews import timezones
 from mailroom.notify import optout
 from mailroom.server import config as configuration
@@ -413,6 +414,28 @@ def mailbox_set_notifications(
     mailbox = _mailbox(store, address)
     optout.set_enabled(store, mailbox, enabled)
     console.print(f"notifications {'enabled' if enabled else 'disabled'} for {mailbox.address}")
+
+
+@mailbox_app.command("junk")
+def mailbox_junk(
+    address: str,
+    block: Annotated[list[str] | None, typer.Option("--block", help="Block a sender address or domain.")] = None,
+    unblock: Annotated[list[str] | None, typer.Option("--unblock", help="Unblock an address or domain.")] = None,
+    trust: Annotated[list[str] | None, typer.Option("--trust", help="Trust a sender address or domain.")] = None,
+    untrust: Annotated[list[str] | None, typer.Option("--untrust", help="Stop trusting an address or domain.")] = None,
+    data: DataOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None,
+) -> None:
+    """Show or change a mailbox's junk email lists (Set-MailboxJunkEmailConfiguration): mail from a
+    blocked sender or domain is delivered to Junk Email unless it is trusted."""
+    store = _store(data, config, database)
+    mailbox = _mailbox(store, address)
+    changes = {"block": block, "unblock": unblock, "trust": trust, "untrust": untrust}
+    if any(changes.values()):
+        lists = junk.change(store, mailbox, **{k: tuple(v or ()) for k, v in changes.items()})
+    else:
+        lists = junk.load(store, mailbox)
+    console.print(f"BlockedSendersAndDomains: {', '.join(lists.blocked)}", highlight=False)
+    console.print(f"TrustedSendersAndDomains: {', '.join(lists.trusted)}", highlight=False)
 
 
 @mailbox_app.command("remove")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from mailroom.content import meetings, mime, recipients
+from mailroom.content import junk, meetings, mime, recipients
 from mailroom.content.properties import derive_properties
 from mailroom.content.recipients import Address
 from mailroom.store import Store
@@ -77,7 +77,8 @@ def deliver_batch(store: Store, messages: list[LocalMessage]) -> list[DeliveryRe
                 p.result.duplicates.append(delivery.mailbox.address)
             else:
                 p.result.delivered.append(delivery.mailbox.address)
-                delivered.append((delivery.mailbox, p))
+                if delivery.folder != "junkemail":  # no automatic reply to junk mail
+                    delivered.append((delivery.mailbox, p))
                 if answer is not None:  # the attendant's answer, sent once: not for a redelivery
                     p.result.outgoing.append(answer)
     for mailbox, p in delivered:
@@ -120,5 +121,17 @@ def _prepare(store: Store, message: LocalMessage) -> _Prepared:
         if meeting is not None:
             folder, delegated = delegate_copies.route(store, mailbox, item, message_id)
             copies += delegated
+        elif _blocked(store, mailbox, parsed, message.mail_from):
+            folder = "junkemail"
         deliveries.append((address, Delivery(mailbox, item, message_id, folder), answer))
     return _Prepared(parsed, message.mail_from, result, deliveries, copies)
+
+
+def _blocked(store: Store, mailbox: Mailbox, parsed: mime.ParsedMessage, mail_from: str | None) -> bool:
+    """Whether the mailbox's junk lists send this message to Junk Email (by its From addresses and
+    its envelope sender)."""
+    lists = junk.load_cached(store, mailbox)
+    if not lists.blocked:
+        return False
+    senders = [a.email for a in recipients.parse(parsed.props.get("From")) if a.email]
+    return any(lists.is_junk(sender) for sender in (*senders, *([mail_from] if mail_from else [])))

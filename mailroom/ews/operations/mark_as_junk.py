@@ -1,10 +1,12 @@
-"""MarkAsJunk (Exchange 2013): with MoveItem, an item marked as junk moves to Junk Email and one
-marked as not junk back to the Inbox, and the response carries its new id (MovedItemId). There
-are no junk sender lists yet, so IsJunk itself records nothing about the sender."""
+"""MarkAsJunk (Exchange 2013): marking an item as junk blocks its sender (the mailbox's junk
+lists, content/junk.py: later mail from it is delivered to Junk Email), marking it as not junk
+unblocks the sender; with MoveItem the item moves to Junk Email, or back to the Inbox, and the
+response carries its new id (MovedItemId)."""
 
 from lxml import etree
 
 from mailroom.access.permissions import Access
+from mailroom.content import junk, recipients
 
 from ..errors import EWSError
 from ..items import item_id_attrs
@@ -25,6 +27,11 @@ class MarkAsJunk(Operation):
             if id_el.tag != t("ItemId"):
                 raise EWSError("ErrorInvalidOperation", f"{local(id_el.tag)} is not supported here.")
             mailbox, item = self.item_from(id_el, Access.DELETE if move else Access.READ)
+            senders = tuple(a.email for a in recipients.parse(item.props.get("From")) if a.email)
+            if senders and is_junk:
+                junk.change(self.ctx.store, mailbox, block=senders)
+            elif senders:
+                junk.change(self.ctx.store, mailbox, unblock=senders)
             if not move:
                 return
             folder = self.ctx.store.folders.distinguished(mailbox, "junkemail" if is_junk else "inbox")
