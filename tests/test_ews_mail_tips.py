@@ -1,13 +1,16 @@
-"""GetMailTips through raw SOAP (exchangelib's GetMailTips sends the MailTipsRequested list as
-text of the request element rather than in its own element, which the schema refuses), on both
-back ends: invalid recipients in this server's domains, a recipient's automatic reply as the
-sender would get it (internal or external, with its Duration when scheduled), group member
-counts, and a request naming no known tip type."""
+"""GetMailTips through raw SOAP and exchangelib (which sends the MailTipsRequested list as text of
+the request element rather than in its own element; Exchange answers it, so mailroom does), and
+GetServiceConfiguration, on both back ends: invalid recipients in this server's domains, a
+recipient's automatic reply as the sender would get it (internal or external, with its Duration
+when scheduled), group member counts, and a request naming no known tip type."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from exchangelib import Mailbox as EwsMailbox
+from exchangelib.properties import SendingAs
+from exchangelib.services import GetMailTips
 from exchangelib.settings import OofSettings
 
 from .conftest import PASSWORD, make_account, new_domain, new_mailbox
@@ -106,3 +109,15 @@ def test_service_configuration_turns_mail_tips_on_for_this_servers_domains(serve
         "SharePointURLsConfiguration"]  # in the schema's order
     status, root = _service_configuration(server, mailbox.address, "Everything")
     assert fault_code(root) == "ErrorSchemaValidation"
+
+
+def test_exchangelib_gets_its_mail_tips(server, server_store, mailbox, account):
+    bob = new_mailbox(server_store, mailbox.address.split("@", 1)[1], "bob")
+    make_account(server, bob.address).oof_settings = OofSettings(
+        state=OofSettings.ENABLED, external_audience="All", internal_reply="Back Monday", external_reply="Away")
+    assert account.mail_tips.recipient_address.email_address == mailbox.address
+    tips = GetMailTips(protocol=account.protocol).get(
+        sending_as=SendingAs(email_address=mailbox.address), recipients=[EwsMailbox(email_address=bob.address)],
+        mail_tips_requested="All")
+    assert (tips.out_of_office.reply_body, tips.invalid_recipient, tips.total_member_count) == (
+        "Back Monday", False, 1)

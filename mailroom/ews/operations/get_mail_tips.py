@@ -30,7 +30,9 @@ class GetMailTips(Operation):
 
     def execute(self, request: etree._Element) -> etree._Element:
         sender = (require(require(request, m("SendingAs")), t("EmailAddress")).text or "").strip()
-        wanted = _wanted(require(request, m("MailTipsRequested")).text)
+        requested = next(request.iterchildren(m("MailTipsRequested")), None)
+        # exchangelib sends the list as the request element's own text, and Exchange answers it
+        wanted = _wanted(requested.text if requested is not None else (request.text or "").strip() or "All")
         recipients = list(require(request, m("Recipients")))
         root, messages = self.nested_response()  # one message per recipient
 
