@@ -8,13 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailroom.store import Store
-from mailroom.store.cache import SharedCache, shared
 from mailroom.store.model import Mailbox
 
 from . import config_items
 
 ITEM_CLASS = "IPM.Microsoft.JunkEmail.Lists"
-CACHE_SECONDS = 10.0  # as the OOF settings: another process's change reaches delivery within this
+_CACHE = "junk"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +38,8 @@ def load(store: Store, mailbox: Mailbox) -> JunkLists:
 
 
 def load_cached(store: Store, mailbox: Mailbox) -> JunkLists:
-    """``load`` for local delivery, which asks at every message."""
-    found = _cache(store).get(mailbox.id, lambda: load(store, mailbox))
-    assert found is not None  # load always answers
-    return found
+    """``load`` for local delivery (``config_items.load_cached``)."""
+    return config_items.load_cached(store, mailbox, _CACHE, load)
 
 
 def change(store: Store, mailbox: Mailbox, block: tuple[str, ...] = (), unblock: tuple[str, ...] = (),
@@ -52,10 +49,8 @@ def change(store: Store, mailbox: Mailbox, block: tuple[str, ...] = (), unblock:
     current = load(store, mailbox)
     blocked = _changed(current.blocked, add=block, remove=(*unblock, *trust))
     trusted = _changed(current.trusted, add=trust, remove=(*untrust, *block))
-    try:
-        config_items.put(store, mailbox, ITEM_CLASS, {"JunkBlocked": list(blocked), "JunkTrusted": list(trusted)})
-    finally:
-        _cache(store).forget(mailbox.id)
+    config_items.put(store, mailbox, ITEM_CLASS, {"JunkBlocked": list(blocked), "JunkTrusted": list(trusted)},
+                     cache=_CACHE)
     return JunkLists(blocked, trusted)
 
 
@@ -64,6 +59,3 @@ def _changed(entries: tuple[str, ...], add: tuple[str, ...], remove: tuple[str, 
     kept = [e for e in entries if e not in gone]
     return tuple(dict.fromkeys([*kept, *(e.strip().lower() for e in add if e.strip())]))
 
-
-def _cache(store: Store) -> SharedCache[int, JunkLists]:
-    return shared("junk", store.engine, CACHE_SECONDS)

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 
 from mailroom.store import Store
-from mailroom.store.cache import SharedCache, shared
 from mailroom.store.errors import Conflict
 from mailroom.store.model import Item, ItemChanges, Mailbox
 from mailroom.store.query import Page
@@ -17,8 +16,7 @@ from . import config_items
 from .recipients import holds_address
 
 ITEM_CLASS = "IPM.Microsoft.OOF.UserOofSettings"
-CACHE_SECONDS = 10.0
-"""How long local delivery trusts settings it read, when another process changed them (store/cache.py)."""
+_CACHE = "oof"
 _PREFIX = "Oof"  # props of the FAI item are the fields below, prefixed
 
 
@@ -85,25 +83,15 @@ def load(store: Store, mailbox: Mailbox) -> OofSettings:
     return _settings(item) if item is not None else OofSettings()
 
 
-def _cache(store: Store) -> SharedCache[int, OofSettings]:
-    return shared("oof", store.engine, CACHE_SECONDS)
-
-
 def load_cached(store: Store, mailbox: Mailbox) -> OofSettings:
-    """``load`` for local delivery, which asks at every message: settings saved in this process
-    apply at once, those saved by another within ``CACHE_SECONDS``. Not for the sender list:
+    """``load`` for local delivery (``config_items.load_cached``). Not for the sender list:
     ``claim_reply`` reads the item itself."""
-    found = _cache(store).get(mailbox.id, lambda: load(store, mailbox))
-    assert found is not None  # load always answers
-    return found
+    return config_items.load_cached(store, mailbox, _CACHE, load)
 
 
 def save(store: Store, mailbox: Mailbox, settings: OofSettings) -> None:
     """Store new settings; they start a new OOF period (nobody answered yet)."""
-    try:
-        config_items.put(store, mailbox, ITEM_CLASS, _props(replace(settings, answered=())))
-    finally:
-        _cache(store).forget(mailbox.id)
+    config_items.put(store, mailbox, ITEM_CLASS, _props(replace(settings, answered=())), cache=_CACHE)
 
 
 def claim_reply(store: Store, mailbox: Mailbox, sender: str, now: datetime) -> OofSettings | None:

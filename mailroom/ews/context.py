@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from mailroom.access.audit import Trail
 from mailroom.access.identity import DELEGATE, Identity
 from mailroom.access.permissions import Right
+from mailroom.server import config
 from mailroom.store import Store
 from mailroom.store.model import Mailbox
 from mailroom.transport.envelope import Submission
@@ -35,7 +36,7 @@ class Context:
     submit: Callable[[Submission], str] | None = None  # the transport's submit, callable from this thread
     trail: Trail | None = None  # what the request reached, for the audit log
     ticket: Ticket | None = None  # the caller's budget hold (None: not throttled, e.g. in-process calls)
-    max_message_bytes: int | None = None  # the largest message the transport takes (None: no transport)
+    max_message_bytes: int = config.default("transport.max_message_bytes")  # the transport's limit (MailTips)
     _mailboxes: dict[str, Mailbox] = field(default_factory=dict)
     rights: dict[int, Right] = field(default_factory=dict)  # the caller's rights by folder id, as read
     _private: dict[int, bool] = field(default_factory=dict)  # hides_private by mailbox id, as read

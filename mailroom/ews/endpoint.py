@@ -18,6 +18,7 @@ from lxml import etree
 
 from mailroom.access import audit
 from mailroom.access.identity import Identity
+from mailroom.server import config
 from mailroom.store import Store
 from mailroom.throttling.budget import Throttled, Ticket
 from mailroom.transport.envelope import Submission
@@ -94,7 +95,7 @@ class Request:
     notifications: bool = True
     submit: Callable[[Submission], str] | None = None
     ticket: Ticket | None = None
-    max_message_bytes: int | None = None  # the transport's limit, for MailTips
+    max_message_bytes: int = config.default("transport.max_message_bytes")  # the transport's limit, for MailTips
 
 
 def process(store: Store, identity: Identity, body: bytes, request: Request = Request()) -> tuple[int, bytes | Stream]:

@@ -138,6 +138,11 @@ def bool_text(value: bool) -> str:
     return "true" if value else "false"
 
 
+def int_text(value: int) -> str:
+    """An xs:int's text; a larger count is given as the largest xs:int."""
+    return str(min(value, 2**31 - 1))
+
+
 # -- the streaming writer -----------------------------------------------------------------------
 class Writer:
     """XML written as it is produced, for responses where building an lxml tree would cost more

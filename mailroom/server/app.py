@@ -40,7 +40,7 @@ from mailroom.transport.service import Settings as TransportSettings
 from mailroom.transport.service import TransportService
 from mailroom.transport.tracking import MessageTrackingLog, TrackingEvent
 
-from .config import Config, ConfigError, split_listen
+from .config import Config, ConfigError, default, split_listen
 from .tls import ensure_self_signed, server_context
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,8 @@ class EWSServer:
 
     def __init__(self, store: Store, workers: int = 8, max_request_bytes: int = 64 * 1024 * 1024,
                  on_response: Callable[[bytes, int, bytes], None] | None = None, public_url: str = "",
-                 autodiscover: bool = True, audit_owner: bool = False, throttle: Throttle | None = None) -> None:
+                 autodiscover: bool = True, audit_owner: bool = False, throttle: Throttle | None = None,
+                 max_message_bytes: int = default("transport.max_message_bytes")) -> None:
         self.store = store
         self.audit_owner = audit_owner
         self.throttle = throttle or Throttle(store)
@@ -64,7 +65,7 @@ class EWSServer:
         self.max_request_bytes = max_request_bytes
         self.on_response = on_response  # tests hook in here to validate every response
         self.submit: Callable[[Submission], str] | None = None  # EWS sending's way into the transport
-        self.max_message_bytes: int | None = None  # the transport's message size limit (MailTips)
+        self.max_message_bytes = max_message_bytes  # the transport's message size limit (MailTips)
         self.auth = Authenticator(store)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ews")
         endpoint.load_operations()
@@ -223,7 +224,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
     server = EWSServer(store, workers=config["ews.workers"], max_request_bytes=config["ews.max_request_bytes"],
                        on_response=on_response, public_url=config["ews.public_url"],
                        autodiscover=config["autodiscover.enabled"], audit_owner=config["audit.log_owner_actions"],
-                       throttle=throttle)
+                       throttle=throttle, max_message_bytes=config["transport.max_message_bytes"])
     runner = web.AppRunner(server.application(), access_log=None, handle_signals=False)
     await runner.setup()
     urls: list[str] = []
@@ -293,7 +294,6 @@ async def _start_transport(config: Config, server: EWSServer, stack: AsyncExitSt
     await submitter.start()
     stack.push_async_callback(submitter.stop)
     server.submit = submitter.submit_threadsafe
-    server.max_message_bytes = config["transport.max_message_bytes"]
     admin = QueueAdmin(data_dir)
     stack.callback(admin.close)
     metrics.register_queue_lengths(lambda: {q.identity: q.message_count for q in admin.queues()})

@@ -4,7 +4,7 @@ the same name there already is ErrorItemSave."""
 from lxml import etree
 
 from mailroom.access.permissions import Access
-from mailroom.store.model import NewItem
+from mailroom.content import config_items
 
 from .. import user_configurations as configs
 from ..errors import EWSError
@@ -25,9 +25,8 @@ class CreateUserConfiguration(Operation):
             props = configs.read_properties(config, self.ctx.tz)
             if configs.find(self, mailbox, folder, name) is not None:
                 raise EWSError("ErrorItemSave", f"The folder already has a user configuration object named {name}.")
-            props.update(ItemClass=configs.CLASS_PREFIX + name, Subject=configs.CLASS_PREFIX + name,
-                         IsAssociated=True)
-            self.ctx.store.items.create(mailbox, folder.id, NewItem(props=props, created_by=self.ctx.mailbox.id))
+            config_items.create(self.ctx.store, mailbox, configs.CLASS_PREFIX + name, props, folder.id,
+                                created_by=self.ctx.mailbox.id)
 
         self.each(messages, [config], one)
         return root

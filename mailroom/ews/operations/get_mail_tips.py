@@ -17,7 +17,7 @@ from mailroom.store.model import Mailbox
 from ..errors import SOAPFault
 from ..oof import XML_LANG
 from ..service import Operation, require
-from ..xml import bool_text, m, sub, t
+from ..xml import bool_text, int_text, m, sub, t
 
 ANSWERED = ("OutOfOfficeMessage", "MailboxFullStatus", "TotalMemberCount", "ExternalMemberCount",
             "MaxMessageSize", "DeliveryRestriction", "ModerationStatus", "InvalidRecipient")
@@ -58,14 +58,15 @@ class GetMailTips(Operation):
             self._out_of_office(sub(tips, t("OutOfOffice")), mailbox, sender)
         if "MailboxFullStatus" in wanted and mailbox is not None:
             sub(tips, t("MailboxFull"), "false")
-        members = self.ctx.store.groups.expand(group).addresses if group is not None else [address]
+        counted = {"TotalMemberCount", "ExternalMemberCount"} & wanted
+        members = self.ctx.store.groups.expand(group).addresses if group is not None and counted else [address]
         if "TotalMemberCount" in wanted:
             sub(tips, t("TotalMemberCount"), str(len(members)))
         if "ExternalMemberCount" in wanted:
             external = [a for a in members if not directory.accepts(a.rpartition("@")[2])] if group else []
             sub(tips, t("ExternalMemberCount"), str(len(external)))
-        if "MaxMessageSize" in wanted and self.ctx.max_message_bytes is not None:
-            sub(tips, t("MaxMessageSize"), str(min(self.ctx.max_message_bytes, 2**31 - 1)))
+        if "MaxMessageSize" in wanted:
+            sub(tips, t("MaxMessageSize"), int_text(self.ctx.max_message_bytes))
         if "DeliveryRestriction" in wanted:
             sub(tips, t("DeliveryRestricted"), "false")
         if "ModerationStatus" in wanted:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from lxml import etree
 
-from mailroom.server import config
-
 from ..errors import SOAPFault
 from ..service import Operation, require
-from ..xml import bool_text, m, sub, t
+from ..xml import bool_text, int_text, m, sub, t
 
 MAX_RECIPIENTS_PER_GET_MAIL_TIPS = 50  # Exchange's
 LARGE_AUDIENCE_THRESHOLD = 25  # Exchange's MailTipsLargeAudienceThreshold default
@@ -40,15 +38,15 @@ class GetServiceConfiguration(Operation):
     def _write(self, wanted: set[str], msg: etree._Element) -> None:
         """The requested configurations, in the schema's order (OfficeIntegrationConfiguration has
         no place in the response message, so it is left out)."""
+        internal = [d.name for d in self.ctx.store.directory.domains()]  # read once for both lists
         if "MailTips" in wanted:
             tips = sub(msg, m("MailTipsConfiguration"))
             sub(tips, t("MailTipsEnabled"), "true")
             sub(tips, t("MaxRecipientsPerGetMailTipsRequest"), str(MAX_RECIPIENTS_PER_GET_MAIL_TIPS))
-            size = self.ctx.max_message_bytes or config.default("transport.max_message_bytes")  # no transport
-            sub(tips, t("MaxMessageSize"), str(min(size, 2**31 - 1)))
+            sub(tips, t("MaxMessageSize"), int_text(self.ctx.max_message_bytes))
             sub(tips, t("LargeAudienceThreshold"), str(LARGE_AUDIENCE_THRESHOLD))
             sub(tips, t("ShowExternalRecipientCount"), "true")
-            self._internal_domains(tips)
+            _internal_domains(tips, internal)
             sub(tips, t("PolicyTipsEnabled"), "false")
             sub(tips, t("LargeAudienceCap"), str(LARGE_AUDIENCE_CAP))
         if "UnifiedMessagingConfiguration" in wanted:
@@ -59,7 +57,7 @@ class GetServiceConfiguration(Operation):
         if "ProtectionRules" in wanted:
             rules = sub(msg, m("ProtectionRulesConfiguration"), RefreshInterval=str(PROTECTION_RULES_REFRESH_HOURS))
             sub(rules, t("Rules"))
-            self._internal_domains(rules)
+            _internal_domains(rules, internal)
         if "PolicyNudges" in wanted:
             sub(msg, m("PolicyNudgeRulesConfiguration"))
         if "SharePointURLs" in wanted:
@@ -67,7 +65,8 @@ class GetServiceConfiguration(Operation):
             sub(sites, t("InternalSPMySiteHostURL"), "")
             sub(sites, t("ExternalSPMySiteHostURL"), "")
 
-    def _internal_domains(self, parent: etree._Element) -> None:
-        domains = sub(parent, t("InternalDomains"))
-        for domain in self.ctx.store.directory.domains():
-            sub(domains, t("Domain"), Name=domain.name, IncludeSubdomains="false")
+
+def _internal_domains(parent: etree._Element, names: list[str]) -> None:
+    domains = sub(parent, t("InternalDomains"))
+    for name in names:
+        sub(domains, t("Domain"), Name=name, IncludeSubdomains="false")
